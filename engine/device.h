@@ -1,0 +1,21 @@
+// Memory on either device. CPU memory is 64-byte aligned; CUDA memory comes from the stream-ordered
+// pool in kernels/cuda/runtime.cu. Every call on a CUDA pointer throws when the build or the machine
+// has no GPU.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "engine/dtype.h"
+
+namespace ams {
+
+void* device_alloc(Device d, size_t bytes);
+void device_free(Device d, void* p) noexcept;
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+void device_memset0(Device d, void* p, size_t bytes);
+
+bool cuda_available();        // built with CUDA and a usable GPU is present
+bool cuda_built();            // built with CUDA at all
+Device parse_device(const std::string& name);  // "cpu", "cuda", "auto" (GPU when there is one)
+
+}  // namespace ams

@@ -1,0 +1,72 @@
+// Helpers shared by the ops_*.cpp files: pick the scalar type for the CPU kernels, or the CUDA path.
+#pragma once
+#include "engine/autograd.h"
+#include "engine/check.h"
+#include "engine/tensor.h"
+#include "kernels/cpu/cpu.h"
+#ifdef AMS_HAVE_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
+
+namespace ams::detail {
+
+// Calls f(float{}) or f(double{}) for a CPU tensor of that dtype.
+template <class F>
+void cpu_dispatch(const Tensor& t, F&& f) {
+    if (t.dtype() == DType::F32) f(float{});
+    else if (t.dtype() == DType::F64) f(double{});
+    else AMS_FAIL("CPU op on ", dtype_name(t.dtype()), " tensor: only F32 and F64 are supported");
+}
+
+inline void check_same(const Tensor& a, const Tensor& b, const char* op) {
+    AMS_CHECK(a.device() == b.device(), op, ": tensors on different devices");
+    AMS_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ (", dtype_name(a.dtype()), " vs ",
+              dtype_name(b.dtype()), ")");
+}
+
+inline void check_cuda_f32(const Tensor& t, const char* op) {
+#ifndef AMS_HAVE_CUDA
+    AMS_FAIL(op, ": CUDA tensor but this build has no CUDA support");
+#endif
+    AMS_CHECK(t.dtype() == DType::F32, op, ": CUDA ops take F32 tensors");
+}
+
+template <class T>
+T* ptr(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
+
+// Gradient buffer pointer of t when it needs one, else nullptr.
+template <class T>
+T* grad_ptr(const Tensor& t) {
+    return t.defined() && t.requires_grad() ? autograd::grad_buffer(t).data<T>() : nullptr;
+}
+
+}  // namespace ams::detail
+
+// Runs CPU_BODY with scalar type T on the CPU, or CUDA_BODY on the GPU.
+#ifdef AMS_HAVE_CUDA
+#define AMS_DEVICE_SWITCH(t, CPU_BODY, CUDA_BODY)                              \
+    do {                                                                       \
+        if ((t).device() == ::ams::Device::CPU) {                             \
+            ::ams::detail::cpu_dispatch((t), [&](auto tag_) {                  \
+                using T = decltype(tag_);                                      \
+                CPU_BODY;                                                      \
+            });                                                                \
+        } else {                                                               \
+            ::ams::detail::check_cuda_f32((t), __func__);                      \
+            using T = float;                                                   \
+            CUDA_BODY;                                                         \
+        }                                                                      \
+    } while (0)
+#else
+#define AMS_DEVICE_SWITCH(t, CPU_BODY, CUDA_BODY)                              \
+    do {                                                                       \
+        if ((t).device() == ::ams::Device::CPU) {                             \
+            ::ams::detail::cpu_dispatch((t), [&](auto tag_) {                  \
+                using T = decltype(tag_);                                      \
+                CPU_BODY;                                                      \
+            });                                                                \
+        } else {                                                               \
+            ::ams::detail::check_cuda_f32((t), __func__);                      \
+        }                                                                      \
+    } while (0)
+#endif

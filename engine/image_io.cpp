@@ -1,0 +1,189 @@
+#include "engine/image_io.h"
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "engine/safetensors.h"  // write_file_atomic
+
+// The stb implementations live in this translation unit only. Decoders are limited to the formats
+// we document, which also keeps the attack surface of "any file the user passes" small.
+#pragma GCC diagnostic push  // third-party code: keep -Wall -Wextra output about our own code
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_FAILURE_USERMSG  // readable reasons ("Image not of any known type, or corrupt")
+#include "stb_image.h"
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include "stb_image_write.h"
+#pragma GCC diagnostic pop
+
+namespace ams {
+
+namespace {
+
+std::string lower_extension(const std::string& path) {
+    std::string e = std::filesystem::path(path).extension().string();
+    for (char& c : e) c = (char)std::tolower((unsigned char)c);
+    return e;
+}
+
+// Interleaved samples (n channels, maximum value maxv) -> planar RGB floats in [0, 1].
+template <class T>
+void to_planar(const T* px, int n, size_t plane, float maxv, float* out) {
+    for (int c = 0; c < 3; ++c) {
+        const int src = n < 3 ? 0 : c;  // grey (+alpha) replicated; alpha never read
+        float* o = out + c * plane;
+        for (size_t i = 0; i < plane; ++i) o[i] = (float)px[i * n + src] / maxv;
+    }
+}
+
+// ---- 16-bit PNG: stb_image_write only writes 8-bit, so the container is assembled here and only
+// the deflate stream comes from stb.
+
+uint32_t crc32(const unsigned char* p, size_t n, uint32_t crc = 0) {
+    static const auto table = [] {
+        std::vector<uint32_t> t(256);
+        for (uint32_t i = 0; i < 256; ++i) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[i] = c;
+        }
+        return t;
+    }();
+    crc = ~crc;
+    for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+void put_be32(std::vector<unsigned char>& out, uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) out.push_back((unsigned char)(v >> s));
+}
+
+void put_chunk(std::vector<unsigned char>& out, const char type[4], const unsigned char* data, size_t n) {
+    put_be32(out, (uint32_t)n);
+    const size_t start = out.size();
+    out.insert(out.end(), type, type + 4);
+    out.insert(out.end(), data, data + n);
+    put_be32(out, crc32(out.data() + start, n + 4));  // the CRC covers type and data
+}
+
+std::vector<unsigned char> encode_png16(const std::string& path, const uint16_t* rgb, int w, int h) {
+    const size_t row = 1 + (size_t)w * 6;  // filter byte 0 (None), then big-endian RGB samples
+    if (row * (size_t)h > (size_t)INT_MAX) AMS_FAIL(path, ": image too large for a 16-bit PNG");
+    std::vector<unsigned char> raw(row * (size_t)h);
+    for (int y = 0; y < h; ++y) {
+        unsigned char* r = raw.data() + (size_t)y * row;
+        r[0] = 0;
+        const uint16_t* s = rgb + (size_t)y * w * 3;
+        for (size_t i = 0; i < (size_t)w * 3; ++i) {
+            r[1 + 2 * i] = (unsigned char)(s[i] >> 8);
+            r[2 + 2 * i] = (unsigned char)(s[i] & 0xFF);
+        }
+    }
+    int zlen = 0;
+    unsigned char* z = stbi_zlib_compress(raw.data(), (int)raw.size(), &zlen, 8);
+    if (!z) AMS_FAIL(path, ": PNG compression failed");
+    std::unique_ptr<unsigned char, void (*)(void*)> zguard(z, free);
+
+    std::vector<unsigned char> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    std::vector<unsigned char> ihdr;
+    put_be32(ihdr, (uint32_t)w);
+    put_be32(ihdr, (uint32_t)h);
+    ihdr.insert(ihdr.end(), {16, 2, 0, 0, 0});  // bit depth 16, colour type 2 (RGB), deflate, no interlace
+    put_chunk(out, "IHDR", ihdr.data(), ihdr.size());
+    put_chunk(out, "IDAT", z, (size_t)zlen);
+    put_chunk(out, "IEND", nullptr, 0);
+    return out;
+}
+
+void append_bytes(void* ctx, void* data, int size) {
+    auto* out = static_cast<std::vector<unsigned char>*>(ctx);
+    const auto* p = static_cast<const unsigned char*>(data);
+    out->insert(out->end(), p, p + size);
+}
+
+}  // namespace
+
+bool is_image_path(const std::string& path) {
+    const std::string e = lower_extension(path);
+    return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp";
+}
+
+Tensor load_image(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) AMS_FAIL(path, ": cannot load image: no such file");
+    if (std::filesystem::is_directory(path, ec)) AMS_FAIL(path, ": cannot load image: is a directory");
+    int w = 0, h = 0, n = 0;
+    const bool deep = stbi_is_16_bit(path.c_str());
+    void* px = deep ? (void*)stbi_load_16(path.c_str(), &w, &h, &n, 0)
+                    : (void*)stbi_load(path.c_str(), &w, &h, &n, 0);
+    if (!px) {
+        const char* why = stbi_failure_reason();
+        AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
+    }
+    std::unique_ptr<void, void (*)(void*)> guard(px, stbi_image_free);
+    Tensor t = Tensor::empty({1, 3, h, w});
+    const size_t plane = (size_t)w * h;
+    if (deep)
+        to_planar(static_cast<const uint16_t*>(px), n, plane, 65535.f, t.data<float>());
+    else
+        to_planar(static_cast<const unsigned char*>(px), n, plane, 255.f, t.data<float>());
+    return t;
+}
+
+void save_image(const std::string& path, const Tensor& img, int bits) {
+    const std::string ext = lower_extension(path);
+    if (!is_image_path(path))
+        AMS_FAIL(path, ": unsupported image extension '", ext, "' (supported: .png, .jpg, .jpeg, .bmp)");
+    if (bits != 8 && bits != 16) AMS_FAIL(path, ": bits must be 8 or 16, got ", bits);
+    if (bits == 16 && ext != ".png") AMS_FAIL(path, ": 16-bit images need .png (JPEG and BMP are 8-bit)");
+    if (!img.defined()) AMS_FAIL(path, ": cannot save an undefined tensor");
+    const Shape& s = img.shape();
+    const bool rgb = (s.size() == 4 && s[0] == 1 && s[1] == 3) || (s.size() == 3 && s[0] == 3);
+    if (!rgb) AMS_FAIL(path, ": save_image needs a (1, 3, H, W) or (3, H, W) tensor, got ", shape_str(s));
+    const int64_t h = s[s.size() - 2], w = s.back();
+    // stb counts bytes in int, and 65535 is JPEG's limit: both far beyond any image here.
+    if (h < 1 || w < 1 || h > 65535 || w > 65535 || (h * w * 3 + h) * (bits / 8) > INT_MAX)
+        AMS_FAIL(path, ": cannot save an image of ", w, "x", h, " pixels");
+
+    Tensor src = img.to(Device::CPU).to(DType::F32).contiguous();
+    const float* p = src.data<float>();
+    const size_t plane = (size_t)h * w;
+    const double maxv = bits == 16 ? 65535.0 : 255.0;
+    auto level = [&](float x) {  // clamp (NaN -> 0), then round to the nearest level
+        const double v = x > 0.f ? (x < 1.f ? x : 1.0) : 0.0;
+        return std::lround(v * maxv);
+    };
+
+    std::vector<unsigned char> bytes;
+    if (bits == 16) {
+        std::vector<uint16_t> rgb16(plane * 3);
+        for (size_t i = 0; i < plane; ++i)
+            for (int c = 0; c < 3; ++c) rgb16[i * 3 + c] = (uint16_t)level(p[c * plane + i]);
+        bytes = encode_png16(path, rgb16.data(), (int)w, (int)h);
+    } else {
+        std::vector<unsigned char> rgb8(plane * 3);
+        for (size_t i = 0; i < plane; ++i)
+            for (int c = 0; c < 3; ++c) rgb8[i * 3 + c] = (unsigned char)level(p[c * plane + i]);
+        int ok = 0;
+        if (ext == ".png")
+            ok = stbi_write_png_to_func(append_bytes, &bytes, (int)w, (int)h, 3, rgb8.data(), (int)w * 3);
+        else if (ext == ".bmp")
+            ok = stbi_write_bmp_to_func(append_bytes, &bytes, (int)w, (int)h, 3, rgb8.data());
+        else
+            ok = stbi_write_jpg_to_func(append_bytes, &bytes, (int)w, (int)h, 3, rgb8.data(), 95);
+        if (!ok) AMS_FAIL(path, ": encoding the image failed");
+    }
+    write_file_atomic(path, {{bytes.data(), bytes.size()}});
+}
+
+}  // namespace ams

@@ -1,0 +1,51 @@
+// The op facade: autograd-aware functions that check shapes, run the device's kernel (kernels/cpu
+// or kernels/cuda, same signatures) and record the backward node. Inputs may be any layout (made
+// contiguous here); outputs are contiguous, on the inputs' device and dtype (F32; F64 on the CPU).
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace ams::ops {
+
+// ---- convolution and resampling
+// x (B, Cin, H, W), w (Cout, Cin/groups, KH, KW), b (Cout) or undefined; stride 1.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int padding, int groups = 1);
+Tensor pixel_unshuffle(const Tensor& x, int r);  // (B, C, H, W) -> (B, C*r*r, H/r, W/r)
+Tensor pixel_shuffle(const Tensor& x, int r);    // (B, C, H, W) -> (B, C/(r*r), H*r, W*r)
+Tensor pd_down(const Tensor& x, int s);          // (B, C, H, W) -> (B*s*s, C, H/s, W/s), SPEC layout
+Tensor pd_up(const Tensor& x, int s);            // inverse of pd_down
+
+// ---- Restormer blocks
+// Channel LayerNorm; with_bias false = BiasFree (b ignored, mean not subtracted).
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, bool with_bias);
+// MDTA core: qkv (B, 3C, H, W), temperature (heads, 1, 1) -> (B, C, H, W).
+Tensor attention(const Tensor& qkv, const Tensor& temperature, int heads);
+// GDFN gate: (B, 2C, H, W) -> gelu(first half) * second half, (B, C, H, W).
+Tensor gelu_gate(const Tensor& x);
+
+// ---- element-wise and layout
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, double alpha);
+Tensor concat(const Tensor& a, const Tensor& b);  // along channels
+Tensor reflect_pad(const Tensor& x, int top, int bottom, int left, int right);
+Tensor crop(const Tensor& x, int top, int left, int height, int width);
+Tensor reshape(const Tensor& x, const Shape& shape);  // autograd-aware view
+// x (B, C, H, W) * mask (B, 1, H, W) broadcast over channels; the mask gets no gradient.
+Tensor mask_mul(const Tensor& x, const Tensor& mask);
+
+// ---- scalar results (0-dim tensors on the inputs' device)
+Tensor dot(const Tensor& a, const Tensor& b);  // sum(a * b)
+// mean |pred - target| over hidden pixels (mask (B, 1, H, W) = 1) and channels; target gets no grad.
+Tensor masked_l1(const Tensor& pred, const Tensor& target, const Tensor& mask);
+Tensor l1_loss(const Tensor& a, const Tensor& b);  // mean |a - b|
+Tensor tv_loss(const Tensor& x);                   // SPEC Eq. 9, mean over (B, C, H-1, W-1)
+
+// ---- randomness (no autograd), from the counter-based generator in engine/rng.h
+// (B, 1, H, W) of 0/1: hidden (1) with probability p, per pixel.
+Tensor random_mask(const Shape& shape, double p, uint64_t seed, uint64_t stream, Device device);
+// (B, 1, H, W) of 0/1: pixels whose uniform branch in [0, k) equals `branch`. The k masks of one
+// (seed, stream) partition the pixels.
+Tensor branch_mask(const Shape& shape, int k, int branch, uint64_t seed, uint64_t stream, Device device);
+
+}  // namespace ams::ops

@@ -1,0 +1,126 @@
+// Scalar-valued ops (dot, masked L1, L1, total variation) and the random masks. On the GPU the
+// scalar and its incoming gradient stay on the device; on the CPU the gradient is read directly.
+#include "engine/dispatch.h"
+#include "engine/ops.h"
+#include "engine/rng.h"
+
+namespace ams::ops {
+
+using detail::grad_ptr;
+using detail::ptr;
+
+namespace {
+// A 0-dim result on x's device holding `v` (CPU path).
+Tensor scalar_like(const Tensor& x, double v) {
+    Tensor s = Tensor::empty({}, x.dtype(), x.device());
+    if (x.device() == Device::CPU) s.fill_(v);
+    return s;
+}
+}  // namespace
+
+Tensor dot(const Tensor& a_, const Tensor& b_) {
+    AMS_CHECK(a_.numel() == b_.numel(), "dot: ", shape_str(a_.shape()), " and ", shape_str(b_.shape()));
+    detail::check_same(a_, b_, "dot");
+    Tensor a = a_.contiguous(), b = b_.contiguous();
+    Tensor y = scalar_like(a, 0);
+    AMS_DEVICE_SWITCH(a, y.fill_(cpu::dot<T>(ptr<T>(a), ptr<T>(b), a.numel())),
+                      cuda::dot(ptr<T>(a), ptr<T>(b), a.numel(), ptr<T>(y)));
+    if (autograd::needs_grad({a, b}))
+        autograd::record(y, [a, b](const Tensor& g) {
+            AMS_DEVICE_SWITCH(g,
+                {
+                    T gv = (T)g.item();
+                    if (a.requires_grad()) cpu::accumulate<T>(grad_ptr<T>(a), ptr<T>(b), a.numel(), gv);
+                    if (b.requires_grad()) cpu::accumulate<T>(grad_ptr<T>(b), ptr<T>(a), a.numel(), gv);
+                },
+                {
+                    if (a.requires_grad()) cuda::accumulate_scaled(grad_ptr<T>(a), ptr<T>(b), a.numel(), ptr<T>(g), 1.f);
+                    if (b.requires_grad()) cuda::accumulate_scaled(grad_ptr<T>(b), ptr<T>(a), a.numel(), ptr<T>(g), 1.f);
+                });
+        });
+    return y;
+}
+
+Tensor masked_l1(const Tensor& pred_, const Tensor& target_, const Tensor& mask_) {
+    AMS_CHECK(pred_.shape() == target_.shape(), "masked_l1: pred ", shape_str(pred_.shape()), " vs target ",
+              shape_str(target_.shape()));
+    AMS_CHECK(pred_.ndim() == 4 && mask_.ndim() == 4 && mask_.dim(1) == 1 && mask_.dim(0) == pred_.dim(0) &&
+                  mask_.dim(2) == pred_.dim(2) && mask_.dim(3) == pred_.dim(3),
+              "masked_l1: mask ", shape_str(mask_.shape()), " does not fit ", shape_str(pred_.shape()));
+    detail::check_same(pred_, target_, "masked_l1");
+    detail::check_same(pred_, mask_, "masked_l1");
+    Tensor p = pred_.contiguous(), t = target_.contiguous(), m = mask_.contiguous();
+    int64_t B = p.dim(0), C = p.dim(1), N = p.dim(2) * p.dim(3);
+    Tensor y = scalar_like(p, 0);
+    AMS_DEVICE_SWITCH(p, y.fill_(cpu::masked_l1_forward<T>(ptr<T>(p), ptr<T>(t), ptr<T>(m), B, C, N, nullptr)),
+                      cuda::masked_l1_forward(ptr<T>(p), ptr<T>(t), ptr<T>(m), ptr<T>(y), B, C, N));
+    if (autograd::needs_grad({p}))
+        autograd::record(y, [p, t, m, B, C, N](const Tensor& g) {
+            AMS_DEVICE_SWITCH(g, cpu::masked_l1_backward<T>(ptr<T>(p), ptr<T>(t), ptr<T>(m), grad_ptr<T>(p), B, C, N, g.item()),
+                              cuda::masked_l1_backward(ptr<T>(p), ptr<T>(t), ptr<T>(m), grad_ptr<T>(p), B, C, N, ptr<T>(g)));
+        });
+    return y;
+}
+
+Tensor l1_loss(const Tensor& a_, const Tensor& b_) {
+    AMS_CHECK(a_.shape() == b_.shape(), "l1_loss: ", shape_str(a_.shape()), " vs ", shape_str(b_.shape()));
+    detail::check_same(a_, b_, "l1_loss");
+    Tensor a = a_.contiguous(), b = b_.contiguous();
+    int64_t n = a.numel();
+    Tensor y = scalar_like(a, 0);
+    AMS_DEVICE_SWITCH(a, y.fill_(cpu::l1_forward<T>(ptr<T>(a), ptr<T>(b), n)),
+                      cuda::l1_forward(ptr<T>(a), ptr<T>(b), n, ptr<T>(y)));
+    if (autograd::needs_grad({a, b}))
+        autograd::record(y, [a, b, n](const Tensor& g) {
+            AMS_DEVICE_SWITCH(g, cpu::l1_backward<T>(ptr<T>(a), ptr<T>(b), grad_ptr<T>(a), grad_ptr<T>(b), n, g.item()),
+                              cuda::l1_backward(ptr<T>(a), ptr<T>(b), grad_ptr<T>(a), grad_ptr<T>(b), n, ptr<T>(g)));
+        });
+    return y;
+}
+
+Tensor tv_loss(const Tensor& x_) {
+    AMS_CHECK(x_.ndim() == 4, "tv_loss: expected (B, C, H, W), got ", shape_str(x_.shape()));
+    Tensor x = x_.contiguous();
+    int64_t BC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
+    Tensor y = scalar_like(x, 0);
+    AMS_DEVICE_SWITCH(x, y.fill_(cpu::tv_forward<T>(ptr<T>(x), BC, H, W)),
+                      cuda::tv_forward(ptr<T>(x), BC, H, W, ptr<T>(y)));
+    if (autograd::needs_grad({x}))
+        autograd::record(y, [x, BC, H, W](const Tensor& g) {
+            AMS_DEVICE_SWITCH(g, cpu::tv_backward<T>(ptr<T>(x), grad_ptr<T>(x), BC, H, W, g.item()),
+                              cuda::tv_backward(ptr<T>(x), grad_ptr<T>(x), BC, H, W, ptr<T>(g)));
+        });
+    return y;
+}
+
+Tensor random_mask(const Shape& shape, double p, uint64_t seed, uint64_t stream, Device device) {
+    Tensor m = Tensor::empty(shape, DType::F32, device);
+    int64_t n = m.numel();
+    if (device == Device::CPU) {
+        float* d = m.data<float>();
+        for (int64_t i = 0; i < n; ++i) d[i] = rng::draw_uniform(seed, stream, i) < (float)p ? 1.f : 0.f;
+    } else {
+#ifdef AMS_HAVE_CUDA
+        cuda::bernoulli_mask(m.data<float>(), n, p, seed, stream);
+#endif
+    }
+    return m;
+}
+
+Tensor branch_mask(const Shape& shape, int k, int branch, uint64_t seed, uint64_t stream, Device device) {
+    AMS_CHECK(k >= 1 && branch >= 0 && branch < k, "branch_mask: branch ", branch, " of ", k);
+    Tensor m = Tensor::empty(shape, DType::F32, device);
+    int64_t n = m.numel();
+    if (device == Device::CPU) {
+        float* d = m.data<float>();
+        for (int64_t i = 0; i < n; ++i)
+            d[i] = rng::draw_below(seed, stream, i, (uint32_t)k) == (uint32_t)branch ? 1.f : 0.f;
+    } else {
+#ifdef AMS_HAVE_CUDA
+        cuda::branch_mask(m.data<float>(), n, k, branch, seed, stream);
+#endif
+    }
+    return m;
+}
+
+}  // namespace ams::ops

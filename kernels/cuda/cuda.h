@@ -1,0 +1,73 @@
+// CUDA kernels' launchers: the same names, arguments and conventions as their CPU twins in
+// kernels/cpu/cpu.h (forward outputs overwritten, backward outputs ACCUMULATED, nullptr = not
+// needed), float32 on the engine stream. Scalars that stay on the device (losses, their incoming
+// gradient) are passed as device pointers so a training step never waits for the host.
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/cpu.h"  // ConvShape, PadShape
+#include "kernels/cuda/runtime.h"
+
+namespace ams::cuda {
+
+using cpu::ConvShape;
+using cpu::PadShape;
+
+// conv2d: 1x1 through cuBLAS, depthwise through custom kernels, dense through cuDNN.
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y);
+void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx,
+                     float* dw, float* db);
+
+void pixel_unshuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
+void pixel_shuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
+void pd_down(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int s, bool accumulate);
+void pd_up(const float* x, float* y, int64_t B, int64_t C, int64_t h, int64_t w, int s, bool accumulate);
+
+void layernorm_forward(const float* x, const float* w, const float* b, float* y, int64_t B, int64_t C,
+                       int64_t HW, bool with_bias, double eps);
+void layernorm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db,
+                        int64_t B, int64_t C, int64_t HW, bool with_bias, double eps);
+
+void attention_forward(const float* qkv, const float* temperature, float* out, float* attn, int64_t B,
+                       int64_t C, int64_t N, int heads);
+void attention_backward(const float* qkv, const float* temperature, const float* attn, const float* dout,
+                        float* dqkv, float* dtemperature, int64_t B, int64_t C, int64_t N, int heads);
+
+void gelu_gate_forward(const float* x, float* y, int64_t B, int64_t C, int64_t N);
+void gelu_gate_backward(const float* x, const float* dy, float* dx, int64_t B, int64_t C, int64_t N);
+
+void reflect_pad_forward(const PadShape& s, const float* x, float* y);
+void reflect_pad_backward(const PadShape& s, const float* dy, float* dx);
+void crop_forward(const float* x, float* y, int64_t BC, int64_t H, int64_t W, int64_t top, int64_t left,
+                  int64_t h, int64_t w);
+void crop_backward(const float* dy, float* dx, int64_t BC, int64_t H, int64_t W, int64_t top,
+                   int64_t left, int64_t h, int64_t w);
+
+void concat_forward(const float* a, const float* b, float* y, int64_t B, int64_t Ca, int64_t Cb, int64_t N);
+void concat_backward(const float* dy, float* da, float* db, int64_t B, int64_t Ca, int64_t Cb, int64_t N);
+
+void axpby(const float* a, const float* b, float* y, int64_t n, float alpha, float beta);
+void accumulate(float* dst, const float* src, int64_t n, float alpha);
+// dst += (*g_dev) * alpha * src, with the scalar g read on the device.
+void accumulate_scaled(float* dst, const float* src, int64_t n, const float* g_dev, float alpha);
+void mask_mul(const float* x, const float* m, float* y, int64_t B, int64_t C, int64_t N, bool accumulate);
+void dot(const float* a, const float* b, int64_t n, float* out_dev);
+
+void masked_l1_forward(const float* pred, const float* target, const float* mask, float* loss_dev,
+                       int64_t B, int64_t C, int64_t N);
+void masked_l1_backward(const float* pred, const float* target, const float* mask, float* dpred,
+                        int64_t B, int64_t C, int64_t N, const float* g_dev);
+void l1_forward(const float* a, const float* b, int64_t n, float* loss_dev);
+void l1_backward(const float* a, const float* b, float* da, float* db, int64_t n, const float* g_dev);
+void tv_forward(const float* x, int64_t BC, int64_t H, int64_t W, float* loss_dev);
+void tv_backward(const float* x, float* dx, int64_t BC, int64_t H, int64_t W, const float* g_dev);
+
+// m[i] = uniform(seed, stream, i) < p  (as 1.0 / 0.0)
+void bernoulli_mask(float* m, int64_t n, double p, uint64_t seed, uint64_t stream);
+// m[i] = (draw_below(seed, stream, i, k) == branch)
+void branch_mask(float* m, int64_t n, int k, int branch, uint64_t seed, uint64_t stream);
+
+void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                float beta2, float eps, float weight_decay, int64_t step);
+
+}  // namespace ams::cuda

@@ -1,0 +1,35 @@
+// CUDA runtime services for the engine: a stream-ordered memory pool on one stream per process,
+// error checks that throw, memory statistics. Host-only header (no CUDA types leak out).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace ams {
+class Tensor;
+}
+
+namespace ams::cuda {
+
+bool available();  // a device is present and usable (cached)
+std::string device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB), driver 13.0, runtime 13.0"
+
+void* alloc(size_t bytes);  // from the stream-ordered pool (cudaMallocAsync on the engine stream)
+void free(void* p) noexcept;
+void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
+void memset0(void* p, size_t bytes);
+void fill(float* p, int64_t n, float value);
+void strided_copy(const Tensor& dst, const Tensor& src);  // F32, up to 6 dims
+void synchronize();
+
+size_t memory_in_use();  // bytes currently allocated by the engine on the GPU
+size_t memory_peak();    // high-water mark since start or the last reset
+void reset_peak();
+
+// AMS_CUDA_SYNC=1 in the environment: synchronise after every launch to localise faults.
+bool debug_sync();
+void check_launch(const char* what, const char* file, int line);  // throws on a launch error
+
+}  // namespace ams::cuda
+
+#define AMS_CUDA_LAUNCH_CHECK(what) ::ams::cuda::check_launch(what, __FILE__, __LINE__)

@@ -1,0 +1,153 @@
+// Every CPU op against the PyTorch fixtures (forward in F32 and F64, gradients of sum(out * R)),
+// and against finite differences in double precision on fresh inputs.
+#include <map>
+
+#include "helpers.h"
+
+using namespace ams;
+using test::rel_l2;
+
+namespace {
+
+using Inputs = std::vector<Tensor>;
+using OpFn = std::function<Tensor(const Inputs&, const std::map<std::string, std::string>&)>;
+
+int meta_int(const std::map<std::string, std::string>& m, const std::string& k) { return std::stoi(m.at(k)); }
+
+struct OpCase {
+    std::string fixture;
+    std::vector<std::string> inputs;  // differentiable inputs, in call order
+    std::vector<std::string> data;    // non-differentiable inputs appended after them (masks, targets)
+    OpFn run;
+};
+
+std::vector<OpCase> cases() {
+    auto conv = [](const Inputs& in, const std::map<std::string, std::string>& m) {
+        return ops::conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), meta_int(m, "padding"), meta_int(m, "groups"));
+    };
+    return {
+        {"conv2d_dense", {"x", "w", "b"}, {}, conv},
+        {"conv2d_1x1", {"x", "w"}, {}, conv},
+        {"conv2d_depthwise", {"x", "w"}, {}, conv},
+        {"conv2d_grouped", {"x", "w", "b"}, {}, conv},
+        {"conv2d_k5", {"x", "w", "b"}, {}, conv},
+        {"pixel_unshuffle", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pixel_unshuffle(in[0], meta_int(m, "r")); }},
+        {"pixel_shuffle", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pixel_shuffle(in[0], meta_int(m, "r")); }},
+        {"layernorm_biasfree", {"x", "w"}, {}, [](const Inputs& in, auto&) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},
+        {"layernorm_withbias", {"x", "w", "b"}, {}, [](const Inputs& in, auto&) { return ops::layer_norm(in[0], in[1], in[2], true); }},
+        {"attention", {"qkv", "temperature"}, {}, [](const Inputs& in, auto& m) { return ops::attention(in[0], in[1], meta_int(m, "heads")); }},
+        {"gelu_gate", {"x"}, {}, [](const Inputs& in, auto&) { return ops::gelu_gate(in[0]); }},
+        {"reflect_pad", {"x"}, {}, [](const Inputs& in, auto& m) {
+             return ops::reflect_pad(in[0], meta_int(m, "top"), meta_int(m, "bottom"), meta_int(m, "left"), meta_int(m, "right"));
+         }},
+        {"crop", {"x"}, {}, [](const Inputs& in, auto& m) {
+             return ops::crop(in[0], meta_int(m, "top"), meta_int(m, "left"), meta_int(m, "height"), meta_int(m, "width"));
+         }},
+        {"pd_down", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_down(in[0], meta_int(m, "s")); }},
+        {"pd_up", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_up(in[0], meta_int(m, "s")); }},
+        {"concat", {"a", "b"}, {}, [](const Inputs& in, auto&) { return ops::concat(in[0], in[1]); }},
+        {"masked_l1", {"pred"}, {"target", "mask"}, [](const Inputs& in, auto&) { return ops::masked_l1(in[0], in[1], in[2]); }},
+        {"tv_loss", {"x"}, {}, [](const Inputs& in, auto&) { return ops::tv_loss(in[0]); }},
+    };
+}
+
+// Loads the case's inputs as `dtype`, differentiable ones requiring grad.
+Inputs load_inputs(const OpCase& c, const SafetensorsFile& f, DType dtype, bool grad) {
+    Inputs in;
+    for (const auto& n : c.inputs) {
+        Tensor t = f.get(n).to(dtype).clone();
+        if (grad) t.requires_grad_(true);
+        in.push_back(t);
+    }
+    for (const auto& n : c.data) in.push_back(f.get(n).to(dtype));
+    return in;
+}
+
+}  // namespace
+
+TEST_CASE("ops match PyTorch fixtures: forward and gradients, F32 and F64") {
+    for (const OpCase& c : cases()) {
+        SUBCASE(c.fixture.c_str()) {
+            SafetensorsFile f = test::fixture(c.fixture);
+            Tensor ref = f.get("out");
+            for (DType dt : {DType::F32, DType::F64}) {
+                const double fwd_tol = dt == DType::F64 ? 1e-10 : 1e-5, grad_tol = dt == DType::F64 ? 1e-9 : 1e-4;
+                INFO(c.fixture, " in ", dtype_name(dt));
+                Inputs in = load_inputs(c, f, dt, true);
+                Tensor out = c.run(in, f.metadata);
+                REQUIRE(out.shape() == ref.shape());
+                CHECK(rel_l2(out, ref) < fwd_tol);
+                Tensor R = f.get("R").to(dt);
+                ops::dot(out, R.reshape(out.shape())).backward();
+                for (size_t i = 0; i < c.inputs.size(); ++i) {
+                    INFO("gradient of ", c.inputs[i]);
+                    REQUIRE(in[i].grad().defined());
+                    CHECK(rel_l2(in[i].grad(), f.get("grad_" + c.inputs[i])) < grad_tol);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("ops: gradients match finite differences in double precision on fresh inputs") {
+    uint64_t seed = 1234;
+    for (const OpCase& c : cases()) {
+        SUBCASE(c.fixture.c_str()) {
+            SafetensorsFile f = test::fixture(c.fixture);
+            Inputs diff, data;
+            for (const auto& n : c.inputs) diff.push_back(test::random_tensor(f.get(n).shape(), ++seed, DType::F64, 0.3));
+            for (const auto& n : c.data) data.push_back(f.get(n).to(DType::F64));
+            if (c.fixture == "attention") diff[1] = test::random_tensor(diff[1].shape(), ++seed, DType::F64, 1.0, 0.2);
+            test::gradcheck([&](const Inputs& in) {
+                Inputs all = in;
+                all.insert(all.end(), data.begin(), data.end());
+                return c.run(all, f.metadata);
+            }, diff, 1e-6);
+        }
+    }
+}
+
+TEST_CASE("ops: activation gradients accumulate into a pre-filled buffer") {
+    // Convention (engine/autograd.h): backward adds into existing gradient buffers.
+    Tensor x = test::random_tensor({2, 4, 5, 6}, 7, DType::F64);
+    x.requires_grad_(true);
+    autograd::grad_buffer(x).fill_(3.0);
+    Tensor R = test::random_tensor({2, 2, 5, 6}, 8, DType::F64);
+    ops::dot(ops::gelu_gate(x), R).backward();
+    // Expected: 3 + d/dx of the first run, so a second identical run adds the same again.
+    std::vector<double> g1 = x.grad().to_double();
+    ops::dot(ops::gelu_gate(x), R).backward();
+    std::vector<double> g2 = x.grad().to_double();
+    double max_err = 0;
+    for (size_t i = 0; i < g1.size(); ++i) max_err = std::max(max_err, std::fabs((g2[i] - g1[i]) - (g1[i] - 3.0)));
+    CHECK(max_err < 1e-12);
+}
+
+TEST_CASE("ops: bad shapes give clear errors") {
+    Tensor x = Tensor::zeros({1, 3, 8, 8});
+    CHECK_THROWS_WITH_AS(ops::conv2d(x, Tensor::zeros({4, 2, 3, 3}), Tensor(), 1), doctest::Contains("does not fit"), Error);
+    CHECK_THROWS_AS(ops::pd_down(Tensor::zeros({1, 3, 7, 8}), 2), Error);
+    CHECK_THROWS_AS(ops::attention(Tensor::zeros({1, 9, 4, 4}), Tensor::zeros({2, 1, 1}), 2), Error);
+    CHECK_THROWS_AS(ops::reflect_pad(Tensor::zeros({1, 1, 3, 3}), 0, 3, 0, 0), Error);
+    CHECK_THROWS_AS(ops::add(x, Tensor::zeros({1, 3, 8, 7})), Error);
+}
+
+TEST_CASE("random masks: same draws for the same key, branch masks partition the pixels") {
+    Shape s{3, 1, 17, 13};
+    Tensor a = ops::random_mask(s, 0.5, 42, rng::make_stream(rng::kMask, 5), Device::CPU);
+    Tensor b = ops::random_mask(s, 0.5, 42, rng::make_stream(rng::kMask, 5), Device::CPU);
+    Tensor c = ops::random_mask(s, 0.5, 42, rng::make_stream(rng::kMask, 6), Device::CPU);
+    CHECK(rel_l2(a, b) == 0.0);
+    CHECK(rel_l2(a, c) > 0.1);
+    for (int k = 2; k <= 4; ++k) {
+        std::vector<double> sum(a.numel(), 0.0);
+        for (int br = 0; br < k; ++br) {
+            std::vector<double> m = ops::branch_mask(s, k, br, 7, 9, Device::CPU).to_double();
+            double frac = 0;
+            for (size_t i = 0; i < m.size(); ++i) { sum[i] += m[i]; frac += m[i]; }
+            frac /= m.size();
+            CHECK(std::fabs(frac - 1.0 / k) < 0.06);
+        }
+        for (double v : sum) REQUIRE(v == 1.0);
+    }
+}
