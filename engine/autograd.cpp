@@ -9,7 +9,9 @@ namespace ams::autograd {
 namespace {
 
 struct Node {
-    std::weak_ptr<TensorImpl> out;  // weak: the node must not keep its own output alive
+    // Strong: consumers free their saved inputs as soon as they ran, which may be this output
+    // (holding its accumulated gradient). No cycle: a tensor never points back at its node.
+    std::shared_ptr<TensorImpl> out;
     BackwardFn fn;
 };
 
@@ -56,11 +58,11 @@ void backward(const Tensor& loss) {
     {
         NoGradGuard no_grad;
         for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
-            std::shared_ptr<TensorImpl> out = it->out.lock();
-            if (!out || !out->grad) continue;  // nothing flowed into this op's output
-            it->fn(Tensor(out->grad));
+            std::shared_ptr<TensorImpl> out = std::move(it->out);
+            BackwardFn fn = std::move(it->fn);  // freed (with its saved tensors) after this step
+            if (!out->grad) continue;           // nothing flowed into this op's output
+            fn(Tensor(out->grad));
             if (!out->is_leaf) out->grad.reset();  // every consumer ran already: free it now
-            it->fn = nullptr;                      // free the saved tensors early
         }
     }
 }

@@ -2,7 +2,10 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "engine/check.h"
 #ifdef AMS_HAVE_CUDA
@@ -38,14 +41,75 @@ Device parse_device(const std::string& name) {
     AMS_FAIL("--device: unknown device '", name, "' (expected auto, cpu or cuda)");
 }
 
-void* device_alloc(Device d, size_t bytes) {
-    if (bytes == 0) bytes = 1;
-    if (d == Device::CPU) {
-        size_t rounded = (bytes + 63) / 64 * 64;
+namespace {
+
+// Host memory cache: freed blocks are kept by rounded size and handed out again, so the same
+// activation shapes in every layer and step do not pay page faults on fresh memory each time.
+// Blocks above the cache limit go back to the system.
+class HostCache {
+public:
+    static HostCache& get() {
+        static HostCache* c = new HostCache;  // never destroyed: tensors may outlive static destruction
+        return *c;
+    }
+    void* alloc(size_t bytes) {
+        size_t rounded = round(bytes);
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = free_.find(rounded);
+            if (it != free_.end() && !it->second.empty()) {
+                void* p = it->second.back();
+                it->second.pop_back();
+                cached_ -= rounded;
+                sizes_[p] = rounded;
+                return p;
+            }
+        }
         void* p = std::aligned_alloc(64, rounded);
+        if (!p) {
+            trim();
+            p = std::aligned_alloc(64, rounded);
+        }
         if (!p) AMS_FAIL("out of host memory allocating ", bytes, " bytes");
+        std::lock_guard<std::mutex> lock(mu_);
+        sizes_[p] = rounded;
         return p;
     }
+    void free(void* p) noexcept {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = sizes_.find(p);
+        if (it == sizes_.end()) return;
+        size_t rounded = it->second;
+        sizes_.erase(it);
+        if (cached_ + rounded > kLimit) {
+            std::free(p);
+            return;
+        }
+        free_[rounded].push_back(p);
+        cached_ += rounded;
+    }
+    void trim() noexcept {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& [size, v] : free_)
+            for (void* p : v) std::free(p);
+        free_.clear();
+        cached_ = 0;
+    }
+
+private:
+    static constexpr size_t kLimit = size_t(4) << 30;
+    static size_t round(size_t b) { return b <= 4096 ? (b + 63) / 64 * 64 : (b + 4095) / 4096 * 4096; }
+    std::mutex mu_;
+    std::unordered_map<size_t, std::vector<void*>> free_;
+    std::unordered_map<void*, size_t> sizes_;
+    size_t cached_ = 0;
+};
+
+}  // namespace
+
+void* device_alloc(Device d, size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    if (d == Device::CPU) return HostCache::get().alloc(bytes);
 #ifdef AMS_HAVE_CUDA
     return cuda::alloc(bytes);
 #else
@@ -56,7 +120,7 @@ void* device_alloc(Device d, size_t bytes) {
 void device_free(Device d, void* p) noexcept {
     if (!p) return;
     if (d == Device::CPU) {
-        std::free(p);
+        HostCache::get().free(p);
         return;
     }
 #ifdef AMS_HAVE_CUDA

@@ -1,10 +1,15 @@
 // Row-major GEMM through CBLAS (OpenBLAS) when available, else a plain loop (cache-friendly i-k-j).
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
+
+#include <omp.h>
 
 #include "kernels/cpu/cpu.h"
 #ifdef AMS_HAVE_BLAS
 #include <cblas.h>
+extern "C" void openblas_set_num_threads(int);  // OpenBLAS extension (BLA_VENDOR OpenBLAS)
 #endif
 
 namespace ams::cpu {
@@ -12,9 +17,8 @@ namespace ams::cpu {
 namespace {
 
 template <class T>
-void gemm_loops(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+[[maybe_unused]] void gemm_loops(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; ++i) {
         T* c = C + i * ldc;
         if (beta == T(0)) std::memset(c, 0, sizeof(T) * N);
@@ -33,10 +37,11 @@ void gemm_loops(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
 
 }  // namespace
 
+namespace {
+
 template <class T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-    if (M == 0 || N == 0) return;
+void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
 #ifdef AMS_HAVE_BLAS
     auto opA = ta ? CblasTrans : CblasNoTrans, opB = tb ? CblasTrans : CblasNoTrans;
     if constexpr (std::is_same_v<T, float>)
@@ -48,6 +53,65 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
 #else
     gemm_loops(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+}
+
+#ifdef AMS_HAVE_BLAS
+// BLAS runs single-threaded inside our OpenMP threads: one thread pool for the whole engine, so
+// BLAS and OpenMP threads never spin against each other on the same cores.
+const bool g_blas_single = [] {
+    openblas_set_num_threads(1);
+    return true;
+}();
+#endif
+
+}  // namespace
+
+// Splits the product across the OpenMP threads: by columns when N is wide, by rows when M is tall,
+// else over K with per-thread partial products added in thread order (deterministic).
+template <class T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+    if (M == 0 || N == 0) return;
+    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const int64_t work = M * N * K;
+    if (nt == 1 || work < (1 << 18)) return gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (N >= 64 * nt) {
+        const int64_t chunk = ((N + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int t = 0; t < nt; ++t) {
+            int64_t n0 = t * chunk, n1 = std::min(N, n0 + chunk);
+            if (n0 >= n1) continue;
+            const T* Bt = tb ? B + n0 * ldb : B + n0;
+            gemm_serial(ta, tb, M, n1 - n0, K, alpha, A, lda, Bt, ldb, beta, C + n0, ldc);
+        }
+    } else if (M >= 16 * nt) {
+        const int64_t chunk = ((M + nt - 1) / nt + 7) / 8 * 8;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int t = 0; t < nt; ++t) {
+            int64_t m0 = t * chunk, m1 = std::min(M, m0 + chunk);
+            if (m0 >= m1) continue;
+            const T* At = ta ? A + m0 : A + m0 * lda;
+            gemm_serial(ta, tb, m1 - m0, N, K, alpha, At, lda, B, ldb, beta, C + m0 * ldc, ldc);
+        }
+    } else {
+        std::vector<std::vector<T>> part(nt, std::vector<T>((size_t)(M * N)));
+        const int64_t chunk = (K + nt - 1) / nt;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int t = 0; t < nt; ++t) {
+            int64_t k0 = t * chunk, k1 = std::min(K, k0 + chunk);
+            if (k0 >= k1) continue;
+            const T* At = ta ? A + k0 * lda : A + k0;
+            const T* Bt = tb ? B + k0 : B + k0 * ldb;
+            gemm_serial(ta, tb, M, N, k1 - k0, alpha, At, lda, Bt, ldb, T(0), part[t].data(), N);
+        }
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+                T acc = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+                for (int t = 0; t < nt; ++t)
+                    if (t * chunk < K) acc += part[t][i * N + j];
+                C[i * ldc + j] = acc;
+            }
+    }
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,

@@ -1,0 +1,103 @@
+// Shared pieces of the CUDA kernels: launch geometry, a scratch buffer from the engine's pool, and
+// deterministic reductions. Determinism matters (resume and CPU/GPU comparisons): no float atomics
+// anywhere; every sum runs in an order fixed by the shape alone.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/handles.h"
+#include "kernels/cuda/runtime.h"
+
+namespace ams::cuda {
+
+constexpr int kThreads = 256;  // every kernel here uses full warps (the reductions rely on it)
+
+// Blocks for a grid-stride loop over n items (capped: the loop covers the rest).
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+    int64_t b = (n + threads - 1) / threads;
+    return (unsigned)std::clamp<int64_t>(b, 1, 1 << 20);
+}
+
+__host__ __device__ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+__host__ __device__ inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+#define AMS_GRID_STRIDE(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+// Scratch device memory for one launcher call, stream-ordered: freeing it right after queueing the
+// kernels that use it is safe (the pool reuses it only after they ran).
+class DeviceBuffer {
+public:
+    explicit DeviceBuffer(size_t bytes) : p_(bytes ? alloc(bytes) : nullptr) {}
+    ~DeviceBuffer() { free(p_); }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    template <class T>
+    T* as() const { return static_cast<T*>(p_); }
+
+private:
+    void* p_;
+};
+
+// Sum over the block, result valid in thread 0. Every thread of the block must call it; blockDim.x
+// a multiple of 32. Fixed tree order: deterministic.
+template <class T>
+__device__ T block_sum(T v) {
+    __shared__ T warp_sums[32];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    if (lane == 0) warp_sums[warp] = v;
+    __syncthreads();
+    v = threadIdx.x < nwarps ? warp_sums[threadIdx.x] : T(0);
+    if (warp == 0)
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    __syncthreads();  // warp_sums may be reused by the next call
+    return v;
+}
+
+// ---- split reduction: out_row = sum_{k < len} term(row, k) for each row < rows.
+// Stage 1: block (split, row) sums a fixed contiguous chunk of k into partial[row * nsplit + split].
+// Stage 2: one thread per row adds its partials in split order and hands the sum to finish(row, s).
+template <class Acc, class Term>
+__global__ void split_reduce_kernel(Term term, int64_t rows, int64_t len, int nsplit, Acc* partial) {
+    const int64_t chunk = (len + nsplit - 1) / nsplit;
+    const int64_t begin = (int64_t)blockIdx.x * chunk, end = min64(len, begin + chunk);
+    for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {  // uniform over the block
+        Acc acc = 0;
+        for (int64_t k = begin + threadIdx.x; k < end; k += blockDim.x) acc += (Acc)term(row, k);
+        acc = block_sum(acc);
+        if (threadIdx.x == 0) partial[row * nsplit + blockIdx.x] = acc;
+    }
+}
+
+template <class Acc, class Finish>
+__global__ void split_finish_kernel(const Acc* partial, int64_t rows, int nsplit, Finish finish) {
+    AMS_GRID_STRIDE(row, rows) {
+        Acc s = 0;
+        for (int i = 0; i < nsplit; ++i) s += partial[row * nsplit + i];
+        finish(row, s);
+    }
+}
+
+// Splits per row: enough blocks to fill the GPU, each with at least ~2K items; depends only on the
+// shape, so the summation order (hence the result bits) is the same every run.
+inline int split_count(int64_t rows, int64_t len) {
+    int64_t by_len = (len + 2047) / 2048;
+    int64_t by_rows = (1024 + rows - 1) / std::max<int64_t>(rows, 1);
+    return (int)std::clamp<int64_t>(std::min(by_len, by_rows), 1, 1024);
+}
+
+template <class Acc, class Term, class Finish>
+void split_reduce(int64_t rows, int64_t len, Term term, Finish finish, const char* what) {
+    if (rows <= 0) return;
+    const int nsplit = split_count(rows, len);
+    DeviceBuffer partial((size_t)(rows * nsplit) * sizeof(Acc));
+    dim3 grid((unsigned)nsplit, (unsigned)std::min<int64_t>(rows, 65535));
+    split_reduce_kernel<Acc><<<grid, kThreads, 0, stream()>>>(term, rows, len, nsplit, partial.as<Acc>());
+    check_launch(what, __FILE__, __LINE__);
+    split_finish_kernel<Acc><<<grid_for(rows), kThreads, 0, stream()>>>(partial.as<Acc>(), rows, nsplit, finish);
+    check_launch(what, __FILE__, __LINE__);
+}
+
+}  // namespace ams::cuda

@@ -1,0 +1,57 @@
+// cuBLAS and cuDNN handles on the engine stream, and the row-major GEMM wrapper.
+#include "kernels/cuda/handles.h"
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/check.h"
+
+namespace ams::cuda {
+
+bool tf32_enabled() {
+    static const bool on = [] {
+        const char* v = std::getenv("AMS_TF32");
+        return v && std::strcmp(v, "1") == 0;
+    }();
+    return on;
+}
+
+cublasHandle_t cublas() {
+    static cublasHandle_t h = [] {
+        cublasHandle_t x;
+        CUBLAS_CHECK(cublasCreate(&x));
+        CUBLAS_CHECK(cublasSetStream(x, stream()));
+        // Plain FP32 by default: results must match the CPU reference to ~1e-6 per product.
+        CUBLAS_CHECK(cublasSetMathMode(x, tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+        return x;
+    }();
+    return h;
+}
+
+cudnnHandle_t cudnn() {
+    static cudnnHandle_t h = [] {
+        cudnnHandle_t x;
+        CUDNN_CHECK(cudnnCreate(&x));
+        CUDNN_CHECK(cudnnSetStream(x, stream()));
+        return x;
+    }();
+    return h;
+}
+
+void sgemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+              int64_t sa, const float* B, int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc,
+              int64_t sc, int64_t batch) {
+    if (M == 0 || N == 0 || batch == 0) return;
+    AMS_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
+                  ldc <= INT_MAX && batch <= INT_MAX,
+              "sgemm: dimensions ", M, "x", N, "x", K, " exceed cuBLAS's int range");
+    // cuBLAS is column-major; a row-major matrix is its column-major transpose, so the row-major
+    // C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
+    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           (int)N, (int)M, (int)K, &alpha, B, (int)ldb, (long long)sb, A,
+                                           (int)lda, (long long)sa, &beta, C, (int)ldc, (long long)sc,
+                                           (int)batch));
+}
+
+}  // namespace ams::cuda

@@ -1,0 +1,79 @@
+#include "models/amsnet.h"
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/rng.h"
+
+namespace ams {
+
+namespace {
+// 1 - m for a 0/1 mask (masks are data: no autograd), in `like`'s dtype.
+Tensor complement(const Tensor& m) {
+    autograd::NoGradGuard ng;
+    return ops::add(Tensor::full(m.shape(), 1.0, m.dtype(), m.device()), ops::scale(m, -1.0));
+}
+}  // namespace
+
+Tensor pad_to_multiple(const Tensor& x, int multiple) {
+    int64_t H = x.dim(2), W = x.dim(3);
+    int pb = (int)((multiple - H % multiple) % multiple), pr = (int)((multiple - W % multiple) % multiple);
+    AMS_CHECK(pb < H && pr < W, "image ", H, "x", W, " is too small: it needs padding to a multiple of ",
+              multiple, " (at least ", multiple / 2 + 1, " pixels on each side)");
+    return ops::reflect_pad(x, 0, pb, 0, pr);
+}
+
+Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
+                      uint64_t stream) {
+    AMS_CHECK(pd >= 1, "--pd must be at least 1, got ", pd);
+    AMS_CHECK(branches >= 2, "--branches must be at least 2, got ", branches);
+    const int64_t H = noisy.dim(2), W = noisy.dim(3);
+    Tensor x = pad_to_multiple(noisy, 8 * pd);
+    Tensor sub = pd > 1 ? ops::pd_down(x, pd) : x;  // (B*s*s, C, h, w)
+    Shape mshape{sub.dim(0), 1, sub.dim(2), sub.dim(3)};
+    Tensor acc;
+    for (int b = 0; b < branches; ++b) {
+        Tensor hidden = ops::branch_mask(mshape, branches, b, seed, stream, sub.device()).to(sub.dtype());
+        Tensor out = net.forward(ops::mask_mul(sub, complement(hidden)));
+        Tensor kept = ops::mask_mul(out, hidden);
+        acc = acc.defined() ? ops::add(acc, kept) : kept;
+    }
+    Tensor full = pd > 1 ? ops::pd_up(acc, pd) : acc;
+    return ops::crop(full, 0, 0, (int)H, (int)W);
+}
+
+Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
+                 int branches, uint64_t seed) {
+    AMS_CHECK(T >= 1, "--r3 must be at least 1, got ", T);
+    AMS_CHECK(p >= 0 && p <= 1, "--r3-p must be in [0, 1], got ", p);
+    Shape mshape{noisy.dim(0), 1, noisy.dim(2), noisy.dim(3)};
+    Tensor sum;
+    for (int t = 0; t < T; ++t) {
+        Tensor replace =
+            ops::random_mask(mshape, p, seed, rng::make_stream(rng::kR3Replace, t), noisy.device()).to(noisy.dtype());
+        Tensor mixed = ops::add(ops::mask_mul(denoised, complement(replace)), ops::mask_mul(noisy, replace));
+        Tensor r = amsnet_restore(net, mixed, 1, branches, seed, rng::make_stream(rng::kR3Mask, t));
+        sum = sum.defined() ? ops::add(sum, r) : r;
+    }
+    return ops::scale(sum, 1.0 / T);
+}
+
+Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint64_t seed, uint32_t step) {
+    AMS_CHECK(batch.dim(2) % (8 * pd) == 0 && batch.dim(3) % (8 * pd) == 0, "training crop ", batch.dim(2), "x",
+              batch.dim(3), " must be a multiple of 8 * pd = ", 8 * pd);
+    Tensor sub = ops::pd_down(batch, pd);
+    Shape mshape{sub.dim(0), 1, sub.dim(2), sub.dim(3)};
+    Tensor hidden =
+        ops::random_mask(mshape, 0.5, seed, rng::make_stream(rng::kMask, step), sub.device()).to(sub.dtype());
+    Tensor out = net.forward(ops::mask_mul(sub, complement(hidden)));
+    return ops::masked_l1(out, sub, hidden);
+}
+
+Tensor amsnet_finetune_loss(const Restormer& net, const Tensor& batch, int pd, int branches, double lambda,
+                            uint64_t seed, uint32_t step) {
+    Tensor restored = amsnet_restore(net, batch, pd, branches, seed, rng::make_stream(rng::kMask, step));
+    Tensor loss = ops::l1_loss(restored, batch);
+    if (lambda != 0) loss = ops::add(loss, ops::scale(ops::tv_loss(restored), lambda));
+    return loss;
+}
+
+}  // namespace ams

@@ -1,0 +1,39 @@
+// AMSNet (Liao et al., ECCV 2024) around a denoiser (Restormer): pixel-downsampling, masks, the
+// k-branch inference, the training and fine-tuning losses and R^3 refinement, per ../shared/SPEC.md.
+// Every random draw comes from the counter-based generator keyed by (seed, purpose, step), so CPU
+// and GPU runs with the same seed hide the same pixels.
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor.h"
+#include "models/restormer.h"
+
+namespace ams {
+
+// Reflect-pads (bottom, right) so H and W are multiples of `multiple`, returning the padded image.
+Tensor pad_to_multiple(const Tensor& x, int multiple);
+
+// k-branch masked inference (SPEC Eqs. 6-8): PD with stride s (1 = none), per branch hide that
+// branch's pixels, denoise, keep the output at the hidden pixels; sum; inverse PD. Any image size
+// (padded so sub-images are multiples of 8, cropped back). Autograd flows through every branch
+// when enabled (fine-tuning). `stream` keys the masks.
+Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
+                      uint64_t stream);
+
+// R^3 (AP-BSN's random replacement refinement, per pixel as AMSNet): T copies of `denoised` with a
+// fraction p of pixels replaced by `noisy`, each restored at full resolution (no PD) with fresh
+// complementary masks, averaged.
+Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
+                 int branches, uint64_t seed);
+
+// AMSNet-B training loss (SPEC Eq. 4): PD stride s, one mask (each sub-image pixel hidden with
+// probability 0.5, shared over channels), masked L1 on the hidden pixels. batch (B, C, H, W) with
+// H, W multiples of 8*s. `step` keys the mask.
+Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint64_t seed, uint32_t step);
+
+// AMSNet-P fine-tuning loss (SPEC Eqs. 9-10): I_DN = amsnet_restore(batch) with gradients through
+// all branches; loss = || I_DN - I_N ||_1 + lambda * TV(I_DN).
+Tensor amsnet_finetune_loss(const Restormer& net, const Tensor& batch, int pd, int branches, double lambda,
+                            uint64_t seed, uint32_t step);
+
+}  // namespace ams

@@ -1,0 +1,26 @@
+// Model weights files: safetensors with the Restormer configuration (JSON) under
+// __metadata__["config"] and free-form training metadata beside it. Files without metadata (a
+// converted reference checkpoint) still load: the configuration is inferred from the tensors, and a
+// common key prefix such as "net.dn.branches.0." is stripped.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+
+#include "models/restormer.h"
+
+namespace ams {
+
+struct ModelFile {
+    RestormerConfig config;
+    std::unique_ptr<Restormer> net;
+    std::map<std::string, std::string> metadata;  // everything in __metadata__
+    bool config_inferred = false;
+};
+
+ModelFile load_model(const std::string& path, Device device);
+
+// Writes weights + config + `extra` metadata (temporary file, then rename).
+void save_model(const std::string& path, const Restormer& net, std::map<std::string, std::string> extra = {});
+
+}  // namespace ams

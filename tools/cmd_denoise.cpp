@@ -1,0 +1,75 @@
+// amsnet denoise: an image or a folder through the AMSNet k-branch scheme (optionally R^3), or the
+// plain denoiser.
+#include <cstdio>
+#include <filesystem>
+
+#include "engine/device.h"
+#include "engine/image_io.h"
+#include "models/model_file.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+#include "tools/denoise_options.h"
+
+namespace fs = std::filesystem;
+
+namespace ams::cli {
+
+int cmd_denoise(int argc, char** argv) {
+    Args a("denoise", "--weights W --input FILE|DIR --output FILE|DIR [options]",
+           "Denoises a photo (or every image in a folder, recursively; the output folder gets the same\n"
+           "relative names). Any image size. Output format by extension: .png (8-bit, --bits 16 for 16-bit),\n"
+           ".jpg, .bmp, or .npy (float32 H x W x 3, unclipped).");
+    a.option("weights", "W", "weights file (.safetensors) from amsnet train/finetune or convert_checkpoint.py");
+    a.option("input", "PATH", "noisy image or folder of images");
+    a.option("output", "PATH", "output image or folder");
+    add_denoise_options(a);
+    a.option("bits", "B", "bits per sample for PNG output: 8 or 16", "8");
+    a.option("format", "EXT", "for folder output: write this extension (png, npy, ...) instead of the input's", "");
+    a.option("device", "D", "auto, cpu or cuda", "auto");
+    if (!a.parse(argc, argv, 2)) return 0;
+
+    DenoiseOptions o = read_denoise_options(a);
+    int bits = (int)a.integer("bits", 8);
+    AMS_CHECK(bits == 8 || bits == 16, "--bits must be 8 or 16, got ", bits);
+    std::string in = a.require("input"), out = a.require("output"), weights = a.require("weights");
+    Device dev = parse_device(a.get("device"));
+
+    std::vector<std::string> inputs = list_images(in);
+    bool folder = is_directory(in);
+    AMS_CHECK(!inputs.empty(), "--input: no PNG, JPEG or BMP images in '", in, "'");
+    if (folder) {
+        AMS_CHECK(!fs::exists(out) || is_directory(out), "--output: '", out, "' exists and is not a folder");
+        make_directory(out);
+    } else {
+        AMS_CHECK(!is_directory(out), "--output: '", out, "' is a folder; give a file name (e.g. out.png)");
+        fs::path parent = fs::path(out).parent_path();
+        AMS_CHECK(parent.empty() || is_directory(parent.string()), "--output: folder '", parent.string(),
+                  "' does not exist");
+    }
+    ModelFile m = load_model(weights, dev);
+    std::fprintf(stderr, "amsnet denoise: %s on %s, %s\n", m.config.summary().c_str(), device_name(dev),
+                 o.summary().c_str());
+
+    Stopwatch total;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        std::string dst = out;
+        if (folder) {
+            fs::path rel = fs::relative(inputs[i], in);
+            if (!a.get("format").empty()) rel.replace_extension("." + a.get("format"));
+            dst = (fs::path(out) / rel).string();
+            make_directory(fs::path(dst).parent_path().string());
+        }
+        Stopwatch sw;
+        Tensor noisy = load_image(inputs[i]).to(dev);
+        Tensor clean = denoise_image(*m.net, noisy, o);
+        save_result(dst, clean, bits);
+        std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
+                     dst.c_str(), (long long)noisy.dim(3), (long long)noisy.dim(2), format_duration(sw.seconds()).c_str());
+    }
+    if (inputs.size() > 1)
+        std::fprintf(stderr, "denoised %zu images in %s\n", inputs.size(), format_duration(total.seconds()).c_str());
+    return 0;
+}
+
+}  // namespace ams::cli

@@ -1,0 +1,104 @@
+// amsnet eval: PSNR / SSIM (SPEC "Metrics") of predictions against clean references, or denoise
+// noisy images with a model and score them in one go.
+#include <cstdio>
+
+#include "engine/device.h"
+#include "engine/image_io.h"
+#include "engine/json.h"
+#include "models/model_file.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+#include "tools/denoise_options.h"
+#include "train/metrics.h"
+
+namespace ams::cli {
+
+int cmd_eval(int argc, char** argv) {
+    Args a("eval", "--pred P --clean C [--json] | --weights W --noisy N --clean C [denoise options]",
+           "Scores images against clean references: PSNR over all RGB values and SSIM (11x11 Gaussian,\n"
+           "per channel, valid region) after rounding to 8 bits, per image and averaged. Files or folders\n"
+           "(paired by sorted order; the counts must match). With --weights, the noisy images are denoised\n"
+           "first (same options as amsnet denoise) and the noisy input is scored too.");
+    a.option("pred", "P", "denoised image or folder");
+    a.option("clean", "C", "clean reference image or folder");
+    a.option("weights", "W", "denoise --noisy with this model instead of reading --pred");
+    a.option("noisy", "N", "noisy image or folder (with --weights)");
+    a.option("max-images", "N", "score only the first N pairs (0 = all)", "0");
+    a.option("device", "D", "auto, cpu or cuda (with --weights)", "auto");
+    a.flag("json", "print {\"images\": [...], \"mean_psnr\": x, \"mean_ssim\": y} on stdout");
+    add_denoise_options(a);
+    if (!a.parse(argc, argv, 2)) return 0;
+
+    const bool with_model = a.given("weights");
+    AMS_CHECK(with_model != a.given("pred"), "give either --pred, or --weights with --noisy");
+    std::vector<std::string> clean = list_images(a.require("clean"));
+    std::vector<std::string> pred = list_images(with_model ? a.require("noisy") : a.require("pred"));
+    AMS_CHECK(pred.size() == clean.size(), "--", with_model ? "noisy" : "pred", " has ", pred.size(),
+              " images but --clean has ", clean.size());
+    size_t n = pred.size();
+    if (long long mx = a.integer("max-images", 0); mx > 0) n = std::min<size_t>(n, (size_t)mx);
+    AMS_CHECK(n > 0, "no images to score");
+
+    ModelFile model;
+    DenoiseOptions opts;
+    Device dev = Device::CPU;
+    if (with_model) {
+        dev = parse_device(a.get("device"));
+        opts = read_denoise_options(a);
+        model = load_model(a.get("weights"), dev);
+        std::fprintf(stderr, "amsnet eval: %s on %s, %s\n", model.config.summary().c_str(), device_name(dev),
+                     opts.summary().c_str());
+    }
+    json::Value images = json::Value::array();
+    double sum_psnr = 0, sum_ssim = 0, sum_in_psnr = 0, sum_in_ssim = 0;
+    const bool js = a.on("json");
+    for (size_t i = 0; i < n; ++i) {
+        Tensor ref = load_image(clean[i]);
+        Tensor img = load_image(pred[i]);
+        AMS_CHECK(img.shape() == ref.shape(), "'", pred[i], "' is ", img.dim(3), "x", img.dim(2), " but '", clean[i],
+                  "' is ", ref.dim(3), "x", ref.dim(2));
+        json::Value rec = json::Value::object();
+        rec["pred"] = pred[i];
+        rec["clean"] = clean[i];
+        if (with_model) {
+            ImageScore in = score_images(img, ref);
+            rec["noisy_psnr"] = in.psnr;
+            rec["noisy_ssim"] = in.ssim;
+            sum_in_psnr += in.psnr;
+            sum_in_ssim += in.ssim;
+            img = denoise_image(*model.net, img.to(dev), opts);
+        }
+        ImageScore s = score_images(img, ref);
+        rec["psnr"] = s.psnr;
+        rec["ssim"] = s.ssim;
+        sum_psnr += s.psnr;
+        sum_ssim += s.ssim;
+        images.push_back(rec);
+        if (!js) {
+            std::printf("%-60s PSNR %7.3f dB  SSIM %.4f", pred[i].c_str(), s.psnr, s.ssim);
+            if (with_model) std::printf("   (noisy %7.3f dB / %.4f)", rec.at("noisy_psnr").as_number(), rec.at("noisy_ssim").as_number());
+            std::printf("\n");
+        } else {
+            std::fprintf(stderr, "[%zu/%zu] %s PSNR %.3f dB SSIM %.4f\n", i + 1, n, pred[i].c_str(), s.psnr, s.ssim);
+        }
+    }
+    if (js) {
+        json::Value r = json::Value::object();
+        r["images"] = images;
+        r["mean_psnr"] = sum_psnr / n;
+        r["mean_ssim"] = sum_ssim / n;
+        if (with_model) {
+            r["mean_noisy_psnr"] = sum_in_psnr / n;
+            r["mean_noisy_ssim"] = sum_in_ssim / n;
+        }
+        std::printf("%s\n", json::dump(r, 2).c_str());
+    } else {
+        std::printf("mean over %zu images: PSNR %.3f dB  SSIM %.4f", n, sum_psnr / n, sum_ssim / n);
+        if (with_model) std::printf("   (noisy %.3f dB / %.4f)", sum_in_psnr / n, sum_in_ssim / n);
+        std::printf("\n");
+    }
+    return 0;
+}
+
+}  // namespace ams::cli

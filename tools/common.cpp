@@ -1,0 +1,70 @@
+#include "tools/common.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "engine/image_io.h"
+#include "engine/npy.h"
+
+namespace fs = std::filesystem;
+
+namespace ams::cli {
+
+bool is_directory(const std::string& path) {
+    std::error_code ec;
+    return fs::is_directory(path, ec);
+}
+
+void make_directory(const std::string& path) {
+    std::error_code ec;
+    fs::create_directories(path, ec);
+    AMS_CHECK(!ec && fs::is_directory(path), "cannot create folder '", path, "': ", ec.message());
+}
+
+std::vector<std::string> list_images(const std::string& path, bool recursive) {
+    std::error_code ec;
+    AMS_CHECK(fs::exists(path, ec), "'", path, "' does not exist");
+    if (!fs::is_directory(path, ec)) {
+        AMS_CHECK(is_image_path(path), "'", path, "' is not a PNG, JPEG or BMP image");
+        return {path};
+    }
+    std::vector<std::string> files;
+    auto add = [&](const fs::directory_entry& e) {
+        if (e.is_regular_file() && is_image_path(e.path().string())) files.push_back(e.path().string());
+    };
+    if (recursive)
+        for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec)) add(e);
+    else
+        for (const auto& e : fs::directory_iterator(path, ec)) add(e);
+    AMS_CHECK(!ec, "cannot read folder '", path, "': ", ec.message());
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+void save_result(const std::string& path, const Tensor& img, int bits) {
+    std::string ext = fs::path(path).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+    if (ext == ".npy") {
+        // (1, 3, H, W) -> (H, W, 3), the layout image tools expect.
+        Tensor h = img.to(Device::CPU).to(DType::F32).contiguous();
+        int64_t H = h.dim(-2), W = h.dim(-1);
+        Tensor hwc = Tensor::empty({H, W, 3});
+        const float* s = h.data<float>();
+        float* d = hwc.data<float>();
+        for (int64_t c = 0; c < 3; ++c)
+            for (int64_t i = 0; i < H * W; ++i) d[i * 3 + c] = s[c * H * W + i];
+        save_npy(path, hwc);
+        return;
+    }
+    save_image(path, img, bits);
+}
+
+std::string format_duration(double s) {
+    char buf[32];
+    if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else std::snprintf(buf, sizeof buf, "%.1fs", s);
+    return buf;
+}
+
+}  // namespace ams::cli

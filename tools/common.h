@@ -1,0 +1,30 @@
+// Helpers shared by the subcommands: device choice, image lists, writing outputs, timing.
+#pragma once
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace ams::cli {
+
+// Image files of a folder (recursive, sorted) or the single file given; errors name the path.
+std::vector<std::string> list_images(const std::string& path, bool recursive = true);
+bool is_directory(const std::string& path);
+// Creates a folder (and parents); errors name it.
+void make_directory(const std::string& path);
+
+// Saves a (1, 3, H, W) result by extension: .png/.jpg/.bmp (8-bit, or `bits` 16 for PNG), .npy
+// (float32 H x W x 3, unclipped). Atomic (temporary name, then rename).
+void save_result(const std::string& path, const Tensor& img, int bits);
+
+struct Stopwatch {
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+    double seconds() const {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+
+}  // namespace ams::cli

@@ -1,0 +1,24 @@
+// The inference options shared by `denoise` and `eval --weights`.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "models/restormer.h"
+#include "tools/args.h"
+
+namespace ams::cli {
+
+struct DenoiseOptions {
+    std::string scheme = "amsnet";
+    int pd = 2, branches = 2, r3 = 0;
+    double r3_p = 0.16;
+    uint64_t seed = 0;
+    std::string summary() const;
+};
+
+void add_denoise_options(Args& a);
+DenoiseOptions read_denoise_options(const Args& a);
+// noisy (1, 3, H, W) on the model's device -> denoised, same shape; no autograd.
+Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o);
+
+}  // namespace ams::cli
