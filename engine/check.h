@@ -7,8 +7,16 @@
 
 namespace ams {
 
-struct Error : std::runtime_error {
-    using std::runtime_error::runtime_error;
+// what() is the message followed by " (expression at file:line)" when a check failed;
+// message() is the part for users.
+class Error : public std::runtime_error {
+public:
+    explicit Error(const std::string& message, const std::string& where = "")
+        : std::runtime_error(where.empty() ? message : message + " " + where), message_(message) {}
+    const std::string& message() const { return message_; }
+
+private:
+    std::string message_;
 };
 
 namespace detail {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <unistd.h>
 #include <new>
 #include <unordered_map>
 #include <vector>
@@ -97,7 +98,9 @@ public:
     }
 
 private:
-    static constexpr size_t kLimit = size_t(4) << 30;
+    // Up to half the machine's memory stays cached: a training step's activations are allocated
+    // again every step, and fresh pages cost more than the arithmetic on small models.
+    const size_t kLimit = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE) / 2;
     static size_t round(size_t b) { return b <= 4096 ? (b + 63) / 64 * 64 : (b + 4095) / 4096 * 4096; }
     std::mutex mu_;
     std::unordered_map<size_t, std::vector<void*>> free_;

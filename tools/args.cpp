@@ -36,7 +36,7 @@ bool Args::parse(int argc, char** argv, int first) {
             std::fputs(help().c_str(), stdout);
             return false;
         }
-        AMS_CHECK(a.rfind("--", 0) == 0, command_, ": unexpected argument '", a, "' (see amsnet ", command_, " --help)");
+        AMS_CHECK(a.rfind("--", 0) == 0, "unexpected argument '", a, "' (see amsnet ", command_, " --help)");
         std::string name = a.substr(2), value;
         bool inline_value = false;
         if (size_t eq = name.find('='); eq != std::string::npos) {
@@ -47,17 +47,17 @@ bool Args::parse(int argc, char** argv, int first) {
         const Opt* opt = nullptr;
         for (const Opt& o : opts_)
             if (o.name == name) opt = &o;
-        AMS_CHECK(opt, command_, ": unknown option --", name, " (see amsnet ", command_, " --help)");
+        AMS_CHECK(opt, "unknown option --", name, " (see amsnet ", command_, " --help)");
         if (opt->is_flag) {
-            AMS_CHECK(!inline_value, command_, ": --", name, " takes no value");
+            AMS_CHECK(!inline_value, "--", name, " takes no value");
             values_[name] = {"1"};
             continue;
         }
         if (!inline_value) {
-            AMS_CHECK(i + 1 < argc, command_, ": --", name, " needs a value (", opt->metavar, ")");
+            AMS_CHECK(i + 1 < argc, "--", name, " needs a value (", opt->metavar, ")");
             value = argv[++i];
         }
-        AMS_CHECK(opt->repeat || !values_.count(name), command_, ": --", name, " given more than once");
+        AMS_CHECK(opt->repeat || !values_.count(name), "--", name, " given more than once");
         values_[name].push_back(value);
     }
     return true;
@@ -84,7 +84,7 @@ bool Args::on(const std::string& name) const { return given(name); }
 
 std::string Args::require(const std::string& name) const {
     std::string v = get(name);
-    AMS_CHECK(!v.empty(), command_, ": --", name, " is required (see amsnet ", command_, " --help)");
+    AMS_CHECK(!v.empty(), "--", name, " is required (see amsnet ", command_, " --help)");
     return v;
 }
 
@@ -92,8 +92,8 @@ long long Args::integer(const std::string& name, long long min) const {
     std::string v = get(name);
     char* end = nullptr;
     long long x = std::strtoll(v.c_str(), &end, 10);
-    AMS_CHECK(!v.empty() && end && *end == 0, command_, ": --", name, " expects an integer, got '", v, "'");
-    AMS_CHECK(x >= min, command_, ": --", name, " must be at least ", min, ", got ", x);
+    AMS_CHECK(!v.empty() && end && *end == 0, "--", name, " expects an integer, got '", v, "'");
+    AMS_CHECK(x >= min, "--", name, " must be at least ", min, ", got ", x);
     return x;
 }
 
@@ -101,8 +101,8 @@ double Args::number(const std::string& name, double min, double max) const {
     std::string v = get(name);
     char* end = nullptr;
     double x = std::strtod(v.c_str(), &end);
-    AMS_CHECK(!v.empty() && end && *end == 0, command_, ": --", name, " expects a number, got '", v, "'");
-    AMS_CHECK(x >= min && x <= max, command_, ": --", name, " must be in [", min, ", ", max, "], got ", x);
+    AMS_CHECK(!v.empty() && end && *end == 0, "--", name, " expects a number, got '", v, "'");
+    AMS_CHECK(x >= min && x <= max, "--", name, " must be in [", min, ", ", max, "], got ", x);
     return x;
 }
 

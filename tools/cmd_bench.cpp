@@ -8,6 +8,7 @@
 #include "engine/device.h"
 #include "models/amsnet.h"
 #include "models/restormer.h"
+#include "train/trainer.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/common.h"
@@ -47,7 +48,7 @@ double time_median(Device dev, int warmup, int repeat, F&& f) {
 
 int cmd_bench(int argc, char** argv) {
     Args a("bench", "[--what forward|train-step] [options]",
-           "Times the default Restormer (SPEC configuration, random weights): a forward pass on a\n"
+           "Times a Restormer (default: the SPEC configuration; random weights): a forward pass on a\n"
            "SIZE x SIZE image (no autograd), or an AMSNet-B training step (crop, PD 5, batch).");
     a.option("what", "W", "forward or train-step", "forward");
     a.option("size", "N", "image side for forward", "256");
@@ -56,12 +57,13 @@ int cmd_bench(int argc, char** argv) {
     a.option("pd", "S", "PD stride for train-step", "5");
     a.option("warmup", "N", "untimed runs first", "1");
     a.option("repeat", "N", "timed runs (the median is reported)", "3");
+    a.option("preset", "P", "model: restormer (SPEC), small or tiny", "restormer");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     if (!a.parse(argc, argv, 2)) return 0;
     Device dev = parse_device(a.get("device"));
     int warmup = (int)a.integer("warmup", 0), repeat = (int)a.integer("repeat", 1);
     std::string what = a.get("what");
-    Restormer net(RestormerConfig{}, dev);
+    Restormer net(preset_config(a.get("preset")), dev);
     net.init(1);
     if (what == "forward") {
         int n = (int)a.integer("size", 8);

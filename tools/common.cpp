@@ -59,12 +59,4 @@ void save_result(const std::string& path, const Tensor& img, int bits) {
     save_image(path, img, bits);
 }
 
-std::string format_duration(double s) {
-    char buf[32];
-    if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-    else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", (int)(s / 60), (int)s % 60);
-    else std::snprintf(buf, sizeof buf, "%.1fs", s);
-    return buf;
-}
-
 }  // namespace ams::cli

@@ -1,10 +1,10 @@
 // Helpers shared by the subcommands: device choice, image lists, writing outputs, timing.
 #pragma once
-#include <chrono>
 #include <string>
 #include <vector>
 
 #include "engine/tensor.h"
+#include "engine/timer.h"
 
 namespace ams::cli {
 
@@ -18,13 +18,7 @@ void make_directory(const std::string& path);
 // (float32 H x W x 3, unclipped). Atomic (temporary name, then rename).
 void save_result(const std::string& path, const Tensor& img, int bits);
 
-struct Stopwatch {
-    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-    double seconds() const {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    }
-};
-
-std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+using ams::format_duration;
+using ams::Stopwatch;
 
 }  // namespace ams::cli

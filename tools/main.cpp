@@ -1,5 +1,6 @@
 // amsnet: one binary for every stage of AMSNet self-supervised denoising.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -41,7 +42,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "amsnet: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
         return 2;
     } catch (const ams::Error& e) {
-        std::fprintf(stderr, "amsnet %s: error: %s\n", cmd.c_str(), e.what());
+        // AMS_DEBUG=1 adds the failed check's expression and source location.
+        const char* debug = std::getenv("AMS_DEBUG");
+        std::fprintf(stderr, "amsnet %s: error: %s\n", cmd.c_str(),
+                     debug && *debug == '1' ? e.what() : e.message().c_str());
         return 1;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "amsnet %s: error: out of memory\n", cmd.c_str());

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include <omp.h>
+
 #include "kernels/cpu/cpu.h"
 
 namespace ams::cpu {
@@ -57,74 +59,109 @@ void col2im_add(const ConvShape& s, int64_t cin, const T* dcol, T* dx) {
     }
 }
 
-// Depthwise (one input and one output channel per group), any kernel size.
+// One depthwise plane: y (H, W) (+)= correlate(x (H, W), w (KH, KW)) with zero padding `pad` and
+// stride 1 (same size when KH = KW = 2*pad + 1). The backward data pass is the same with the
+// kernel flipped, so both use this. Rows are processed tap-row by tap-row with the bounds hoisted
+// out of the inner loop, which the compiler vectorises.
 template <class T>
-void depthwise_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y) {
-    const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < s.B; ++n) {
-        for (int64_t c = 0; c < C; ++c) {
-            const T* xp = x + (n * C + c) * s.H * s.W;
-            const T* wp = w + c * s.KH * s.KW;
-            T* yp = y + (n * C + c) * Ho * Wo;
-            T bias = b ? b[c] : T(0);
-            for (int64_t oy = 0; oy < Ho; ++oy) {
-                T* yr = yp + oy * Wo;
-                std::fill(yr, yr + Wo, bias);
-                for (int64_t ky = 0; ky < s.KH; ++ky) {
-                    int64_t iy = oy + ky - s.pad;
-                    if (iy < 0 || iy >= s.H) continue;
-                    for (int64_t kx = 0; kx < s.KW; ++kx) {
-                        T wv = wp[ky * s.KW + kx];
-                        int64_t off = kx - s.pad;
-                        int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, s.W - off);
-                        const T* xr = xp + iy * s.W + off;
-                        for (int64_t ox = ox0; ox < ox1; ++ox) yr[ox] += wv * xr[ox];
-                    }
-                }
+void depthwise_plane(const T* x, const T* w, T* y, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t KH,
+                     int64_t KW, int64_t pad, T init, bool accumulate) {
+    for (int64_t oy = 0; oy < Ho; ++oy) {
+        T* yr = y + oy * Wo;
+        if (!accumulate) std::fill(yr, yr + Wo, init);
+        for (int64_t ky = 0; ky < KH; ++ky) {
+            int64_t iy = oy + ky - pad;
+            if (iy < 0 || iy >= H) continue;
+            const T* xr = x + iy * W;
+            const T* wr = w + ky * KW;
+            if (KW == 3 && pad == 1 && Wo == W && W >= 2) {
+                const T w0 = wr[0], w1 = wr[1], w2 = wr[2];
+                yr[0] += w1 * xr[0] + w2 * xr[1];
+#pragma omp simd
+                for (int64_t ox = 1; ox < W - 1; ++ox) yr[ox] += w0 * xr[ox - 1] + w1 * xr[ox] + w2 * xr[ox + 1];
+                yr[W - 1] += w0 * xr[W - 2] + w1 * xr[W - 1];
+                continue;
+            }
+            for (int64_t kx = 0; kx < KW; ++kx) {
+                const T wv = wr[kx];
+                int64_t off = kx - pad;
+                int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, W - off);
+                const T* xs = xr + off;
+#pragma omp simd
+                for (int64_t ox = ox0; ox < ox1; ++ox) yr[ox] += wv * xs[ox];
             }
         }
     }
 }
 
+// Depthwise (one input and one output channel per group), any kernel size.
+template <class T>
+void depthwise_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y) {
+    const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < s.B; ++n)
+        for (int64_t c = 0; c < C; ++c)
+            depthwise_plane(x + (n * C + c) * s.H * s.W, w + c * s.KH * s.KW, y + (n * C + c) * Ho * Wo, s.H, s.W,
+                            Ho, Wo, s.KH, s.KW, s.pad, b ? b[c] : T(0), false);
+}
+
 template <class T>
 void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
-    const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin;
-    // Parallel over channels only: dw[c] and db[c] sum over the batch.
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < C; ++c) {
-        const T* wp = w + c * s.KH * s.KW;
-        for (int64_t n = 0; n < s.B; ++n) {
-            const T* xp = x + (n * C + c) * s.H * s.W;
-            const T* gp = dy + (n * C + c) * Ho * Wo;
-            T* dxp = dx ? dx + (n * C + c) * s.H * s.W : nullptr;
-            if (db) {
-                T acc = 0;
-                for (int64_t i = 0; i < Ho * Wo; ++i) acc += gp[i];
-                db[c] += acc;
+    const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin, K2 = s.KH * s.KW;
+    // dx: correlate dy with the flipped kernel (padding KH-1-pad), accumulating. Any plane in parallel.
+    if (dx) {
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t n = 0; n < s.B; ++n)
+            for (int64_t c = 0; c < C; ++c) {
+                T flipped[64];
+                T* fw = K2 <= 64 ? flipped : new T[K2];
+                for (int64_t k = 0; k < K2; ++k) fw[k] = w[c * K2 + K2 - 1 - k];
+                depthwise_plane(dy + (n * C + c) * Ho * Wo, fw, dx + (n * C + c) * s.H * s.W, Ho, Wo, s.H, s.W,
+                                s.KH, s.KW, s.KH - 1 - s.pad, T(0), true);
+                if (fw != flipped) delete[] fw;
             }
-            for (int64_t oy = 0; oy < Ho; ++oy) {
-                const T* gr = gp + oy * Wo;
-                for (int64_t ky = 0; ky < s.KH; ++ky) {
-                    int64_t iy = oy + ky - s.pad;
-                    if (iy < 0 || iy >= s.H) continue;
-                    for (int64_t kx = 0; kx < s.KW; ++kx) {
-                        int64_t off = kx - s.pad;
-                        int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, s.W - off);
-                        if (dw) {
+    }
+    if (!dw && !db) return;
+    // dw, db: per channel, summed over the batch. Products accumulate element-wise into one row per
+    // tap (vectorises; rows are short), reduced once per channel at the end: deterministic.
+#pragma omp parallel
+    {
+        std::vector<T> acc((size_t)(K2 * Wo));
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < C; ++c) {
+            std::fill(acc.begin(), acc.end(), T(0));
+            T bias_acc = 0;
+            for (int64_t n = 0; n < s.B; ++n) {
+                const T* xp = x + (n * C + c) * s.H * s.W;
+                const T* gp = dy + (n * C + c) * Ho * Wo;
+                for (int64_t oy = 0; oy < Ho; ++oy) {
+                    const T* gr = gp + oy * Wo;
+                    if (db) {
+#pragma omp simd reduction(+ : bias_acc)
+                        for (int64_t ox = 0; ox < Wo; ++ox) bias_acc += gr[ox];
+                    }
+                    if (!dw) continue;
+                    for (int64_t ky = 0; ky < s.KH; ++ky) {
+                        int64_t iy = oy + ky - s.pad;
+                        if (iy < 0 || iy >= s.H) continue;
+                        for (int64_t kx = 0; kx < s.KW; ++kx) {
+                            int64_t off = kx - s.pad;
+                            int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, s.W - off);
                             const T* xr = xp + iy * s.W + off;
-                            T acc = 0;
-                            for (int64_t ox = ox0; ox < ox1; ++ox) acc += gr[ox] * xr[ox];
-                            dw[c * s.KH * s.KW + ky * s.KW + kx] += acc;
-                        }
-                        if (dxp) {
-                            T wv = wp[ky * s.KW + kx];
-                            T* dr = dxp + iy * s.W + off;
-                            for (int64_t ox = ox0; ox < ox1; ++ox) dr[ox] += wv * gr[ox];
+                            T* ar = acc.data() + (ky * s.KW + kx) * Wo;
+#pragma omp simd
+                            for (int64_t ox = ox0; ox < ox1; ++ox) ar[ox] += gr[ox] * xr[ox];
                         }
                     }
                 }
             }
+            if (db) db[c] += bias_acc;
+            if (dw)
+                for (int64_t k = 0; k < K2; ++k) {
+                    T sum = 0;
+                    for (int64_t ox = 0; ox < Wo; ++ox) sum += acc[k * Wo + ox];
+                    dw[c * K2 + k] += sum;
+                }
         }
     }
 }
@@ -134,72 +171,112 @@ bool is_pointwise(const ConvShape& s) { return s.KH == 1 && s.KW == 1 && s.pad =
 
 }  // namespace
 
+// Images go to threads whole when the batch can keep every thread busy (training: many small
+// PD sub-images); a single image instead parallelises inside im2col and the GEMM. (Two explicit
+// paths: an `omp parallel if(false)` region would make the inner regions nested, and libgomp
+// gives nested regions fresh, slow thread teams.)
 template <class T>
 void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y) {
     if (is_depthwise(s)) return depthwise_forward(s, x, w, b, y);
     const int64_t cin = s.Cin / s.groups, cout = s.Cout / s.groups;
     const int64_t HoWo = s.Ho() * s.Wo(), Kc = cin * s.KH * s.KW;
-    std::vector<T> col(is_pointwise(s) ? 0 : (size_t)(Kc * HoWo));
-    for (int64_t n = 0; n < s.B; ++n) {
+    const bool pw = is_pointwise(s);
+    auto image = [&](int64_t n, std::vector<T>& col) {
         for (int64_t g = 0; g < s.groups; ++g) {
-            const T* xg = x + (n * s.Cin + g * cin) * s.H * s.W;
-            const T* wg = w + g * cout * Kc;
-            T* yg = y + (n * s.Cout + g * cout) * HoWo;
-            const T* src = xg;
-            if (!is_pointwise(s)) {
-                im2col(s, cin, xg, col.data());
+            const T* src = x + (n * s.Cin + g * cin) * s.H * s.W;
+            if (!pw) {
+                col.resize((size_t)(Kc * HoWo));
+                im2col(s, cin, src, col.data());
                 src = col.data();
             }
-            gemm<T>(false, false, cout, HoWo, Kc, T(1), wg, Kc, src, HoWo, T(0), yg, HoWo);
+            gemm<T>(false, false, cout, HoWo, Kc, T(1), w + g * cout * Kc, Kc, src, HoWo, T(0),
+                    y + (n * s.Cout + g * cout) * HoWo, HoWo);
         }
-        if (b) {
-#pragma omp parallel for schedule(static)
+        if (b)
             for (int64_t c = 0; c < s.Cout; ++c) {
                 T* yc = y + (n * s.Cout + c) * HoWo;
                 for (int64_t i = 0; i < HoWo; ++i) yc[i] += b[c];
             }
+    };
+    if (s.B >= omp_get_max_threads()) {
+#pragma omp parallel
+        {
+            std::vector<T> col;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < s.B; ++n) image(n, col);
         }
+    } else {
+        std::vector<T> col;
+        for (int64_t n = 0; n < s.B; ++n) image(n, col);
     }
 }
 
+// dX per image is independent; dW and db sum over images: per-thread partials, added in thread
+// order afterwards (deterministic for a given thread count).
 template <class T>
 void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
     if (is_depthwise(s)) return depthwise_backward(s, x, w, dy, dx, dw, db);
     const int64_t cin = s.Cin / s.groups, cout = s.Cout / s.groups;
     const int64_t HoWo = s.Ho() * s.Wo(), Kc = cin * s.KH * s.KW;
     const bool pw = is_pointwise(s);
-    std::vector<T> col(pw || !dw ? 0 : (size_t)(Kc * HoWo)), dcol(pw || !dx ? 0 : (size_t)(Kc * HoWo));
-    for (int64_t n = 0; n < s.B; ++n) {
+    // One image's contributions: dx written in place, dw/db added into dw_t/db_t.
+    auto image = [&](int64_t n, T* dw_t, T* db_t, std::vector<T>& col, std::vector<T>& dcol) {
         for (int64_t g = 0; g < s.groups; ++g) {
             const T* xg = x + (n * s.Cin + g * cin) * s.H * s.W;
             const T* wg = w + g * cout * Kc;
             const T* dyg = dy + (n * s.Cout + g * cout) * HoWo;
-            if (dw) {
+            if (dw_t) {
                 const T* src = xg;
                 if (!pw) {
+                    col.resize((size_t)(Kc * HoWo));
                     im2col(s, cin, xg, col.data());
                     src = col.data();
                 }
-                gemm<T>(false, true, cout, Kc, HoWo, T(1), dyg, HoWo, src, HoWo, T(1), dw + g * cout * Kc, Kc);
+                gemm<T>(false, true, cout, Kc, HoWo, T(1), dyg, HoWo, src, HoWo, T(1), dw_t + g * cout * Kc, Kc);
             }
             if (dx) {
                 T* dxg = dx + (n * s.Cin + g * cin) * s.H * s.W;
                 if (pw) {
                     gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(1), dxg, HoWo);
                 } else {
+                    dcol.resize((size_t)(Kc * HoWo));
                     gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(0), dcol.data(), HoWo);
                     col2im_add(s, cin, dcol.data(), dxg);
                 }
             }
         }
-        if (db) {
+        if (db_t)
             for (int64_t c = 0; c < s.Cout; ++c) {
                 const T* g = dy + (n * s.Cout + c) * HoWo;
                 T acc = 0;
+#pragma omp simd reduction(+ : acc)
                 for (int64_t i = 0; i < HoWo; ++i) acc += g[i];
-                db[c] += acc;
+                db_t[c] += acc;
             }
-        }
+    };
+    const int nt = omp_get_max_threads();
+    if (s.B < nt) {
+        std::vector<T> col, dcol;
+        for (int64_t n = 0; n < s.B; ++n) image(n, dw, db, col, dcol);
+        return;
+    }
+    // dW and db sum over images: per-thread partials, added in thread order afterwards
+    // (deterministic for a given thread count).
+    const int64_t wsize = s.Cout * Kc;
+    std::vector<std::vector<T>> part(nt);
+#pragma omp parallel
+    {
+        std::vector<T>& p = part[omp_get_thread_num()];
+        p.assign(dw || db ? (size_t)(wsize + s.Cout) : 0, T(0));
+        std::vector<T> col, dcol;
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < s.B; ++n)
+            image(n, dw ? p.data() : nullptr, db ? p.data() + wsize : nullptr, col, dcol);
+    }
+    for (const auto& p : part) {
+        if (p.empty()) continue;
+        if (dw) for (int64_t i = 0; i < wsize; ++i) dw[i] += p[i];
+        if (db) for (int64_t c = 0; c < s.Cout; ++c) db[c] += p[wsize + c];
     }
 }
 

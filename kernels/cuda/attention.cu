@@ -1,0 +1,193 @@
+// MDTA core on the GPU, the function of kernels/cpu/attention.cpp. Per image b and head h, with
+// c = C/heads rows of N = H*W pixels:
+//   nq_i = max(|q_i|, eps), nk_j likewise;  G = q k^T;  S_ij = G_ij / (nq_i nk_j)  (= qn kn^T);
+//   A = softmax_rows(S * temperature[h]);   out = A v.
+// The long reductions over N are the row norms (deterministic split reduction) and the c x c
+// products (cuBLAS strided-batched SGEMM over the heads of one image; heads are c*N apart within
+// an image but images are 3C*N apart, so one call per image). qn, kn are never materialised:
+// backward folds the normalisation into c x c matrices (see attention_backward).
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda.h"
+
+namespace ams::cuda {
+
+namespace {
+
+constexpr float kNormEps = 1e-12f;  // F.normalize's eps
+
+// norms[b*2C + j] = max(|qkv[b, j, :]|, eps) for the 2C q and k rows of each image.
+struct SquareTerm {
+    const float* qkv;
+    int64_t C, N;
+    __device__ float operator()(int64_t row, int64_t k) const {
+        int64_t b = row / (2 * C), j = row - b * 2 * C;
+        float v = qkv[(b * 3 * C + j) * N + k];
+        return v * v;
+    }
+};
+struct NormFinish {
+    float* norms;
+    __device__ void operator()(int64_t row, float s) const { norms[row] = fmaxf(sqrtf(s), kNormEps); }
+};
+
+void row_norms(const float* qkv, float* norms, int64_t B, int64_t C, int64_t N) {
+    split_reduce<float>(B * 2 * C, N, SquareTerm{qkv, C, N}, NormFinish{norms}, "attention row norms");
+}
+
+// G_b = q_b k_b^T for every head of every image: (B, heads, c, c).
+void gram(const float* qkv, float* G, int64_t B, int64_t C, int64_t N, int heads) {
+    const int64_t c = C / heads;
+    for (int64_t b = 0; b < B; ++b) {
+        const float* q = qkv + b * 3 * C * N;
+        sgemm_rm(false, true, c, c, N, 1.f, q, N, c * N, q + C * N, N, c * N, 0.f, G + b * heads * c * c, c, c * c,
+                 heads);
+    }
+}
+
+// In place, one thread per row (b, h, i): A_ij = softmax_j(G_ij / (nq_i nk_j) * temperature[h]).
+__global__ void softmax_kernel(float* A, const float* norms, const float* temperature, int64_t B, int64_t C, int64_t c,
+                               int heads) {
+    AMS_GRID_STRIDE(r, B * heads * c) {
+        int64_t bh = r / c, i = r - bh * c, h = bh % heads, b = bh / heads;
+        const float nq = norms[b * 2 * C + h * c + i];
+        const float* nk = norms + b * 2 * C + C + h * c;
+        const float t = temperature[h];
+        float* row = A + r * c;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < c; ++j) {
+            float s = row[j] / (nq * nk[j]) * t;
+            row[j] = s;
+            mx = fmaxf(mx, s);
+        }
+        float sum = 0.f;
+        for (int64_t j = 0; j < c; ++j) sum += (row[j] = expf(row[j] - mx));
+        const float inv = 1.f / sum;
+        for (int64_t j = 0; j < c; ++j) row[j] *= inv;
+    }
+}
+
+// One block per (b, h), from dA = dout v^T, A and G:
+//   dL = A * (dA - rowsum(dA * A))            softmax backward
+//   tpart[b*heads+h] = sum dL * S             this image's share of d temperature[h]
+//   dS = temperature[h] * dL;  M_ij = dS_ij / (nq_i nk_j)
+//   coef_q_i = -sum_j dS_ij S_ij / nq_i^2,  coef_k_j = -sum_i dS_ij S_ij / nk_j^2  (0 when clamped)
+// so that dq = M k + coef_q q and dk = M^T q + coef_k k: the normalisation backward
+// (g - qn <g, qn>) / nq without forming qn, since <(dS kn)_i, qn_i> = sum_j dS_ij S_ij.
+// dA is overwritten with dS * S for the column sums.
+__global__ void attention_grad_small_kernel(const float* A, float* dA, const float* G, const float* norms,
+                                            const float* temperature, float* M, float* coef, float* tpart, int64_t C,
+                                            int64_t c, int heads) {
+    const int64_t bh = blockIdx.x, h = bh % heads, b = bh / heads;
+    const float t = temperature[h];
+    const float* nq = norms + b * 2 * C + h * c;
+    const float* nk = norms + b * 2 * C + C + h * c;
+    float* cq = coef + b * 2 * C + h * c;
+    float* ck = coef + b * 2 * C + C + h * c;
+    const int64_t off = bh * c * c;
+    float tsum = 0.f;
+    for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
+        const float* a = A + off + i * c;
+        float* d = dA + off + i * c;
+        const float* g = G + off + i * c;
+        float* m = M + off + i * c;
+        float s = 0.f;
+        for (int64_t j = 0; j < c; ++j) s += d[j] * a[j];
+        float p = 0.f;
+        for (int64_t j = 0; j < c; ++j) {
+            float dl = a[j] * (d[j] - s);
+            float S = g[j] / (nq[i] * nk[j]);
+            float ds = dl * t;
+            tsum += dl * S;
+            p += ds * S;
+            m[j] = ds / (nq[i] * nk[j]);
+            d[j] = ds * S;
+        }
+        cq[i] = nq[i] <= kNormEps ? 0.f : -p / (nq[i] * nq[i]);
+    }
+    tsum = block_sum(tsum);  // also a barrier: the d[j] = dS*S writes above are visible below
+    if (threadIdx.x == 0) tpart[bh] = tsum;
+    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
+        float p = 0.f;
+        for (int64_t i = 0; i < c; ++i) p += dA[off + i * c + j];
+        ck[j] = nk[j] <= kNormEps ? 0.f : -p / (nk[j] * nk[j]);
+    }
+}
+
+// dtemperature[h] += sum over images of tpart[b*heads + h], in image order.
+__global__ void temperature_finish_kernel(const float* tpart, float* dtemperature, int64_t B, int heads) {
+    AMS_GRID_STRIDE(h, heads) {
+        float s = 0.f;
+        for (int64_t b = 0; b < B; ++b) s += tpart[b * heads + h];
+        dtemperature[h] += s;
+    }
+}
+
+// dq / dk rows += coef[row] * q / k rows (the diagonal part of the normalisation backward).
+__global__ void diag_kernel(const float* qkv, const float* coef, float* dqkv, int64_t B, int64_t C, int64_t N) {
+    AMS_GRID_STRIDE(idx, B * 2 * C * N) {
+        int64_t row = idx / N, k = idx - row * N, b = row / (2 * C), j = row - b * 2 * C;
+        int64_t at = (b * 3 * C + j) * N + k;
+        dqkv[at] += coef[row] * qkv[at];
+    }
+}
+
+}  // namespace
+
+void attention_forward(const float* qkv, const float* temperature, float* out, float* attn, int64_t B, int64_t C,
+                       int64_t N, int heads) {
+    const int64_t c = C / heads;
+    if (B == 0 || C == 0) return;
+    DeviceBuffer norms((size_t)(B * 2 * C) * sizeof(float));
+    row_norms(qkv, norms.as<float>(), B, C, N);
+    gram(qkv, attn, B, C, N, heads);  // attn holds G until the softmax replaces it
+    softmax_kernel<<<grid_for(B * heads * c), kThreads, 0, stream()>>>(attn, norms.as<float>(), temperature, B, C, c,
+                                                                       heads);
+    AMS_CUDA_LAUNCH_CHECK("attention softmax");
+    for (int64_t b = 0; b < B; ++b)  // out_b = A_b v_b
+        sgemm_rm(false, false, c, N, c, 1.f, attn + b * heads * c * c, c, c * c, qkv + (b * 3 + 2) * C * N, N, c * N,
+                 0.f, out + b * C * N, N, c * N, heads);
+}
+
+void attention_backward(const float* qkv, const float* temperature, const float* attn, const float* dout, float* dqkv,
+                        float* dtemperature, int64_t B, int64_t C, int64_t N, int heads) {
+    const int64_t c = C / heads, cc = B * heads * c * c;
+    if (B == 0 || C == 0 || (!dqkv && !dtemperature)) return;
+    DeviceBuffer norms((size_t)(B * 2 * C) * sizeof(float)), coef((size_t)(B * 2 * C) * sizeof(float));
+    DeviceBuffer G((size_t)cc * sizeof(float)), dA((size_t)cc * sizeof(float)), M((size_t)cc * sizeof(float));
+    DeviceBuffer tpart((size_t)(B * heads) * sizeof(float));
+    for (int64_t b = 0; b < B; ++b) {
+        const float* g = dout + b * C * N;
+        const float* v = qkv + (b * 3 + 2) * C * N;
+        const float* A = attn + b * heads * c * c;
+        // dA = dout v^T
+        sgemm_rm(false, true, c, c, N, 1.f, g, N, c * N, v, N, c * N, 0.f, dA.as<float>() + b * heads * c * c, c, c * c,
+                 heads);
+        // dv += A^T dout
+        if (dqkv)
+            sgemm_rm(true, false, c, N, c, 1.f, A, c, c * c, g, N, c * N, 1.f, dqkv + (b * 3 + 2) * C * N, N, c * N,
+                     heads);
+    }
+    row_norms(qkv, norms.as<float>(), B, C, N);
+    gram(qkv, G.as<float>(), B, C, N, heads);
+    attention_grad_small_kernel<<<(unsigned)(B * heads), kThreads, 0, stream()>>>(
+        attn, dA.as<float>(), G.as<float>(), norms.as<float>(), temperature, M.as<float>(), coef.as<float>(),
+        tpart.as<float>(), C, c, heads);
+    AMS_CUDA_LAUNCH_CHECK("attention softmax backward");
+    if (dtemperature) {
+        temperature_finish_kernel<<<grid_for(heads), kThreads, 0, stream()>>>(tpart.as<float>(), dtemperature, B, heads);
+        AMS_CUDA_LAUNCH_CHECK("attention temperature gradient");
+    }
+    if (!dqkv) return;
+    for (int64_t b = 0; b < B; ++b) {
+        const float* q = qkv + b * 3 * C * N;
+        const float* Mb = M.as<float>() + b * heads * c * c;
+        // dq += M k;  dk += M^T q
+        sgemm_rm(false, false, c, N, c, 1.f, Mb, c, c * c, q + C * N, N, c * N, 1.f, dqkv + b * 3 * C * N, N, c * N,
+                 heads);
+        sgemm_rm(true, false, c, N, c, 1.f, Mb, c, c * c, q, N, c * N, 1.f, dqkv + (b * 3 + 1) * C * N, N, c * N, heads);
+    }
+    diag_kernel<<<grid_for(B * 2 * C * N), kThreads, 0, stream()>>>(qkv, coef.as<float>(), dqkv, B, C, N);
+    AMS_CUDA_LAUNCH_CHECK("attention normalisation backward");
+}
+
+}  // namespace ams::cuda

@@ -1,0 +1,343 @@
+// conv2d (stride 1, zero padding) on the GPU, by kind, as kernels/cpu/conv2d.cpp splits it:
+//   depthwise (groups == Cin == Cout, any k): custom gather kernels, filter gradient by a
+//     deterministic split reduction;
+//   pointwise (1x1, pad 0, groups 1): cuBLAS strided-batched SGEMM per image, Y = W X;
+//   everything else (dense, grouped): cuDNN, algorithm chosen once per shape and cached.
+// Bias add and bias gradient are custom kernels for every kind. Backward accumulates (beta = 1).
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda.h"
+
+namespace ams::cuda {
+
+namespace {
+
+bool is_depthwise(const ConvShape& s) { return s.groups == s.Cin && s.groups == s.Cout; }
+bool is_pointwise(const ConvShape& s) { return s.KH == 1 && s.KW == 1 && s.pad == 0 && s.groups == 1; }
+
+// ConvShape's helpers are host-only; kernels get the plain numbers.
+struct Geo {
+    int64_t B, C, H, W, Ho, Wo, KH, KW, pad;
+};
+Geo depthwise_geo(const ConvShape& s) { return Geo{s.B, s.Cin, s.H, s.W, s.Ho(), s.Wo(), s.KH, s.KW, s.pad}; }
+
+// ---------------------------------------------------------------- bias
+
+// y (B, C, HW) += b[c]
+__global__ void bias_add_kernel(float* y, const float* b, int64_t n, int64_t C, int64_t HW) {
+    AMS_GRID_STRIDE(i, n) y[i] += b[(i / HW) % C];
+}
+
+// Sum of dy (B, C, HW) over the batch and pixels of channel `row`, k = n * HW + p.
+struct BiasGradTerm {
+    const float* dy;
+    int64_t C, HW;
+    __device__ float operator()(int64_t c, int64_t k) const {
+        int64_t n = k / HW, p = k - n * HW;
+        return dy[(n * C + c) * HW + p];
+    }
+};
+
+struct AccumulateRow {
+    float* out;
+    __device__ void operator()(int64_t row, float s) const { out[row] += s; }
+};
+
+void bias_forward(const ConvShape& s, const float* b, float* y) {
+    if (!b) return;
+    const int64_t HW = s.Ho() * s.Wo(), n = s.B * s.Cout * HW;
+    bias_add_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y, b, n, s.Cout, HW);
+    AMS_CUDA_LAUNCH_CHECK("conv2d bias");
+}
+
+void bias_backward(const ConvShape& s, const float* dy, float* db) {
+    if (!db) return;
+    const int64_t HW = s.Ho() * s.Wo();
+    split_reduce<float>(s.Cout, s.B * HW, BiasGradTerm{dy, s.Cout, HW}, AccumulateRow{db}, "conv2d bias gradient");
+}
+
+// ---------------------------------------------------------------- depthwise
+
+// One thread per output element; taps in the CPU's order (bias first, then ky, kx).
+__global__ void dw_forward_kernel(Geo g, const float* x, const float* w, const float* b, float* y) {
+    const int64_t n_out = g.B * g.C * g.Ho * g.Wo;
+    AMS_GRID_STRIDE(idx, n_out) {
+        int64_t ox = idx % g.Wo, t = idx / g.Wo;
+        int64_t oy = t % g.Ho;
+        t /= g.Ho;
+        int64_t c = t % g.C;
+        const float* xp = x + t * g.H * g.W;  // t = n * C + c
+        const float* wp = w + c * g.KH * g.KW;
+        float acc = b ? b[c] : 0.f;
+        for (int64_t ky = 0; ky < g.KH; ++ky) {
+            int64_t iy = oy + ky - g.pad;
+            if (iy < 0 || iy >= g.H) continue;
+            for (int64_t kx = 0; kx < g.KW; ++kx) {
+                int64_t ix = ox + kx - g.pad;
+                if (ix >= 0 && ix < g.W) acc += wp[ky * g.KW + kx] * xp[iy * g.W + ix];
+            }
+        }
+        y[idx] = acc;
+    }
+}
+
+// One thread per INPUT element gathering every output it fed: no write conflicts, no atomics.
+__global__ void dw_backward_data_kernel(Geo g, const float* w, const float* dy, float* dx) {
+    const int64_t n_in = g.B * g.C * g.H * g.W;
+    AMS_GRID_STRIDE(idx, n_in) {
+        int64_t ix = idx % g.W, t = idx / g.W;
+        int64_t iy = t % g.H;
+        t /= g.H;
+        int64_t c = t % g.C;
+        const float* gp = dy + t * g.Ho * g.Wo;
+        const float* wp = w + c * g.KH * g.KW;
+        float acc = 0.f;
+        for (int64_t ky = 0; ky < g.KH; ++ky) {
+            int64_t oy = iy - ky + g.pad;
+            if (oy < 0 || oy >= g.Ho) continue;
+            for (int64_t kx = 0; kx < g.KW; ++kx) {
+                int64_t ox = ix - kx + g.pad;
+                if (ox >= 0 && ox < g.Wo) acc += wp[ky * g.KW + kx] * gp[oy * g.Wo + ox];
+            }
+        }
+        dx[idx] += acc;
+    }
+}
+
+// dw[c, ky, kx] = sum over n, oy, ox of dy[n, c, oy, ox] * x[n, c, oy + ky - pad, ox + kx - pad];
+// row = c * KH * KW + tap, k = n * Ho * Wo + (oy * Wo + ox). Rows of one channel are adjacent, so
+// the blocks of its taps run together and read the same x / dy lines from L2.
+struct DwFilterTerm {
+    Geo g;
+    const float* x;
+    const float* dy;
+    __device__ float operator()(int64_t row, int64_t k) const {
+        const int64_t K2 = g.KH * g.KW, HoWo = g.Ho * g.Wo;
+        int64_t c = row / K2, tap = row - c * K2, ky = tap / g.KW, kx = tap - ky * g.KW;
+        int64_t n = k / HoWo, p = k - n * HoWo, oy = p / g.Wo, ox = p - oy * g.Wo;
+        int64_t iy = oy + ky - g.pad, ix = ox + kx - g.pad;
+        if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) return 0.f;
+        int64_t plane = n * g.C + c;
+        return dy[plane * HoWo + p] * x[plane * g.H * g.W + iy * g.W + ix];
+    }
+};
+
+void depthwise_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
+    Geo g = depthwise_geo(s);
+    dw_forward_kernel<<<grid_for(g.B * g.C * g.Ho * g.Wo), kThreads, 0, stream()>>>(g, x, w, b, y);
+    AMS_CUDA_LAUNCH_CHECK("depthwise conv forward");
+}
+
+void depthwise_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                        float* db) {
+    Geo g = depthwise_geo(s);
+    if (dx) {
+        dw_backward_data_kernel<<<grid_for(g.B * g.C * g.H * g.W), kThreads, 0, stream()>>>(g, w, dy, dx);
+        AMS_CUDA_LAUNCH_CHECK("depthwise conv backward data");
+    }
+    if (dw)
+        split_reduce<float>(g.C * g.KH * g.KW, g.B * g.Ho * g.Wo, DwFilterTerm{g, x, dy}, AccumulateRow{dw},
+                            "depthwise conv backward filter");
+    bias_backward(s, dy, db);
+}
+
+// ---------------------------------------------------------------- pointwise (cuBLAS)
+
+// Per image (row-major): Y (Cout, HW) = W (Cout, Cin) X (Cin, HW), batched over images.
+void pointwise_forward(const ConvShape& s, const float* x, const float* w, float* y) {
+    const int64_t HW = s.H * s.W;
+    sgemm_rm(false, false, s.Cout, HW, s.Cin, 1.f, w, s.Cin, 0, x, HW, s.Cin * HW, 0.f, y, HW, s.Cout * HW, s.B);
+}
+
+void pointwise_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw) {
+    const int64_t HW = s.H * s.W;
+    if (dx)  // dX (Cin, HW) += W^T dY
+        sgemm_rm(true, false, s.Cin, HW, s.Cout, 1.f, w, s.Cin, 0, dy, HW, s.Cout * HW, 1.f, dx, HW, s.Cin * HW, s.B);
+    if (dw)  // dW (Cout, Cin) += dY_n X_n^T, one image after the other (fixed order, no atomics)
+        for (int64_t n = 0; n < s.B; ++n)
+            sgemm_rm(false, true, s.Cout, s.Cin, HW, 1.f, dy + n * s.Cout * HW, HW, 0, x + n * s.Cin * HW, HW, 0, 1.f,
+                     dw, s.Cin, 0, 1);
+}
+
+// ---------------------------------------------------------------- dense and grouped (cuDNN)
+
+constexpr size_t kMaxWorkspace = size_t(1) << 30;
+
+struct CudnnConv {
+    cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+    cudnnFilterDescriptor_t w = nullptr;
+    cudnnConvolutionDescriptor_t conv = nullptr;
+    bool have_fwd = false, have_bwd_data = false, have_bwd_filter = false;
+    cudnnConvolutionFwdAlgo_t fwd{};
+    cudnnConvolutionBwdDataAlgo_t bwd_data{};
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
+    size_t fwd_ws = 0, bwd_data_ws = 0, bwd_filter_ws = 0;
+};
+
+using ConvKey = std::array<int64_t, 9>;
+
+std::mutex g_conv_mu;
+std::map<ConvKey, std::unique_ptr<CudnnConv>>& conv_cache() {
+    static auto* m = new std::map<ConvKey, std::unique_ptr<CudnnConv>>;  // never destroyed
+    return *m;
+}
+
+// An algorithm from cuDNN's heuristics is acceptable when it is supported, deterministic, within
+// the workspace budget and runs under the descriptor's math type (FMA, or DEFAULT with AMS_TF32=1;
+// the descriptor is never switched to a tensor-op math type).
+template <class Perf>
+bool acceptable(const Perf& p) {
+    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kMaxWorkspace) return false;
+    if (p.determinism != CUDNN_DETERMINISTIC) return false;
+    return p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
+// Descriptors for one shape, created on first use. Caller holds g_conv_mu.
+CudnnConv& conv_entry(const ConvShape& s) {
+    ConvKey key{s.B, s.Cin, s.H, s.W, s.Cout, s.KH, s.KW, s.pad, s.groups};
+    auto& cache = conv_cache();
+    auto it = cache.find(key);
+    if (it != cache.end()) return *it->second;
+    auto e = std::make_unique<CudnnConv>();
+    AMS_CHECK(s.B <= INT32_MAX && s.Cin <= INT32_MAX && s.H <= INT32_MAX && s.W <= INT32_MAX,
+              "conv2d: shape too large for cuDNN");
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&e->x));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&e->y));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&e->w));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&e->conv));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)s.B, (int)s.Cin, (int)s.H,
+                                           (int)s.W));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)s.B, (int)s.Cout,
+                                           (int)s.Ho(), (int)s.Wo()));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(e->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)s.Cout,
+                                           (int)(s.Cin / s.groups), (int)s.KH, (int)s.KW));
+    // Cross-correlation, as PyTorch's conv2d; FMA math keeps float32 accuracy (cuDNN's default
+    // math allows TF32 on Ampere and later).
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(e->conv, (int)s.pad, (int)s.pad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
+                                                CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(cudnnSetConvolutionGroupCount(e->conv, (int)s.groups));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, tf32_enabled() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    CudnnConv& ref = *e;
+    cache.emplace(key, std::move(e));
+    return ref;
+}
+
+void pick_forward(CudnnConv& c) {
+    if (c.have_fwd) return;
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), c.x, c.w, c.conv, c.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                       &n, perf));
+    c.fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;  // fallback: always supported, no workspace
+    for (int i = 0; i < n; ++i) {
+        size_t ws = 0;
+        if (acceptable(perf[i]) &&
+            cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, perf[i].algo, &ws) ==
+                CUDNN_STATUS_SUCCESS) {
+            c.fwd = perf[i].algo;
+            break;
+        }
+    }
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, c.fwd, &c.fwd_ws));
+    c.have_fwd = true;
+}
+
+void pick_backward_data(CudnnConv& c) {
+    if (c.have_bwd_data) return;
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), c.w, c.y, c.conv, c.x,
+                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
+    c.bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;  // fallback: deterministic
+    for (int i = 0; i < n; ++i) {
+        size_t ws = 0;
+        if (acceptable(perf[i]) &&
+            cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, perf[i].algo, &ws) ==
+                CUDNN_STATUS_SUCCESS) {
+            c.bwd_data = perf[i].algo;
+            break;
+        }
+    }
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, c.bwd_data, &c.bwd_data_ws));
+    c.have_bwd_data = true;
+}
+
+void pick_backward_filter(CudnnConv& c) {
+    if (c.have_bwd_filter) return;
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), c.x, c.y, c.conv, c.w,
+                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf));
+    c.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;  // fallback: deterministic
+    for (int i = 0; i < n; ++i) {
+        size_t ws = 0;
+        if (acceptable(perf[i]) &&
+            cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, perf[i].algo, &ws) ==
+                CUDNN_STATUS_SUCCESS) {
+            c.bwd_filter = perf[i].algo;
+            break;
+        }
+    }
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, c.bwd_filter,
+                                                               &c.bwd_filter_ws));
+    c.have_bwd_filter = true;
+}
+
+void cudnn_forward(const ConvShape& s, const float* x, const float* w, float* y) {
+    CudnnConv* c;
+    {
+        std::lock_guard<std::mutex> lock(g_conv_mu);
+        c = &conv_entry(s);
+        pick_forward(*c);
+    }
+    DeviceBuffer ws(c->fwd_ws);
+    const float one = 1.f, zero = 0.f;  // beta 0: y is not read
+    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, c->x, x, c->w, w, c->conv, c->fwd, ws.as<void>(), c->fwd_ws,
+                                        &zero, c->y, y));
+}
+
+void cudnn_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw) {
+    CudnnConv* c;
+    {
+        std::lock_guard<std::mutex> lock(g_conv_mu);
+        c = &conv_entry(s);
+        if (dx) pick_backward_data(*c);
+        if (dw) pick_backward_filter(*c);
+    }
+    const float one = 1.f;  // beta 1: gradients accumulate
+    if (dx) {
+        DeviceBuffer ws(c->bwd_data_ws);
+        CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, c->w, w, c->y, dy, c->conv, c->bwd_data, ws.as<void>(),
+                                                 c->bwd_data_ws, &one, c->x, dx));
+    }
+    if (dw) {
+        DeviceBuffer ws(c->bwd_filter_ws);
+        CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, c->x, x, c->y, dy, c->conv, c->bwd_filter,
+                                                   ws.as<void>(), c->bwd_filter_ws, &one, c->w, dw));
+    }
+}
+
+}  // namespace
+
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
+    if (s.B == 0 || s.Cout == 0) return;
+    if (is_depthwise(s)) return depthwise_forward(s, x, w, b, y);  // bias fused
+    if (is_pointwise(s)) pointwise_forward(s, x, w, y);
+    else cudnn_forward(s, x, w, y);
+    bias_forward(s, b, y);
+}
+
+void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     float* db) {
+    if (s.B == 0 || s.Cout == 0) return;
+    if (is_depthwise(s)) return depthwise_backward(s, x, w, dy, dx, dw, db);
+    if (is_pointwise(s)) pointwise_backward(s, x, w, dy, dx, dw);
+    else cudnn_backward(s, x, w, dy, dx, dw);
+    bias_backward(s, dy, db);
+}
+
+}  // namespace ams::cuda

@@ -1,0 +1,235 @@
+// CUDA runtime services: device probe, the engine stream, stream-ordered allocation with byte
+// accounting, copies, fills, strided copies and launch checks.
+#include "kernels/cuda/runtime.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+
+#include "engine/tensor.h"
+#include "kernels/cuda/common.cuh"
+
+namespace ams::cuda {
+
+namespace {
+
+bool env_is_1(const char* name) {
+    const char* v = std::getenv(name);
+    return v && std::strcmp(v, "1") == 0;
+}
+
+// Never destroyed: Storage destructors of static tensors may run after ordinary statics are gone.
+struct Accounting {
+    std::mutex mu;
+    std::unordered_map<void*, size_t> sizes;
+    size_t in_use = 0, peak = 0;
+};
+Accounting& acct() {
+    static Accounting* a = new Accounting;
+    return *a;
+}
+
+// AMS_CUDA_POISON=1: fresh allocations are filled with 0xFF bytes (a NaN as float32), so a kernel
+// that leaves part of its output unwritten fails the tests instead of passing on stale zeros.
+bool poison() {
+    static const bool on = env_is_1("AMS_CUDA_POISON");
+    return on;
+}
+
+__global__ void probe_kernel() {}
+
+__global__ void fill_kernel(float* p, int64_t n, float v) {
+    AMS_GRID_STRIDE(i, n) p[i] = v;
+}
+
+constexpr int kMaxDims = 6;
+struct StridedLayout {
+    int nd;
+    int64_t shape[kMaxDims], dst_stride[kMaxDims], src_stride[kMaxDims];
+};
+
+// One thread per element: unravel the row-major index over the shape, map through both strides.
+__global__ void strided_copy_kernel(float* dst, const float* src, int64_t n, StridedLayout L) {
+    AMS_GRID_STRIDE(i, n) {
+        int64_t rem = i, so = 0, dof = 0;
+        for (int d = L.nd - 1; d >= 0; --d) {
+            int64_t idx = rem % L.shape[d];
+            rem /= L.shape[d];
+            so += idx * L.src_stride[d];
+            dof += idx * L.dst_stride[d];
+        }
+        dst[dof] = src[so];
+    }
+}
+
+}  // namespace
+
+bool available() {
+    static const bool ok = [] {
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+            cudaGetLastError();  // no driver / no device: clear the error, report false
+            return false;
+        }
+        // A device this binary has no code for (other architecture) is not usable either.
+        cudaFuncAttributes attr;
+        if (cudaFuncGetAttributes(&attr, probe_kernel) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+        return true;
+    }();
+    return ok;
+}
+
+std::string device_description() {
+    int dev = 0, drv = 0, rt = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+    CUDA_CHECK(cudaDriverGetVersion(&drv));
+    CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+    return str(p.name, " (sm_", p.major, p.minor, ", ", p.totalGlobalMem >> 30, " GiB), driver ", drv / 1000, ".",
+               (drv % 1000) / 10, ", runtime ", rt / 1000, ".", (rt % 1000) / 10);
+}
+
+cudaStream_t stream() {
+    static cudaStream_t s = [] {
+        cudaStream_t x;
+        CUDA_CHECK(cudaStreamCreateWithFlags(&x, cudaStreamNonBlocking));
+        // Keep freed memory in the pool (default threshold 0 returns it to the driver at every
+        // synchronisation, making each training step re-map its activations).
+        int dev = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        cudaMemPool_t pool;
+        CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+        uint64_t threshold = std::numeric_limits<uint64_t>::max();
+        CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+        return x;
+    }();
+    return s;
+}
+
+void* alloc(size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    void* p = nullptr;
+    cudaError_t e = cudaMallocAsync(&p, bytes, stream());
+    if (e == cudaErrorMemoryAllocation) {
+        // Retry once after returning cached, fragmented blocks to the driver.
+        cudaGetLastError();
+        int dev = 0;
+        cudaMemPool_t pool;
+        CUDA_CHECK(cudaStreamSynchronize(stream()));
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+        CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+        e = cudaMallocAsync(&p, bytes, stream());
+    }
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        AMS_FAIL("CUDA out of memory: allocating ", bytes >> 20, " MiB with ", memory_in_use() >> 20,
+                 " MiB already held by the engine (", cudaGetErrorString(e), ")");
+    }
+    if (poison()) CUDA_CHECK(cudaMemsetAsync(p, 0xFF, bytes, stream()));
+    Accounting& a = acct();
+    std::lock_guard<std::mutex> lock(a.mu);
+    a.sizes[p] = bytes;
+    a.in_use += bytes;
+    a.peak = std::max(a.peak, a.in_use);
+    return p;
+}
+
+void free(void* p) noexcept {
+    if (!p) return;
+    {
+        Accounting& a = acct();
+        std::lock_guard<std::mutex> lock(a.mu);
+        auto it = a.sizes.find(p);
+        if (it != a.sizes.end()) {
+            a.in_use -= it->second;
+            a.sizes.erase(it);
+        }
+    }
+    // Stream-ordered: the block is reused only by work queued after this point. Errors (e.g. at
+    // process exit, after the runtime unloaded) are dropped: free must not throw.
+    if (cudaFreeAsync(p, stream()) != cudaSuccess) cudaGetLastError();
+}
+
+void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
+    if (bytes == 0) return;
+    (void)src_on_device;  // cudaMemcpyDefault infers the direction (unified addressing)
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream()));
+    // The host reads its copy right after we return. (Host-to-device from pageable memory returns
+    // once the source was staged, so the caller may free or reuse it at once.)
+    if (!dst_on_device) CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void memset0(void* p, size_t bytes) {
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream()));
+}
+
+void fill(float* p, int64_t n, float value) {
+    if (n <= 0) return;
+    fill_kernel<<<grid_for(n), kThreads, 0, stream()>>>(p, n, value);
+    AMS_CUDA_LAUNCH_CHECK("fill");
+}
+
+void strided_copy(const Tensor& dst, const Tensor& src) {
+    AMS_CHECK(dst.shape() == src.shape(), "strided_copy: shapes ", shape_str(dst.shape()), " and ",
+              shape_str(src.shape()));
+    AMS_CHECK(dst.is_cuda() && src.is_cuda(), "strided_copy: both tensors must be on the GPU");
+    const int nd = dst.ndim();
+    AMS_CHECK(nd <= kMaxDims, "strided_copy: at most ", kMaxDims, " dimensions, got ", shape_str(dst.shape()));
+    const int64_t n = dst.numel();
+    if (n == 0) return;
+    StridedLayout L{};
+    L.nd = nd;
+    for (int d = 0; d < nd; ++d) {
+        L.shape[d] = dst.shape()[d];
+        L.dst_stride[d] = dst.strides()[d];
+        L.src_stride[d] = src.strides()[d];
+    }
+    strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(dst.data<float>(), src.data<float>(), n, L);
+    AMS_CUDA_LAUNCH_CHECK("strided_copy");
+}
+
+void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+size_t memory_in_use() {
+    Accounting& a = acct();
+    std::lock_guard<std::mutex> lock(a.mu);
+    return a.in_use;
+}
+
+size_t memory_peak() {
+    Accounting& a = acct();
+    std::lock_guard<std::mutex> lock(a.mu);
+    return a.peak;
+}
+
+void reset_peak() {
+    Accounting& a = acct();
+    std::lock_guard<std::mutex> lock(a.mu);
+    a.peak = a.in_use;
+}
+
+bool debug_sync() {
+    static const bool on = env_is_1("AMS_CUDA_SYNC");
+    return on;
+}
+
+void check_launch(const char* what, const char* file, int line) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        detail::throw_error(what, file, line, str("CUDA kernel launch failed: ", cudaGetErrorString(e)));
+    if (debug_sync()) {
+        e = cudaStreamSynchronize(stream());
+        if (e != cudaSuccess)
+            detail::throw_error(what, file, line, str("CUDA error while running: ", cudaGetErrorString(e)));
+    }
+}
+
+}  // namespace ams::cuda

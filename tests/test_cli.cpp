@@ -1,0 +1,125 @@
+// The amsnet binary end to end: help, the main job on a real photo, and every kind of bad input
+// (clear message naming the file or option, non-zero exit, no partial output left behind).
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/image_io.h"
+#include "helpers.h"
+#include "models/model_file.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace ams;
+
+namespace {
+
+struct Run {
+    int code;
+    std::string out;
+};
+
+// Runs `amsnet ARGS` (the binary built beside the tests; AMS_BIN overrides it).
+Run amsnet(const std::string& args) {
+    const char* bin = std::getenv("AMS_BIN");
+    if (!bin) bin = AMS_BIN_DEFAULT;
+    fs::path log = fs::temp_directory_path() / "amsnet_cli_test.log";
+    int status = std::system((std::string(bin) + " " + args + " > " + log.string() + " 2>&1").c_str());
+    std::ifstream f(log);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
+}
+
+struct Fixture {
+    fs::path dir = fs::temp_directory_path() / "amsnet_cli";
+    std::string weights, image;
+    Fixture() {
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+        Restormer net(preset_config("tiny"));
+        net.init(1);
+        weights = (dir / "tiny.safetensors").string();
+        save_model(weights, net);
+        image = test::data_path("sidd-samples/NOISY_11.png");  // 241x241: odd size
+    }
+    ~Fixture() { fs::remove_all(dir); }
+    std::string p(const std::string& f) const { return (dir / f).string(); }
+};
+
+}  // namespace
+
+TEST_CASE("amsnet --help and every subcommand's --help") {
+    Run r = amsnet("--help");
+    CHECK(r.code == 0);
+    for (const char* c : {"train", "finetune", "denoise", "eval", "bench", "info"}) {
+        CHECK(r.out.find(c) != std::string::npos);
+        Run h = amsnet(std::string(c) + " --help");
+        CHECK(h.code == 0);
+        CHECK(h.out.find("usage: amsnet") != std::string::npos);
+    }
+    CHECK(amsnet("frobnicate").code != 0);
+}
+
+TEST_CASE("denoise, info and eval work end to end on a real odd-sized photo") {
+    Fixture fx;
+    Run r = amsnet("denoise --weights " + fx.weights + " --input " + fx.image + " --output " + fx.p("out.png") + " --device cpu");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    Tensor out = load_image(fx.p("out.png"));
+    CHECK(out.shape() == Shape{1, 3, 241, 241});
+    r = amsnet("denoise --weights " + fx.weights + " --input " + fx.image + " --output " + fx.p("out.npy") +
+               " --scheme plain --device cpu");
+    CHECK(r.code == 0);
+    r = amsnet("denoise --weights " + fx.weights + " --input " + fx.image + " --output " + fx.p("r3.png") +
+               " --r3 2 --device cpu");
+    CHECK(r.code == 0);
+    r = amsnet("info --weights " + fx.weights);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("parameters:") != std::string::npos);
+    r = amsnet("eval --pred " + fx.p("out.png") + " --clean " + test::data_path("sidd-samples/GT_11.png") + " --json");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("\"mean_psnr\"") != std::string::npos);
+}
+
+TEST_CASE("bad input: one clear message naming the file or option, non-zero exit, nothing partial left") {
+    Fixture fx;
+    auto expect_error = [&](const std::string& args, const std::string& needle) {
+        Run r = amsnet(args);
+        INFO("amsnet ", args, "\n", r.out);
+        CHECK(r.code != 0);
+        CHECK(r.out.find(needle) != std::string::npos);
+        CHECK(r.out.find("error") != std::string::npos);
+    };
+    const std::string w = " --weights " + fx.weights, in = " --input " + fx.image, out = " --output " + fx.p("o.png");
+    expect_error("denoise" + w + " --input " + fx.p("missing.png") + out, "missing.png");
+    {
+        std::ofstream(fx.p("notimage.png")) << "this is not a PNG";
+        expect_error("denoise" + w + " --input " + fx.p("notimage.png") + out, "notimage.png");
+    }
+    {  // truncated weights
+        std::ifstream src(fx.weights, std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(src)), {});
+        std::ofstream(fx.p("trunc.safetensors"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+        expect_error("denoise --weights " + fx.p("trunc.safetensors") + in + out, "trunc.safetensors");
+        std::ofstream(fx.p("garbage.safetensors"), std::ios::binary) << "\x10\x00\x00\x00\x00\x00\x00\x00{not json}     ";
+        expect_error("denoise --weights " + fx.p("garbage.safetensors") + in + out, "garbage.safetensors");
+    }
+    {  // weights of another architecture: a safetensors file without Restormer tensors
+        save_safetensors(fx.p("other.safetensors"), {{"encoder.weight", Tensor::zeros({4, 4})}});
+        expect_error("denoise --weights " + fx.p("other.safetensors") + in + out, "other.safetensors");
+    }
+    expect_error("denoise" + w + in + out + " --frobnicate 3", "--frobnicate");
+    expect_error("denoise" + w + in + out + " --branches 0", "--branches");
+    expect_error("denoise" + w + in + out + " --r3 -2", "--r3");
+    expect_error("denoise" + w + in + out + " --pd two", "--pd");
+    expect_error("denoise" + w + in + " --output /nonexistent/dir/o.png", "/nonexistent/dir");
+    expect_error("denoise" + w + in + out + " --device quantum", "--device");
+    expect_error("train --data " + fx.p("nodata") + " --out " + fx.p("run") + " --steps 2", "nodata");
+    expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 0", "--steps");
+    expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --crop 100", "--crop");
+    expect_error("eval --pred " + test::data_path("sidd-samples") + " --clean " + test::data_path("polyu"), "--clean");
+    CHECK_FALSE(fs::exists(fx.p("o.png")));
+    for (const auto& e : fs::directory_iterator(fx.dir)) CHECK(e.path().extension() != ".tmp");
+}

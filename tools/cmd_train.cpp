@@ -1,0 +1,113 @@
+// amsnet train / amsnet finetune.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "engine/device.h"
+#include "engine/json.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+#include "train/trainer.h"
+
+namespace ams::cli {
+
+namespace {
+
+void add_common(Args& a, const char* batch_default, const char* pd_default) {
+    a.option("data", "DIR", "folder of noisy training images (searched recursively)", "", true);
+    a.option("include", "TEXT", "use only files whose name contains TEXT (e.g. _real for PolyU's noisy images)");
+    a.option("out", "DIR", "run folder: model.safetensors, checkpoint.safetensors, log.csv");
+    a.option("steps", "N", "total training steps (0 = until --max-minutes)", "0");
+    a.option("max-minutes", "M", "stop and save when this wall time is reached (0 = no limit)", "0");
+    a.option("batch", "B", "images per step", batch_default);
+    a.option("crop", "N", "random crop size (a multiple of 8 * --pd)", "160");
+    a.option("pd", "S", "pixel-downsampling stride", pd_default);
+    a.option("lr", "LR", "AdamW learning rate (betas 0.9, 0.999; weight decay 0)", "1e-4");
+    a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
+    a.option("device", "D", "auto, cpu or cuda", "auto");
+    a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
+    a.option("log-every", "N", "progress line and log.csv row every N steps", "10");
+    a.flag("resume", "continue from DIR/checkpoint.safetensors exactly where it stopped");
+    a.option("val-noisy", "DIR", "noisy validation images (scored with the AMSNet-B inference scheme)");
+    a.option("val-clean", "DIR", "their clean references (paired by sorted order)");
+    a.option("val-every", "N", "validate every N steps (0 = never)", "0");
+    a.option("val-max", "N", "validation images used", "4");
+}
+
+TrainOptions read_common(const Args& a) {
+    TrainOptions o;
+    o.data = a.all("data");
+    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet train --help)");
+    o.include = a.get("include");
+    o.out = a.require("out");
+    o.steps = a.integer("steps", 0);
+    o.max_minutes = a.number("max-minutes", 0, 1e7);
+    o.batch = (int)a.integer("batch", 1);
+    o.crop = (int)a.integer("crop", 8);
+    o.pd = (int)a.integer("pd", 1);
+    o.lr = a.number("lr", 0, 1);
+    o.seed = (uint64_t)a.integer("seed", 0);
+    o.device = parse_device(a.get("device"));
+    o.save_every = a.integer("save-every", 0);
+    o.log_every = a.integer("log-every", 1);
+    o.resume = a.on("resume");
+    o.val_noisy = a.get("val-noisy");
+    o.val_clean = a.get("val-clean");
+    o.val_every = a.integer("val-every", 0);
+    o.val_max = (int)a.integer("val-max", 1);
+    return o;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream f(path);
+    AMS_CHECK(f, "--config: cannot read '", path, "'");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+    Args a("train", "--data DIR --out RUN [options]",
+           "Trains AMSNet-B from noisy images only: random crops, pixel-downsampling (stride --pd),\n"
+           "half of each sub-image's pixels hidden, masked L1 on the hidden pixels (SPEC Eq. 4).\n"
+           "Ctrl-C stops cleanly and saves; --resume continues exactly.");
+    add_common(a, "4", "5");
+    a.option("preset", "P", "model size: restormer (SPEC, 26.1M parameters), small (CPU in minutes), tiny (tests)", "restormer");
+    a.option("config", "FILE.json", "Restormer configuration (keys as `amsnet info` prints) instead of --preset");
+    a.option("weights", "W", "start from these weights instead of a random initialisation");
+    if (!a.parse(argc, argv, 2)) return 0;
+    TrainOptions o = read_common(a);
+    o.preset = a.get("preset");
+    o.model = preset_config(o.preset);
+    if (a.given("config")) {
+        std::string path = a.get("config");
+        o.model = RestormerConfig::from_json(json::parse(read_file(path), path), path);
+        o.preset = "config:" + path;
+    }
+    o.init_weights = a.get("weights");
+    train(o);
+    return 0;
+}
+
+int cmd_finetune(int argc, char** argv) {
+    Args a("finetune", "--data DIR --weights W --out RUN [options]",
+           "Fine-tunes AMSNet-B into AMSNet-P: every pixel restored by the k-branch inference scheme\n"
+           "(gradients through all branches), loss = |I_DN - I_N|_1 + lambda * TV(I_DN) (SPEC Eqs. 9-10).");
+    add_common(a, "2", "2");
+    a.option("weights", "W", "AMSNet-B weights to start from");
+    a.option("lambda", "L", "weight of the smoothness prior", "0.01");
+    a.option("branches", "K", "mask branches of the restoration", "2");
+    if (!a.parse(argc, argv, 2)) return 0;
+    TrainOptions o = read_common(a);
+    o.finetune = true;
+    o.init_weights = a.given("resume") ? a.get("weights") : a.require("weights");
+    o.lambda = a.number("lambda", 0, 1e6);
+    o.branches = (int)a.integer("branches", 2);
+    o.preset = "finetune";
+    train(o);
+    return 0;
+}
+
+}  // namespace ams::cli

@@ -1,0 +1,52 @@
+// Training data: folders of noisy images (searched recursively; PNG, JPEG, BMP; 8 or 16 bit),
+// random crops with random horizontal and vertical flips. Every draw is a pure function of
+// (seed, step, item), so a resumed run sees exactly the batches an uninterrupted run would, and a
+// background thread can prepare step s+1 while step s trains.
+#pragma once
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace ams {
+
+class ImageDataset {
+public:
+    // `include`: keep only files whose name contains it (e.g. "_real" for PolyU's noisy images).
+    ImageDataset(const std::vector<std::string>& folders, const std::string& include, int crop,
+                 size_t cache_bytes = size_t(2) << 30);
+
+    size_t size() const { return files_.size(); }
+    const std::vector<std::string>& files() const { return files_; }
+
+    // (batch, 3, crop, crop) float32 CPU tensor for training step `step`.
+    Tensor batch(int batch, uint64_t seed, uint64_t step);
+
+private:
+    std::shared_ptr<const Tensor> image(size_t i);  // decoded, cached up to cache_bytes
+    std::vector<std::string> files_;
+    int crop_;
+    size_t cache_bytes_, cached_ = 0;
+    std::mutex mu_;
+    std::vector<std::shared_ptr<const Tensor>> cache_;
+};
+
+// Prepares the batch of the next step on a background thread.
+class Prefetcher {
+public:
+    Prefetcher(ImageDataset& ds, int batch, uint64_t seed) : ds_(ds), batch_(batch), seed_(seed) {}
+    Tensor get(uint64_t step);  // the batch of `step`; starts preparing step + 1
+
+private:
+    ImageDataset& ds_;
+    int batch_;
+    uint64_t seed_;
+    uint64_t pending_step_ = UINT64_MAX;
+    std::future<Tensor> pending_;
+};
+
+}  // namespace ams

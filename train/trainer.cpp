@@ -1,0 +1,263 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/autograd.h"
+#include "engine/image_io.h"
+#include "engine/ops.h"
+#include "engine/rng.h"
+#include "engine/params.h"
+#include "engine/safetensors.h"
+#include "engine/timer.h"
+#include "models/amsnet.h"
+#include "models/model_file.h"
+#include "train/dataset.h"
+#include "train/metrics.h"
+#ifdef AMS_HAVE_CUDA
+#include "kernels/cuda/runtime.h"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace ams {
+
+RestormerConfig preset_config(const std::string& name) {
+    RestormerConfig c;
+    if (name == "restormer") return c;
+    if (name == "small") {
+        c.dim = 16;
+        c.num_blocks = {1, 2, 2, 2};
+        c.num_refinement_blocks = 1;
+        return c;
+    }
+    if (name == "tiny") {
+        c.dim = 8;
+        c.num_blocks = {1, 1, 1, 1};
+        c.num_refinement_blocks = 1;
+        return c;
+    }
+    AMS_FAIL("--preset must be restormer, small or tiny, got '", name, "'");
+}
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted = true; }
+
+json::Value options_json(const TrainOptions& o) {
+    json::Value v = json::Value::object();
+    json::Value data = json::Value::array();
+    for (const auto& d : o.data) data.push_back(d);
+    v["data"] = data;
+    v["include"] = o.include;
+    v["preset"] = o.preset;
+    v["batch"] = o.batch;
+    v["crop"] = o.crop;
+    v["pd"] = o.pd;
+    v["lr"] = o.lr;
+    v["seed"] = (double)o.seed;
+    v["mode"] = o.finetune ? "finetune" : "train";
+    if (o.finetune) {
+        v["lambda"] = o.lambda;
+        v["branches"] = o.branches;
+        v["init_weights"] = o.init_weights;
+    }
+    return v;
+}
+
+struct Validation {
+    std::vector<Tensor> noisy, clean;
+};
+
+Validation load_validation(const TrainOptions& o) {
+    Validation v;
+    if (o.val_noisy.empty()) return v;
+    AMS_CHECK(!o.val_clean.empty(), "--val-noisy needs --val-clean");
+    auto list = [](const std::string& dir) {
+        std::vector<std::string> f;
+        std::error_code ec;
+        AMS_CHECK(fs::is_directory(dir, ec), "validation folder '", dir, "' does not exist");
+        for (const auto& e : fs::recursive_directory_iterator(dir, ec))
+            if (e.is_regular_file() && is_image_path(e.path().string())) f.push_back(e.path().string());
+        std::sort(f.begin(), f.end());
+        return f;
+    };
+    auto n = list(o.val_noisy), c = list(o.val_clean);
+    AMS_CHECK(n.size() == c.size() && !n.empty(), "--val-noisy has ", n.size(), " images, --val-clean ", c.size());
+    for (size_t i = 0; i < n.size() && (int)i < o.val_max; ++i) {
+        v.noisy.push_back(load_image(n[i]));
+        v.clean.push_back(load_image(c[i]));
+        AMS_CHECK(v.noisy.back().shape() == v.clean.back().shape(), "validation pair '", n[i], "' / '", c[i],
+                  "' differ in size");
+    }
+    return v;
+}
+
+ImageScore validate(const Restormer& net, const Validation& v, const TrainOptions& o) {
+    autograd::NoGradGuard ng;
+    ImageScore mean{0, 0};
+    for (size_t i = 0; i < v.noisy.size(); ++i) {
+        Tensor d = amsnet_restore(net, v.noisy[i].to(o.device), o.val_pd, o.val_branches, 0, rng::make_stream(rng::kMask, 0));
+        ImageScore s = score_images(d, v.clean[i]);
+        mean.psnr += s.psnr / v.noisy.size();
+        mean.ssim += s.ssim / v.noisy.size();
+    }
+    return mean;
+}
+
+void save_checkpoint(const std::string& path, const Restormer& net, AdamW& opt, int64_t step,
+                     const TrainOptions& o) {
+    auto tensors = net.params().named_tensors();
+    tensors.emplace_back("optim.m", opt.m());
+    tensors.emplace_back("optim.v", opt.v());
+    save_safetensors(path, tensors,
+                     {{"config", json::dump(net.config().to_json())},
+                      {"step", std::to_string(step)},
+                      {"optimizer_steps", std::to_string(opt.steps())},
+                      {"training", json::dump(options_json(o))},
+                      {"format", "amsnet-checkpoint-v1"}});
+}
+
+}  // namespace
+
+int64_t train(const TrainOptions& o) {
+    AMS_CHECK(o.steps > 0 || o.max_minutes > 0, "give --steps or --max-minutes (or both)");
+    AMS_CHECK(o.batch >= 1, "--batch must be at least 1");
+    AMS_CHECK(o.crop % (8 * o.pd) == 0, "--crop ", o.crop, " must be a multiple of 8 * --pd = ", 8 * o.pd,
+              " (PD sub-images must be multiples of 8)");
+    std::error_code ec;
+    fs::create_directories(o.out, ec);
+    AMS_CHECK(fs::is_directory(o.out, ec), "--out: cannot create folder '", o.out, "'");
+    const std::string ckpt_path = (fs::path(o.out) / "checkpoint.safetensors").string();
+    const std::string model_path = (fs::path(o.out) / "model.safetensors").string();
+    const std::string log_path = (fs::path(o.out) / "log.csv").string();
+
+    ImageDataset data(o.data, o.include, o.crop);
+    Validation val = load_validation(o);
+
+    // Model and optimizer: fresh, from --weights, or resumed from the checkpoint.
+    std::unique_ptr<Restormer> net;
+    int64_t step = 0;
+    SafetensorsFile ckpt;
+    if (o.resume) {
+        AMS_CHECK(fs::exists(ckpt_path), "--resume: no checkpoint at '", ckpt_path, "'");
+        ckpt = load_safetensors(ckpt_path);
+        RestormerConfig cfg = RestormerConfig::from_json(json::parse(ckpt.metadata.at("config")), ckpt_path);
+        net = std::make_unique<Restormer>(cfg, o.device);
+        std::vector<std::pair<std::string, Tensor>> named;
+        for (const auto& [n, t] : ckpt.tensors)
+            if (n.rfind("optim.", 0) != 0) named.emplace_back(n, t);
+        net->params().load(named, ckpt_path);
+        step = std::stoll(ckpt.metadata.at("step"));
+    } else if (!o.init_weights.empty()) {
+        ModelFile m = load_model(o.init_weights, o.device);
+        net = std::move(m.net);
+    } else {
+        net = std::make_unique<Restormer>(o.model, o.device);
+        net->init(o.seed);
+    }
+    AdamW adam(net->params(), AdamWConfig{o.lr, 0.9, 0.999, 1e-8, o.weight_decay});
+    if (o.resume) {
+        adam.m().copy_(ckpt.get("optim.m"));
+        adam.v().copy_(ckpt.get("optim.v"));
+        adam.set_steps(std::stoll(ckpt.metadata.at("optimizer_steps")));
+    }
+    if (o.steps > 0 && step >= o.steps) {
+        std::fprintf(stderr, "amsnet: checkpoint is already at step %lld of %lld\n", (long long)step, (long long)o.steps);
+        return step;
+    }
+
+    std::ofstream log(log_path, o.resume ? std::ios::app : std::ios::trunc);
+    AMS_CHECK(log, "cannot write '", log_path, "'");
+    if (!o.resume) log << "step,loss,lr,images_per_s,val_psnr,val_ssim,elapsed_s\n";
+    if (!o.quiet)
+        std::fprintf(stderr, "amsnet %s: %s, %lld parameters, %zu images, batch %d, crop %d, pd %d, lr %g, on %s%s\n",
+                 o.finetune ? "finetune" : "train", net->config().summary().c_str(), (long long)net->params().total(),
+                 data.size(), o.batch, o.crop, o.pd, o.lr, device_name(o.device),
+                 o.resume ? str(", resuming at step ", step).c_str() : "");
+
+    g_interrupted = false;
+    auto old_handler = std::signal(SIGINT, on_sigint);
+    Prefetcher prefetch(data, o.batch, o.seed);
+    Stopwatch clock;
+    double interval_loss = 0, last_log_time = 0;
+    int64_t interval_steps = 0, start_step = step;
+    double last_loss = 0;
+    auto save_all = [&](int64_t s) {
+        save_checkpoint(ckpt_path, *net, adam, s, o);
+        save_model(model_path, *net,
+                   {{"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
+                    {"final_loss", str(last_loss)}});
+    };
+    try {
+        while (true) {
+            if (o.steps > 0 && step >= o.steps) break;
+            if (o.max_minutes > 0 && clock.seconds() >= o.max_minutes * 60) break;
+            if (g_interrupted) break;
+            Tensor batch = prefetch.get((uint64_t)step).to(o.device);
+            net->params().zero_grad();
+            Tensor loss = o.finetune
+                              ? amsnet_finetune_loss(*net, batch, o.pd, o.branches, o.lambda, o.seed, (uint32_t)step)
+                              : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)step);
+            loss.backward();
+            adam.step();
+            ++step;
+            ++interval_steps;
+            const bool log_now = step % o.log_every == 0 || (o.steps > 0 && step == o.steps);
+            if (o.device == Device::CPU || log_now) {  // on the GPU only read the loss when printing
+                last_loss = loss.item();
+                AMS_CHECK(std::isfinite(last_loss), "training diverged: loss is ", last_loss, " at step ", step);
+                interval_loss += last_loss;
+            }
+            const bool val_now = o.val_every > 0 && !val.noisy.empty() && step % o.val_every == 0;
+            if (log_now || val_now) {
+                double now = clock.seconds();
+                double ips = interval_steps * o.batch / std::max(1e-9, now - last_log_time);
+                double mean_loss = o.device == Device::CPU ? interval_loss / interval_steps : last_loss;
+                std::string val_psnr, val_ssim;
+                if (val_now) {
+                    ImageScore s = validate(*net, val, o);
+                    val_psnr = str(s.psnr);
+                    val_ssim = str(s.ssim);
+                }
+                double per_step = now / (double)(step - start_step);
+                double left = o.steps > 0 ? per_step * (double)(o.steps - step) : INFINITY;
+                if (o.max_minutes > 0) left = std::min(left, o.max_minutes * 60 - now);
+                if (!o.quiet)
+                    std::fprintf(stderr, "step %lld%s loss %.5f lr %.1e %.2f img/s elapsed %s left %s%s\n", (long long)step,
+                             o.steps > 0 ? str("/", o.steps).c_str() : "", mean_loss, o.lr, ips,
+                             format_duration(now).c_str(), format_duration(std::max(0.0, left)).c_str(),
+                             val_now ? str(" val PSNR ", val_psnr, " dB SSIM ", val_ssim).c_str() : "");
+                log << step << ',' << mean_loss << ',' << o.lr << ',' << ips << ',' << val_psnr << ',' << val_ssim << ','
+                    << now << '\n';
+                log.flush();
+                interval_loss = 0;
+                interval_steps = 0;
+                last_log_time = now;
+            }
+            if (o.save_every > 0 && step % o.save_every == 0) save_all(step);
+        }
+    } catch (...) {
+        std::signal(SIGINT, old_handler);
+        // Keep what was learned: the last completed step is consistent (the failure hit a new step).
+        try {
+            if (step > start_step) save_all(step);
+        } catch (...) {
+        }
+        throw;
+    }
+    std::signal(SIGINT, old_handler);
+    save_all(step);
+    if (!o.quiet)
+        std::fprintf(stderr, "%s at step %lld after %s: wrote %s and %s\n", g_interrupted ? "interrupted" : "done",
+                 (long long)step, format_duration(clock.seconds()).c_str(), model_path.c_str(), ckpt_path.c_str());
+    return step;
+}
+
+}  // namespace ams

@@ -1,0 +1,48 @@
+// The training loop for AMSNet-B (masked L1 on PD sub-images) and AMSNet-P fine-tuning (full
+// k-branch restoration, L1 + lambda * TV), with AdamW, checkpoints that resume exactly, a CSV log,
+// periodic validation and a progress line.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/dtype.h"
+#include "models/restormer.h"
+
+namespace ams {
+
+struct TrainOptions {
+    std::vector<std::string> data;  // folders of noisy images
+    std::string include;            // keep files whose name contains this
+    std::string out;                // run folder
+    RestormerConfig model;
+    std::string preset;             // for the record
+    int64_t steps = 0;              // total steps (0: until max_minutes)
+    double max_minutes = 0;         // stop and save at this wall time (0: no limit)
+    int batch = 4, crop = 160, pd = 5;
+    double lr = 1e-4, weight_decay = 0;
+    uint64_t seed = 42;
+    int64_t save_every = 500, log_every = 10;
+    std::string val_noisy, val_clean;
+    int64_t val_every = 0;
+    int val_max = 4;     // validation images scored
+    int val_pd = 2, val_branches = 2;
+    bool resume = false;
+    // Fine-tuning (AMSNet-P)
+    bool finetune = false;
+    std::string init_weights;  // start from these weights (finetune, or train from a model)
+    double lambda = 0.01;
+    int branches = 2;
+    Device device = Device::CPU;
+    bool quiet = false;  // no progress lines on stderr (log.csv is still written)
+};
+
+// Runs training; returns the number of the last completed step. Writes, in opt.out:
+// model.safetensors (weights + configuration + training metadata), checkpoint.safetensors
+// (weights, AdamW moments, step; resumable), log.csv.
+int64_t train(const TrainOptions& opt);
+
+// Presets: "restormer" (SPEC), "small" (useful CPU training in minutes), "tiny" (tests).
+RestormerConfig preset_config(const std::string& name);
+
+}  // namespace ams
