@@ -57,13 +57,15 @@ Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denois
     return ops::scale(sum, 1.0 / T);
 }
 
-Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint64_t seed, uint32_t step) {
+Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint64_t seed, uint32_t step,
+                         double p_hidden) {
+    AMS_CHECK(p_hidden > 0 && p_hidden < 1, "--mask-p must be in (0, 1), got ", p_hidden);
     AMS_CHECK(batch.dim(2) % (8 * pd) == 0 && batch.dim(3) % (8 * pd) == 0, "training crop ", batch.dim(2), "x",
               batch.dim(3), " must be a multiple of 8 * pd = ", 8 * pd);
     Tensor sub = ops::pd_down(batch, pd);
     Shape mshape{sub.dim(0), 1, sub.dim(2), sub.dim(3)};
     Tensor hidden =
-        ops::random_mask(mshape, 0.5, seed, rng::make_stream(rng::kMask, step), sub.device()).to(sub.dtype());
+        ops::random_mask(mshape, p_hidden, seed, rng::make_stream(rng::kMask, step), sub.device()).to(sub.dtype());
     Tensor out = net.forward(ops::mask_mul(sub, complement(hidden)));
     return ops::masked_l1(out, sub, hidden);
 }

@@ -27,9 +27,10 @@ Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denois
                  int branches, uint64_t seed);
 
 // AMSNet-B training loss (SPEC Eq. 4): PD stride s, one mask (each sub-image pixel hidden with
-// probability 0.5, shared over channels), masked L1 on the hidden pixels. batch (B, C, H, W) with
-// H, W multiples of 8*s. `step` keys the mask.
-Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint64_t seed, uint32_t step);
+// probability p_hidden, 0.5 in SPEC, shared over channels), masked L1 on the hidden pixels.
+// batch (B, C, H, W) with H, W multiples of 8*s. `step` keys the mask.
+Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint64_t seed, uint32_t step,
+                         double p_hidden = 0.5);
 
 // AMSNet-P fine-tuning loss (SPEC Eqs. 9-10): I_DN = amsnet_restore(batch) with gradients through
 // all branches; loss = || I_DN - I_N ||_1 + lambda * TV(I_DN).

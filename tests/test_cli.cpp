@@ -83,6 +83,18 @@ TEST_CASE("denoise, info and eval work end to end on a real odd-sized photo") {
     CHECK(r.out.find("\"mean_psnr\"") != std::string::npos);
 }
 
+TEST_CASE("denoise defaults to the inference scheme stored with the weights; flags override it") {
+    Fixture fx;
+    Restormer net(preset_config("tiny"));
+    std::string w = fx.p("stored.safetensors");
+    save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "3"}});
+    Run r = amsnet("denoise --weights " + w + " --input " + fx.image + " --output " + fx.p("s.png") + " --device cpu");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("pd 1, 3 branches") != std::string::npos);
+    r = amsnet("denoise --weights " + w + " --input " + fx.image + " --output " + fx.p("s.png") + " --pd 2 --device cpu");
+    CHECK(r.out.find("pd 2, 3 branches") != std::string::npos);
+}
+
 TEST_CASE("bad input: one clear message naming the file or option, non-zero exit, nothing partial left") {
     Fixture fx;
     auto expect_error = [&](const std::string& args, const std::string& needle) {

@@ -25,17 +25,17 @@ int cmd_denoise(int argc, char** argv) {
     a.option("output", "PATH", "output image or folder");
     add_denoise_options(a);
     a.option("bits", "B", "bits per sample for PNG output: 8 or 16", "8");
+    a.option("match", "TEXT", "for folder input: only files whose name contains TEXT");
     a.option("format", "EXT", "for folder output: write this extension (png, npy, ...) instead of the input's", "");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     if (!a.parse(argc, argv, 2)) return 0;
 
-    DenoiseOptions o = read_denoise_options(a);
     int bits = (int)a.integer("bits", 8);
     AMS_CHECK(bits == 8 || bits == 16, "--bits must be 8 or 16, got ", bits);
     std::string in = a.require("input"), out = a.require("output"), weights = a.require("weights");
     Device dev = parse_device(a.get("device"));
 
-    std::vector<std::string> inputs = list_images(in);
+    std::vector<std::string> inputs = list_images(in, a.get("match"));
     bool folder = is_directory(in);
     AMS_CHECK(!inputs.empty(), "--input: no PNG, JPEG or BMP images in '", in, "'");
     if (folder) {
@@ -48,6 +48,7 @@ int cmd_denoise(int argc, char** argv) {
                   "' does not exist");
     }
     ModelFile m = load_model(weights, dev);
+    DenoiseOptions o = read_denoise_options(a, m.metadata);
     std::fprintf(stderr, "amsnet denoise: %s on %s, %s\n", m.config.summary().c_str(), device_name(dev),
                  o.summary().c_str());
 

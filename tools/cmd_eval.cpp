@@ -10,6 +10,7 @@
 #include "tools/commands.h"
 #include "tools/common.h"
 #include "tools/denoise_options.h"
+#include "train/gaussian.h"
 #include "train/metrics.h"
 
 namespace ams::cli {
@@ -19,21 +20,26 @@ int cmd_eval(int argc, char** argv) {
            "Scores images against clean references: PSNR over all RGB values and SSIM (11x11 Gaussian,\n"
            "per channel, valid region) after rounding to 8 bits, per image and averaged. Files or folders\n"
            "(paired by sorted order; the counts must match). With --weights, the noisy images are denoised\n"
-           "first (same options as amsnet denoise) and the noisy input is scored too.");
+           "first (same options as amsnet denoise) and the noisy input is scored too; --gaussian SIGMA\n"
+           "scores a Gaussian-blur baseline the same way.");
     a.option("pred", "P", "denoised image or folder");
     a.option("clean", "C", "clean reference image or folder");
     a.option("weights", "W", "denoise --noisy with this model instead of reading --pred");
+    a.option("gaussian", "SIGMA", "baseline: denoise --noisy by a Gaussian blur of this sigma instead of a model");
     a.option("noisy", "N", "noisy image or folder (with --weights)");
+    a.option("match-pred", "TEXT", "in folders, use only --pred/--noisy files whose name contains TEXT (e.g. _real)");
+    a.option("match-clean", "TEXT", "in folders, use only --clean files whose name contains TEXT (e.g. _mean)");
     a.option("max-images", "N", "score only the first N pairs (0 = all)", "0");
     a.option("device", "D", "auto, cpu or cuda (with --weights)", "auto");
     a.flag("json", "print {\"images\": [...], \"mean_psnr\": x, \"mean_ssim\": y} on stdout");
     add_denoise_options(a);
     if (!a.parse(argc, argv, 2)) return 0;
 
-    const bool with_model = a.given("weights");
-    AMS_CHECK(with_model != a.given("pred"), "give either --pred, or --weights with --noisy");
-    std::vector<std::string> clean = list_images(a.require("clean"));
-    std::vector<std::string> pred = list_images(with_model ? a.require("noisy") : a.require("pred"));
+    const bool with_model = a.given("weights") || a.given("gaussian");
+    AMS_CHECK(!(a.given("weights") && a.given("gaussian")), "give --weights or --gaussian, not both");
+    AMS_CHECK(with_model != a.given("pred"), "give either --pred, or --weights (or --gaussian) with --noisy");
+    std::vector<std::string> clean = list_images(a.require("clean"), a.get("match-clean"));
+    std::vector<std::string> pred = list_images(with_model ? a.require("noisy") : a.require("pred"), a.get("match-pred"));
     AMS_CHECK(pred.size() == clean.size(), "--", with_model ? "noisy" : "pred", " has ", pred.size(),
               " images but --clean has ", clean.size());
     size_t n = pred.size();
@@ -43,10 +49,13 @@ int cmd_eval(int argc, char** argv) {
     ModelFile model;
     DenoiseOptions opts;
     Device dev = Device::CPU;
-    if (with_model) {
+    const double sigma = a.given("gaussian") ? a.number("gaussian", 1e-3, 100) : 0;
+    if (sigma > 0) {
+        std::fprintf(stderr, "amsnet eval: Gaussian blur baseline, sigma %g\n", sigma);
+    } else if (with_model) {
         dev = parse_device(a.get("device"));
-        opts = read_denoise_options(a);
         model = load_model(a.get("weights"), dev);
+        opts = read_denoise_options(a, model.metadata);
         std::fprintf(stderr, "amsnet eval: %s on %s, %s\n", model.config.summary().c_str(), device_name(dev),
                      opts.summary().c_str());
     }
@@ -67,7 +76,7 @@ int cmd_eval(int argc, char** argv) {
             rec["noisy_ssim"] = in.ssim;
             sum_in_psnr += in.psnr;
             sum_in_ssim += in.ssim;
-            img = denoise_image(*model.net, img.to(dev), opts);
+            img = sigma > 0 ? gaussian_blur(img, sigma) : denoise_image(*model.net, img.to(dev), opts);
         }
         ImageScore s = score_images(img, ref);
         rec["psnr"] = s.psnr;

@@ -22,6 +22,9 @@ void add_common(Args& a, const char* batch_default, const char* pd_default) {
     a.option("batch", "B", "images per step", batch_default);
     a.option("crop", "N", "random crop size (a multiple of 8 * --pd)", "160");
     a.option("pd", "S", "pixel-downsampling stride", pd_default);
+    a.option("mask-p", "P", "fraction of pixels hidden per step (train; SPEC 0.5)", "0.5");
+    a.option("infer-pd", "S", "inference PD stride stored with the model (validation and denoise default)", "2");
+    a.option("infer-branches", "K", "inference mask branches stored with the model", "2");
     a.option("lr", "LR", "AdamW learning rate (betas 0.9, 0.999; weight decay 0)", "1e-4");
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
@@ -45,6 +48,9 @@ TrainOptions read_common(const Args& a) {
     o.batch = (int)a.integer("batch", 1);
     o.crop = (int)a.integer("crop", 8);
     o.pd = (int)a.integer("pd", 1);
+    o.mask_p = a.number("mask-p", 1e-3, 0.999);
+    o.val_pd = (int)a.integer("infer-pd", 1);
+    o.val_branches = (int)a.integer("infer-branches", 2);
     o.lr = a.number("lr", 0, 1);
     o.seed = (uint64_t)a.integer("seed", 0);
     o.device = parse_device(a.get("device"));

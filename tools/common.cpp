@@ -21,7 +21,7 @@ void make_directory(const std::string& path) {
     AMS_CHECK(!ec && fs::is_directory(path), "cannot create folder '", path, "': ", ec.message());
 }
 
-std::vector<std::string> list_images(const std::string& path, bool recursive) {
+std::vector<std::string> list_images(const std::string& path, const std::string& match) {
     std::error_code ec;
     AMS_CHECK(fs::exists(path, ec), "'", path, "' does not exist");
     if (!fs::is_directory(path, ec)) {
@@ -30,12 +30,11 @@ std::vector<std::string> list_images(const std::string& path, bool recursive) {
     }
     std::vector<std::string> files;
     auto add = [&](const fs::directory_entry& e) {
-        if (e.is_regular_file() && is_image_path(e.path().string())) files.push_back(e.path().string());
+        if (e.is_regular_file() && is_image_path(e.path().string()) &&
+            (match.empty() || e.path().filename().string().find(match) != std::string::npos))
+            files.push_back(e.path().string());
     };
-    if (recursive)
-        for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec)) add(e);
-    else
-        for (const auto& e : fs::directory_iterator(path, ec)) add(e);
+    for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec)) add(e);
     AMS_CHECK(!ec, "cannot read folder '", path, "': ", ec.message());
     std::sort(files.begin(), files.end());
     return files;

@@ -8,8 +8,9 @@
 
 namespace ams::cli {
 
-// Image files of a folder (recursive, sorted) or the single file given; errors name the path.
-std::vector<std::string> list_images(const std::string& path, bool recursive = true);
+// Image files of a folder (recursive, sorted; only names containing `match` when given) or the
+// single file given; errors name the path.
+std::vector<std::string> list_images(const std::string& path, const std::string& match = "");
 bool is_directory(const std::string& path);
 // Creates a folder (and parents); errors name it.
 void make_directory(const std::string& path);

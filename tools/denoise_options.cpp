@@ -1,5 +1,7 @@
 #include "tools/denoise_options.h"
 
+#include <cstdlib>
+
 #include "engine/autograd.h"
 #include "engine/rng.h"
 #include "models/amsnet.h"
@@ -8,19 +10,29 @@ namespace ams::cli {
 
 void add_denoise_options(Args& a) {
     a.option("scheme", "S", "amsnet (k-branch masked inference on PD sub-images) or plain (the denoiser alone)", "amsnet");
-    a.option("pd", "S", "pixel-downsampling stride at inference (AMSNet-B uses 2)", "2");
-    a.option("branches", "K", "number of complementary mask branches (>= 2)", "2");
+    a.option("pd", "S", "pixel-downsampling stride at inference (default: the model's stored scheme, else 2)");
+    a.option("branches", "K", "complementary mask branches, >= 2 (default: the model's stored scheme, else 2)");
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
     a.option("r3-p", "P", "fraction of pixels replaced by noisy ones in each R^3 copy", "0.16");
     a.option("seed", "N", "seed of the masks", "0");
 }
 
-DenoiseOptions read_denoise_options(const Args& a) {
+DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& meta) {
     DenoiseOptions o;
     o.scheme = a.get("scheme");
     AMS_CHECK(o.scheme == "amsnet" || o.scheme == "plain", "--scheme must be amsnet or plain, got '", o.scheme, "'");
-    o.pd = (int)a.integer("pd", 1);
-    o.branches = (int)a.integer("branches", 2);
+    o.pd = a.given("pd") ? (int)a.integer("pd", 1) : 2;
+    o.branches = a.given("branches") ? (int)a.integer("branches", 2) : 2;
+    auto stored = [&](const char* key, int& dst, int min) {
+        auto it = meta.find(key);
+        if (it == meta.end()) return;
+        char* end = nullptr;
+        long v = std::strtol(it->second.c_str(), &end, 10);
+        AMS_CHECK(end && *end == 0 && v >= min, "weights metadata ", key, " = '", it->second, "' is not valid");
+        dst = (int)v;
+    };
+    if (!a.given("pd")) stored("inference_pd", o.pd, 1);
+    if (!a.given("branches")) stored("inference_branches", o.branches, 2);
     o.r3 = (int)a.integer("r3", 0);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0);

@@ -1,6 +1,7 @@
 // The inference options shared by `denoise` and `eval --weights`.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "models/restormer.h"
@@ -17,7 +18,9 @@ struct DenoiseOptions {
 };
 
 void add_denoise_options(Args& a);
-DenoiseOptions read_denoise_options(const Args& a);
+// Options not given on the command line fall back to the model's stored inference scheme
+// (metadata inference_pd / inference_branches, written by amsnet train), else SPEC's 2 / 2.
+DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& model_metadata);
 // noisy (1, 3, H, W) on the model's device -> denoised, same shape; no autograd.
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o);
 

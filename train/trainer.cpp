@@ -60,6 +60,7 @@ json::Value options_json(const TrainOptions& o) {
     v["batch"] = o.batch;
     v["crop"] = o.crop;
     v["pd"] = o.pd;
+    v["mask_p"] = o.mask_p;
     v["lr"] = o.lr;
     v["seed"] = (double)o.seed;
     v["mode"] = o.finetune ? "finetune" : "train";
@@ -193,7 +194,8 @@ int64_t train(const TrainOptions& o) {
         save_checkpoint(ckpt_path, *net, adam, s, o);
         save_model(model_path, *net,
                    {{"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
-                    {"final_loss", str(last_loss)}});
+                    {"final_loss", str(last_loss)}, {"inference_pd", std::to_string(o.val_pd)},
+                    {"inference_branches", std::to_string(o.val_branches)}});
     };
     try {
         while (true) {
@@ -204,7 +206,7 @@ int64_t train(const TrainOptions& o) {
             net->params().zero_grad();
             Tensor loss = o.finetune
                               ? amsnet_finetune_loss(*net, batch, o.pd, o.branches, o.lambda, o.seed, (uint32_t)step)
-                              : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)step);
+                              : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)step, o.mask_p);
             loss.backward();
             adam.step();
             ++step;

@@ -20,13 +20,14 @@ struct TrainOptions {
     int64_t steps = 0;              // total steps (0: until max_minutes)
     double max_minutes = 0;         // stop and save at this wall time (0: no limit)
     int batch = 4, crop = 160, pd = 5;
+    double mask_p = 0.5;            // fraction of sub-image pixels hidden per step (SPEC: 0.5)
     double lr = 1e-4, weight_decay = 0;
     uint64_t seed = 42;
     int64_t save_every = 500, log_every = 10;
     std::string val_noisy, val_clean;
     int64_t val_every = 0;
     int val_max = 4;     // validation images scored
-    int val_pd = 2, val_branches = 2;
+    int val_pd = 2, val_branches = 2;  // inference scheme of validation, stored as the model's default
     bool resume = false;
     // Fine-tuning (AMSNet-P)
     bool finetune = false;
