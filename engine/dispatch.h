@@ -42,31 +42,26 @@ T* grad_ptr(const Tensor& t) {
 
 }  // namespace ams::detail
 
-// Runs CPU_BODY with scalar type T on the CPU, or CUDA_BODY on the GPU.
+// Runs CPU_BODY with scalar type T on the CPU, or CUDA_BODY (T = float) on the GPU.
 #ifdef AMS_HAVE_CUDA
-#define AMS_DEVICE_SWITCH(t, CPU_BODY, CUDA_BODY)                              \
-    do {                                                                       \
-        if ((t).device() == ::ams::Device::CPU) {                             \
-            ::ams::detail::cpu_dispatch((t), [&](auto tag_) {                  \
-                using T = decltype(tag_);                                      \
-                CPU_BODY;                                                      \
-            });                                                                \
-        } else {                                                               \
-            ::ams::detail::check_cuda_f32((t), __func__);                      \
-            using T = float;                                                   \
-            CUDA_BODY;                                                         \
-        }                                                                      \
-    } while (0)
+#define AMS_CUDA_BODY(...) \
+    {                      \
+        using T = float;   \
+        __VA_ARGS__;       \
+    }
 #else
-#define AMS_DEVICE_SWITCH(t, CPU_BODY, CUDA_BODY)                              \
-    do {                                                                       \
-        if ((t).device() == ::ams::Device::CPU) {                             \
-            ::ams::detail::cpu_dispatch((t), [&](auto tag_) {                  \
-                using T = decltype(tag_);                                      \
-                CPU_BODY;                                                      \
-            });                                                                \
-        } else {                                                               \
-            ::ams::detail::check_cuda_f32((t), __func__);                      \
-        }                                                                      \
-    } while (0)
+#define AMS_CUDA_BODY(...) \
+    {}
 #endif
+#define AMS_DEVICE_SWITCH(t, CPU_BODY, CUDA_BODY)             \
+    do {                                                      \
+        if ((t).device() == ::ams::Device::CPU) {            \
+            ::ams::detail::cpu_dispatch((t), [&](auto tag_) { \
+                using T = decltype(tag_);                     \
+                CPU_BODY;                                     \
+            });                                               \
+        } else {                                              \
+            ::ams::detail::check_cuda_f32((t), __func__);     \
+            AMS_CUDA_BODY(CUDA_BODY)                          \
+        }                                                     \
+    } while (0)

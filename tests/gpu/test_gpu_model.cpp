@@ -8,6 +8,7 @@
 #include <random>
 
 #include "engine/params.h"
+#include "gpu/gpu_helpers.h"
 #include "helpers.h"
 #include "models/restormer.h"
 
@@ -20,18 +21,7 @@ constexpr double kTol = 1e-4;       // outputs, losses, whole gradient buffers
 constexpr double kParamTol = 1e-3;  // a single small parameter's gradient (few, partly cancelling terms)
 
 uint64_t model_seed() {
-    static const uint64_t seed = [] {
-        uint64_t s;
-        if (const char* v = std::getenv("AMS_TEST_SEED")) {
-            s = std::strtoull(v, nullptr, 10);
-        } else {
-            std::random_device rd;
-            s = ((uint64_t)rd() << 32) ^ rd();
-        }
-        std::printf("GPU model tests: seed %llu (AMS_TEST_SEED=%llu replays it)\n", (unsigned long long)s,
-                    (unsigned long long)s);
-        return s;
-    }();
+    static const uint64_t seed = test::run_seed("GPU model tests");
     return seed;
 }
 

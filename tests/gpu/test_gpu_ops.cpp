@@ -11,6 +11,7 @@
 #include <random>
 
 #include "engine/params.h"
+#include "gpu/gpu_helpers.h"
 #include "helpers.h"
 #include "kernels/cuda/runtime.h"
 
@@ -22,17 +23,7 @@ namespace {
 constexpr double kTol = 1e-4;
 
 uint64_t base_seed() {
-    static const uint64_t seed = [] {
-        uint64_t s;
-        if (const char* v = std::getenv("AMS_TEST_SEED")) {
-            s = std::strtoull(v, nullptr, 10);
-        } else {
-            std::random_device rd;
-            s = ((uint64_t)rd() << 32) ^ rd();
-        }
-        std::printf("GPU op tests: seed %" PRIu64 " (AMS_TEST_SEED=%" PRIu64 " replays it)\n", s, s);
-        return s;
-    }();
+    static const uint64_t seed = test::run_seed("GPU op tests");
     return seed;
 }
 
