@@ -187,3 +187,25 @@ void save_image(const std::string& path, const Tensor& img, int bits) {
 }
 
 }  // namespace ams
+
+namespace ams {
+
+std::vector<std::string> list_images(const std::string& path, const std::string& match) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    AMS_CHECK(fs::exists(path, ec), "'", path, "' does not exist");
+    if (!fs::is_directory(path, ec)) {
+        AMS_CHECK(is_image_path(path), "'", path, "' is not a PNG, JPEG or BMP image");
+        return {path};
+    }
+    std::vector<std::string> files;
+    for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec))
+        if (e.is_regular_file() && is_image_path(e.path().string()) &&
+            (match.empty() || e.path().filename().string().find(match) != std::string::npos))
+            files.push_back(e.path().string());
+    AMS_CHECK(!ec, "cannot read folder '", path, "': ", ec.message());
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+}  // namespace ams

@@ -2,6 +2,7 @@
 // one, and 16-bit output keeps denoised results free of 8-bit quantisation for evaluation).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "engine/tensor.h"
 
@@ -18,5 +19,9 @@ void save_image(const std::string& path, const Tensor& img, int bits = 8);
 
 // Whether the extension is one load_image/save_image handle (png, jpg, jpeg, bmp; any case).
 bool is_image_path(const std::string& path);
+
+// The images under a folder (recursive, following links, sorted; only file names containing
+// `match` when given), or the single image file given. Errors name the path.
+std::vector<std::string> list_images(const std::string& path, const std::string& match = "");
 
 }  // namespace ams

@@ -21,25 +21,6 @@ void make_directory(const std::string& path) {
     AMS_CHECK(!ec && fs::is_directory(path), "cannot create folder '", path, "': ", ec.message());
 }
 
-std::vector<std::string> list_images(const std::string& path, const std::string& match) {
-    std::error_code ec;
-    AMS_CHECK(fs::exists(path, ec), "'", path, "' does not exist");
-    if (!fs::is_directory(path, ec)) {
-        AMS_CHECK(is_image_path(path), "'", path, "' is not a PNG, JPEG or BMP image");
-        return {path};
-    }
-    std::vector<std::string> files;
-    auto add = [&](const fs::directory_entry& e) {
-        if (e.is_regular_file() && is_image_path(e.path().string()) &&
-            (match.empty() || e.path().filename().string().find(match) != std::string::npos))
-            files.push_back(e.path().string());
-    };
-    for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec)) add(e);
-    AMS_CHECK(!ec, "cannot read folder '", path, "': ", ec.message());
-    std::sort(files.begin(), files.end());
-    return files;
-}
-
 void save_result(const std::string& path, const Tensor& img, int bits) {
     std::string ext = fs::path(path).extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);

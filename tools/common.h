@@ -3,14 +3,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/image_io.h"
 #include "engine/tensor.h"
 #include "engine/timer.h"
 
 namespace ams::cli {
 
-// Image files of a folder (recursive, sorted; only names containing `match` when given) or the
-// single file given; errors name the path.
-std::vector<std::string> list_images(const std::string& path, const std::string& match = "");
+using ams::list_images;  // engine/image_io.h
 bool is_directory(const std::string& path);
 // Creates a folder (and parents); errors name it.
 void make_directory(const std::string& path);

@@ -18,17 +18,10 @@ ImageDataset::ImageDataset(const std::vector<std::string>& folders, const std::s
     for (const std::string& dir : folders) {
         std::error_code ec;
         AMS_CHECK(fs::is_directory(dir, ec), "--data: '", dir, "' is not a folder");
-        size_t before = files_.size();
-        for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec)) {
-            std::string p = e.path().string();
-            if (e.is_regular_file() && is_image_path(p) &&
-                (include.empty() || e.path().filename().string().find(include) != std::string::npos))
-                files_.push_back(p);
-        }
-        AMS_CHECK(!ec, "--data: cannot read folder '", dir, "': ", ec.message());
-        AMS_CHECK(files_.size() > before, "--data: no PNG, JPEG or BMP images", include.empty() ? "" : " matching --include '" + include + "'",
-                  " in '", dir, "'");
-        std::sort(files_.begin() + (long)before, files_.end());
+        std::vector<std::string> found = list_images(dir, include);
+        AMS_CHECK(!found.empty(), "--data: no PNG, JPEG or BMP images",
+                  include.empty() ? "" : " matching --include '" + include + "'", " in '", dir, "'");
+        files_.insert(files_.end(), found.begin(), found.end());
     }
     cache_.resize(files_.size());
 }

@@ -80,16 +80,7 @@ Validation load_validation(const TrainOptions& o) {
     Validation v;
     if (o.val_noisy.empty()) return v;
     AMS_CHECK(!o.val_clean.empty(), "--val-noisy needs --val-clean");
-    auto list = [](const std::string& dir) {
-        std::vector<std::string> f;
-        std::error_code ec;
-        AMS_CHECK(fs::is_directory(dir, ec), "validation folder '", dir, "' does not exist");
-        for (const auto& e : fs::recursive_directory_iterator(dir, ec))
-            if (e.is_regular_file() && is_image_path(e.path().string())) f.push_back(e.path().string());
-        std::sort(f.begin(), f.end());
-        return f;
-    };
-    auto n = list(o.val_noisy), c = list(o.val_clean);
+    auto n = list_images(o.val_noisy), c = list_images(o.val_clean);
     AMS_CHECK(n.size() == c.size() && !n.empty(), "--val-noisy has ", n.size(), " images, --val-clean ", c.size());
     for (size_t i = 0; i < n.size() && (int)i < o.val_max; ++i) {
         v.noisy.push_back(load_image(n[i]));

@@ -9,7 +9,8 @@
 
 namespace ams::cpu {
 
-// ---- matrix product: C (M, N) = alpha * op(A) op(B) + beta * C, row-major.
+// ---- matrix product: C (M, N) = alpha * op(A) op(B) + beta * C, row-major. Splits the work over
+// the OpenMP threads (BLAS itself runs single-threaded); serial when called inside a parallel region.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
@@ -34,7 +35,8 @@ template <class T>
 void pixel_shuffle(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
 
 // ---- pixel-downsampling (SPEC layout): down x (B, C, H, W) -> y (B*s*s, C, H/s, W/s) with
-// y[b*s*s + i*s + j, c, h, w] = x[b, c, h*s + i, w*s + j]; up is its inverse.
+// y[b*s*s + i*s + j, c, h, w] = x[b, c, h*s + i, w*s + j]; up is its inverse, called with B the
+// number of full images and H, W the sub-image size: x (B*s*s, C, H, W) -> y (B, C, H*s, W*s).
 template <class T>
 void pd_down(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, int s, bool accumulate);
 template <class T>

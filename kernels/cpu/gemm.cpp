@@ -1,4 +1,5 @@
-// Row-major GEMM through CBLAS (OpenBLAS) when available, else a plain loop (cache-friendly i-k-j).
+// Row-major GEMM: single-threaded CBLAS (OpenBLAS) calls, or a plain i-k-j loop without BLAS, split
+// over the OpenMP threads here.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
