@@ -151,3 +151,26 @@ TEST_CASE("random masks: same draws for the same key, branch masks partition the
         for (double v : sum) REQUIRE(v == 1.0);
     }
 }
+
+TEST_CASE("ops without a fixture of their own: gradients match finite differences (double)") {
+    Tensor a = test::random_tensor({2, 3, 5, 4}, 21), b = test::random_tensor({2, 3, 5, 4}, 22);
+    Tensor m = ops::random_mask({2, 1, 5, 4}, 0.5, 3, 4, Device::CPU).to(DType::F64);
+    test::gradcheck([](const Inputs& in) { return ops::add(in[0], in[1]); }, {a, b});
+    test::gradcheck([](const Inputs& in) { return ops::scale(in[0], -2.5); }, {a});
+    test::gradcheck([&](const Inputs& in) { return ops::mask_mul(in[0], m); }, {a});
+    test::gradcheck([](const Inputs& in) { return ops::l1_loss(in[0], in[1]); }, {a, b});
+    test::gradcheck([](const Inputs& in) { return ops::dot(in[0], in[1]); }, {a, b});
+    test::gradcheck([](const Inputs& in) { return ops::reshape(in[0], {6, 20}); }, {a});
+    // Forward values against direct loops.
+    std::vector<double> av = a.to_double(), bv = b.to_double(), mv = m.to_double();
+    std::vector<double> mm = ops::mask_mul(a, m).to_double();
+    double l1 = 0, d = 0;
+    for (size_t i = 0; i < av.size(); ++i) {
+        size_t bi = i / 60, p = i % 20;
+        REQUIRE(mm[i] == av[i] * mv[bi * 20 + p]);
+        l1 += std::fabs(av[i] - bv[i]) / av.size();
+        d += av[i] * bv[i];
+    }
+    CHECK(ops::l1_loss(a, b).item() == doctest::Approx(l1).epsilon(1e-12));
+    CHECK(ops::dot(a, b).item() == doctest::Approx(d).epsilon(1e-12));
+}
