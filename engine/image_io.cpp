@@ -186,10 +186,6 @@ void save_image(const std::string& path, const Tensor& img, int bits) {
     write_file_atomic(path, {{bytes.data(), bytes.size()}});
 }
 
-}  // namespace ams
-
-namespace ams {
-
 std::vector<std::string> list_images(const std::string& path, const std::string& match) {
     namespace fs = std::filesystem;
     std::error_code ec;

@@ -30,6 +30,9 @@ Tensor scale(const Tensor& x, double alpha);
 Tensor concat(const Tensor& a, const Tensor& b);  // along channels
 Tensor reflect_pad(const Tensor& x, int top, int bottom, int left, int right);
 Tensor crop(const Tensor& x, int top, int left, int height, int width);
+// Reflect-pads bottom and right so H and W become multiples of `multiple` (any image size through
+// networks that need multiples; crop back afterwards).
+Tensor pad_to_multiple(const Tensor& x, int multiple);
 Tensor reshape(const Tensor& x, const Shape& shape);  // autograd-aware view
 // x (B, C, H, W) * mask (B, 1, H, W) broadcast over channels; the mask gets no gradient.
 Tensor mask_mul(const Tensor& x, const Tensor& mask);

@@ -97,6 +97,15 @@ Tensor crop(const Tensor& x_, int top, int left, int h, int w) {
     return y;
 }
 
+Tensor pad_to_multiple(const Tensor& x, int multiple) {
+    AMS_CHECK(x.ndim() == 4 && multiple >= 1, "pad_to_multiple: expected (B, C, H, W) and a positive multiple");
+    int64_t H = x.dim(2), W = x.dim(3);
+    int pb = (int)((multiple - H % multiple) % multiple), pr = (int)((multiple - W % multiple) % multiple);
+    AMS_CHECK(pb < H && pr < W, "image ", H, "x", W, " is too small: it needs padding to a multiple of ",
+              multiple, " (at least ", multiple / 2 + 1, " pixels on each side)");
+    return reflect_pad(x, 0, pb, 0, pr);
+}
+
 Tensor reshape(const Tensor& x_, const Shape& shape) {
     Tensor x = x_.contiguous();
     Tensor y = x.reshape(shape);  // shares storage; the view itself carries no autograd state

@@ -14,20 +14,12 @@ Tensor complement(const Tensor& m) {
 }
 }  // namespace
 
-Tensor pad_to_multiple(const Tensor& x, int multiple) {
-    int64_t H = x.dim(2), W = x.dim(3);
-    int pb = (int)((multiple - H % multiple) % multiple), pr = (int)((multiple - W % multiple) % multiple);
-    AMS_CHECK(pb < H && pr < W, "image ", H, "x", W, " is too small: it needs padding to a multiple of ",
-              multiple, " (at least ", multiple / 2 + 1, " pixels on each side)");
-    return ops::reflect_pad(x, 0, pb, 0, pr);
-}
-
 Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
                       uint64_t stream) {
     AMS_CHECK(pd >= 1, "--pd must be at least 1, got ", pd);
     AMS_CHECK(branches >= 2, "--branches must be at least 2, got ", branches);
     const int64_t H = noisy.dim(2), W = noisy.dim(3);
-    Tensor x = pad_to_multiple(noisy, 8 * pd);
+    Tensor x = ops::pad_to_multiple(noisy, 8 * pd);
     Tensor sub = pd > 1 ? ops::pd_down(x, pd) : x;  // (B*s*s, C, h, w)
     Shape mshape{sub.dim(0), 1, sub.dim(2), sub.dim(3)};
     Tensor acc;

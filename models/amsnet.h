@@ -10,9 +10,6 @@
 
 namespace ams {
 
-// Reflect-pads (bottom, right) so H and W are multiples of `multiple`, returning the padded image.
-Tensor pad_to_multiple(const Tensor& x, int multiple);
-
 // k-branch masked inference (SPEC Eqs. 6-8): PD with stride s (1 = none), per branch hide that
 // branch's pixels, denoise, keep the output at the hidden pixels; sum; inverse PD. Any image size
 // (padded so sub-images are multiples of 8, cropped back). Autograd flows through every branch

@@ -277,10 +277,8 @@ Tensor Restormer::forward(const Tensor& inp) const {
 }
 
 Tensor Restormer::forward_any_size(const Tensor& x) const {
-    int64_t H = x.dim(2), W = x.dim(3);
-    int pb = (int)((8 - H % 8) % 8), pr = (int)((8 - W % 8) % 8);
-    Tensor y = forward(ops::reflect_pad(x, 0, pb, 0, pr));
-    return ops::crop(y, 0, 0, (int)H, (int)W);
+    Tensor y = forward(ops::pad_to_multiple(x, 8));
+    return ops::crop(y, 0, 0, (int)x.dim(2), (int)x.dim(3));
 }
 
 }  // namespace ams

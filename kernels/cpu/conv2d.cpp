@@ -110,16 +110,14 @@ void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy,
     const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin, K2 = s.KH * s.KW;
     // dx: correlate dy with the flipped kernel (padding KH-1-pad), accumulating. Any plane in parallel.
     if (dx) {
+        std::vector<T> flipped((size_t)(C * K2));
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t k = 0; k < K2; ++k) flipped[c * K2 + k] = w[c * K2 + K2 - 1 - k];
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t n = 0; n < s.B; ++n)
-            for (int64_t c = 0; c < C; ++c) {
-                T flipped[64];
-                T* fw = K2 <= 64 ? flipped : new T[K2];
-                for (int64_t k = 0; k < K2; ++k) fw[k] = w[c * K2 + K2 - 1 - k];
-                depthwise_plane(dy + (n * C + c) * Ho * Wo, fw, dx + (n * C + c) * s.H * s.W, Ho, Wo, s.H, s.W,
-                                s.KH, s.KW, s.KH - 1 - s.pad, T(0), true);
-                if (fw != flipped) delete[] fw;
-            }
+            for (int64_t c = 0; c < C; ++c)
+                depthwise_plane(dy + (n * C + c) * Ho * Wo, flipped.data() + c * K2, dx + (n * C + c) * s.H * s.W, Ho,
+                                Wo, s.H, s.W, s.KH, s.KW, s.KH - 1 - s.pad, T(0), true);
     }
     if (!dw && !db) return;
     // dw, db: per channel, summed over the batch. Products accumulate element-wise into one row per
