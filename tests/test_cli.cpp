@@ -95,6 +95,21 @@ TEST_CASE("denoise defaults to the inference scheme stored with the weights; fla
     CHECK(r.out.find("pd 2, 3 branches") != std::string::npos);
 }
 
+TEST_CASE("denoise a folder: same relative names under --output, symlinked images included") {
+    Fixture fx;
+    fs::create_directories(fx.dir / "in" / "sub");
+    fs::create_symlink(fx.image, fx.dir / "in" / "sub" / "linked.png");
+    fs::copy_file(fx.image, fx.dir / "in" / "copy.png");
+    Run r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("in") + " --output " + fx.p("out") +
+                   " --format npy --device cpu");
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(fs::exists(fx.dir / "out" / "sub" / "linked.npy"));
+    CHECK(fs::exists(fx.dir / "out" / "copy.npy"));
+    // Nothing written beside the linked original.
+    CHECK(!fs::exists(fs::path(fx.image).replace_extension(".npy")));
+}
+
 TEST_CASE("bad input: one clear message naming the file or option, non-zero exit, nothing partial left") {
     Fixture fx;
     auto expect_error = [&](const std::string& args, const std::string& needle) {

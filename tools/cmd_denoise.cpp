@@ -56,7 +56,10 @@ int cmd_denoise(int argc, char** argv) {
     for (size_t i = 0; i < inputs.size(); ++i) {
         std::string dst = out;
         if (folder) {
-            fs::path rel = fs::relative(inputs[i], in);
+            // Lexical, not fs::relative: that resolves symlinks, and a linked image would map
+            // to a name outside --output.
+            fs::path rel = fs::path(inputs[i]).lexically_relative(in);
+            AMS_CHECK(!rel.empty() && *rel.begin() != "..", "cannot place '", inputs[i], "' under --output");
             if (!a.get("format").empty()) rel.replace_extension("." + a.get("format"));
             dst = (fs::path(out) / rel).string();
             make_directory(fs::path(dst).parent_path().string());
