@@ -400,7 +400,11 @@ void dump_number(std::string& out, double x) {
     else if (std::floor(x) == x && std::fabs(x) < 9007199254740992.0)  // 2^53: exact as an integer
         out += std::to_string(static_cast<int64_t>(x));
     else {
-        std::snprintf(buf, sizeof buf, "%.17g", x);
+        // Shortest form that reads back exactly (0.6, not 0.59999999999999998).
+        for (int prec = 15; prec <= 17; ++prec) {
+            std::snprintf(buf, sizeof buf, "%.*g", prec, x);
+            if (std::strtod(buf, nullptr) == x) break;
+        }
         out += buf;
     }
 }

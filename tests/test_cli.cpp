@@ -95,6 +95,28 @@ TEST_CASE("denoise defaults to the inference scheme stored with the weights; fla
     CHECK(r.out.find("pd 2, 3 branches") != std::string::npos);
 }
 
+TEST_CASE("finetune defaults to the scheme stored with the B weights and stores it again") {
+    Fixture fx;
+    Restormer net(preset_config("tiny"));
+    net.init(3);
+    std::string w = fx.p("b.safetensors");
+    save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "3"}});
+    Run r = amsnet("finetune --data " + test::data_path("sidd-samples") + " --include NOISY_1 --weights " + w +
+                   " --out " + fx.p("p") + " --steps 1 --crop 16 --batch 1 --device cpu");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    ModelFile m = load_model(fx.p("p/model.safetensors"), Device::CPU);
+    CHECK(m.metadata.at("inference_pd") == "1");
+    CHECK(m.metadata.at("inference_branches") == "3");
+    CHECK(m.metadata.at("training").find("\"branches\":3") != std::string::npos);
+    CHECK(m.metadata.at("training").find("\"pd\":1") != std::string::npos);
+    // Flags still win.
+    r = amsnet("finetune --data " + test::data_path("sidd-samples") + " --include NOISY_1 --weights " + w +
+               " --out " + fx.p("p2") + " --steps 1 --crop 16 --batch 1 --branches 2 --device cpu");
+    REQUIRE(r.code == 0);
+    CHECK(load_model(fx.p("p2/model.safetensors"), Device::CPU).metadata.at("inference_branches") == "2");
+}
+
 TEST_CASE("denoise a folder: same relative names under --output, symlinked images included") {
     Fixture fx;
     fs::create_directories(fx.dir / "in" / "sub");

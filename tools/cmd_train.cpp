@@ -5,15 +5,19 @@
 
 #include "engine/device.h"
 #include "engine/json.h"
+#include "engine/safetensors.h"
 #include "tools/args.h"
 #include "tools/commands.h"
+#include "tools/denoise_options.h"
 #include "train/trainer.h"
 
 namespace ams::cli {
 
 namespace {
 
-void add_common(Args& a, const char* batch_default, const char* pd_default) {
+// pd_default/infer defaults of nullptr mean "no default": finetune takes them from the weights.
+void add_common(Args& a, const char* batch_default, const char* pd_default, const char* infer_pd_default,
+                const char* infer_branches_default) {
     a.option("data", "DIR", "folder of noisy training images (searched recursively)", "", true);
     a.option("include", "TEXT", "use only files whose name contains TEXT (e.g. _real for PolyU's noisy images)");
     a.option("out", "DIR", "run folder: model.safetensors, checkpoint.safetensors, log.csv");
@@ -21,10 +25,12 @@ void add_common(Args& a, const char* batch_default, const char* pd_default) {
     a.option("max-minutes", "M", "stop and save when this wall time is reached (0 = no limit)", "0");
     a.option("batch", "B", "images per step", batch_default);
     a.option("crop", "N", "random crop size (a multiple of 8 * --pd)", "160");
-    a.option("pd", "S", "pixel-downsampling stride", pd_default);
+    a.option("pd", "S", "pixel-downsampling stride", pd_default ? pd_default : "");
     a.option("mask-p", "P", "fraction of pixels hidden per step (train; SPEC 0.5)", "0.5");
-    a.option("infer-pd", "S", "inference PD stride stored with the model (validation and denoise default)", "2");
-    a.option("infer-branches", "K", "inference mask branches stored with the model", "2");
+    a.option("infer-pd", "S", "inference PD stride stored with the model (validation and denoise default)",
+             infer_pd_default ? infer_pd_default : "");
+    a.option("infer-branches", "K", "inference mask branches stored with the model",
+             infer_branches_default ? infer_branches_default : "");
     a.option("lr", "LR", "AdamW learning rate (betas 0.9, 0.999; weight decay 0)", "1e-4");
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
@@ -47,10 +53,10 @@ TrainOptions read_common(const Args& a) {
     o.max_minutes = a.number("max-minutes", 0, 1e7);
     o.batch = (int)a.integer("batch", 1);
     o.crop = (int)a.integer("crop", 8);
-    o.pd = (int)a.integer("pd", 1);
+    if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1);
     o.mask_p = a.number("mask-p", 1e-3, 0.999);
-    o.val_pd = (int)a.integer("infer-pd", 1);
-    o.val_branches = (int)a.integer("infer-branches", 2);
+    if (!a.get("infer-pd").empty()) o.val_pd = (int)a.integer("infer-pd", 1);
+    if (!a.get("infer-branches").empty()) o.val_branches = (int)a.integer("infer-branches", 2);
     o.lr = a.number("lr", 0, 1);
     o.seed = (uint64_t)a.integer("seed", 0);
     o.device = parse_device(a.get("device"));
@@ -79,7 +85,7 @@ int cmd_train(int argc, char** argv) {
            "Trains AMSNet-B from noisy images only: random crops, pixel-downsampling (stride --pd),\n"
            "half of each sub-image's pixels hidden, masked L1 on the hidden pixels (SPEC Eq. 4).\n"
            "Ctrl-C stops cleanly and saves; --resume continues exactly.");
-    add_common(a, "4", "5");
+    add_common(a, "4", "5", "2", "2");
     a.option("preset", "P", "model size: restormer (SPEC, 26.1M parameters), small (CPU in minutes), tiny (tests)", "restormer");
     a.option("config", "FILE.json", "Restormer configuration (keys as `amsnet info` prints) instead of --preset");
     a.option("weights", "W", "start from these weights instead of a random initialisation");
@@ -100,18 +106,30 @@ int cmd_train(int argc, char** argv) {
 int cmd_finetune(int argc, char** argv) {
     Args a("finetune", "--data DIR --weights W --out RUN [options]",
            "Fine-tunes AMSNet-B into AMSNet-P: every pixel restored by the k-branch inference scheme\n"
-           "(gradients through all branches), loss = |I_DN - I_N|_1 + lambda * TV(I_DN) (SPEC Eqs. 9-10).");
-    add_common(a, "2", "2");
+           "(gradients through all branches), loss = |I_DN - I_N|_1 + lambda * TV(I_DN) (SPEC Eqs. 9-10).\n"
+           "--pd and --branches default to the inference scheme stored with --weights (else 2 and 2), so\n"
+           "the fine-tuning restores exactly as denoise will; --infer-pd/--infer-branches default to them.");
+    add_common(a, "2", nullptr, nullptr, nullptr);
     a.option("weights", "W", "AMSNet-B weights to start from");
-    a.option("lambda", "L", "weight of the smoothness prior", "0.01");
-    a.option("branches", "K", "mask branches of the restoration", "2");
+    a.option("lambda", "L", "weight of the smoothness prior (SPEC text 0.01, its ablation 0.1)", "0.01");
+    a.option("branches", "K", "mask branches of the restoration");
     if (!a.parse(argc, argv, 2)) return 0;
     TrainOptions o = read_common(a);
     o.finetune = true;
     o.init_weights = a.given("resume") ? a.get("weights") : a.require("weights");
     o.lambda = a.number("lambda", 0, 1e6);
-    o.branches = (int)a.integer("branches", 2);
-    o.preset = "finetune";
+    // The scheme being fine-tuned: flags, else the one stored with the B weights, else SPEC's 2/2.
+    o.pd = 2;
+    o.branches = 2;
+    if (!o.init_weights.empty()) {
+        std::map<std::string, std::string> meta = load_safetensors(o.init_weights).metadata;
+        stored_int(meta, "inference_pd", o.pd, 1);
+        stored_int(meta, "inference_branches", o.branches, 2);
+    }
+    if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1);
+    if (a.given("branches")) o.branches = (int)a.integer("branches", 2);
+    o.val_pd = a.given("infer-pd") ? (int)a.integer("infer-pd", 1) : o.pd;
+    o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2) : o.branches;
     train(o);
     return 0;
 }

@@ -17,22 +17,23 @@ void add_denoise_options(Args& a) {
     a.option("seed", "N", "seed of the masks", "0");
 }
 
+void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min) {
+    auto it = meta.find(key);
+    if (it == meta.end()) return;
+    char* end = nullptr;
+    long v = std::strtol(it->second.c_str(), &end, 10);
+    AMS_CHECK(end && *end == 0 && v >= min, "weights metadata ", key, " = '", it->second, "' is not valid");
+    dst = (int)v;
+}
+
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& meta) {
     DenoiseOptions o;
     o.scheme = a.get("scheme");
     AMS_CHECK(o.scheme == "amsnet" || o.scheme == "plain", "--scheme must be amsnet or plain, got '", o.scheme, "'");
     o.pd = a.given("pd") ? (int)a.integer("pd", 1) : 2;
     o.branches = a.given("branches") ? (int)a.integer("branches", 2) : 2;
-    auto stored = [&](const char* key, int& dst, int min) {
-        auto it = meta.find(key);
-        if (it == meta.end()) return;
-        char* end = nullptr;
-        long v = std::strtol(it->second.c_str(), &end, 10);
-        AMS_CHECK(end && *end == 0 && v >= min, "weights metadata ", key, " = '", it->second, "' is not valid");
-        dst = (int)v;
-    };
-    if (!a.given("pd")) stored("inference_pd", o.pd, 1);
-    if (!a.given("branches")) stored("inference_branches", o.branches, 2);
+    if (!a.given("pd")) stored_int(meta, "inference_pd", o.pd, 1);
+    if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2);
     o.r3 = (int)a.integer("r3", 0);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0);

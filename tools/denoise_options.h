@@ -20,6 +20,10 @@ struct DenoiseOptions {
 void add_denoise_options(Args& a);
 // Options not given on the command line fall back to the model's stored inference scheme
 // (metadata inference_pd / inference_branches, written by amsnet train), else SPEC's 2 / 2.
+// Sets dst from an integer entry of the weights metadata (e.g. "inference_pd") when present; a
+// malformed or too-small value is an error naming the key.
+void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min);
+
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& model_metadata);
 // noisy (1, 3, H, W) on the model's device -> denoised, same shape; no autograd.
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o);

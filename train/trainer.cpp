@@ -56,11 +56,11 @@ json::Value options_json(const TrainOptions& o) {
     for (const auto& d : o.data) data.push_back(d);
     v["data"] = data;
     v["include"] = o.include;
-    v["preset"] = o.preset;
+    if (!o.finetune) v["preset"] = o.preset;
     v["batch"] = o.batch;
     v["crop"] = o.crop;
     v["pd"] = o.pd;
-    v["mask_p"] = o.mask_p;
+    if (!o.finetune) v["mask_p"] = o.mask_p;
     v["lr"] = o.lr;
     v["seed"] = (double)o.seed;
     v["mode"] = o.finetune ? "finetune" : "train";
