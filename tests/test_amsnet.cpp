@@ -3,9 +3,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/image_io.h"
 #include "helpers.h"
 #include "models/amsnet.h"
 #include "models/model_file.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -170,4 +172,25 @@ TEST_CASE("fine-tuning loss gradient matches finite differences (double, tiny ne
         p[i] = orig;
         CHECK((lp - lm) / (2 * h) == doctest::Approx(g[i]).epsilon(1e-5));
     }
+}
+
+TEST_CASE("every shipped weights file loads, carries its inference scheme and denoises a real photo") {
+    // The README's main command depends on these files; scored against the clean reference.
+    const std::string noisy_path = test::data_path("polyu/Canon5D2_5_160_6400_circuit_3_real.JPG");
+    Tensor noisy = ops::crop(load_image(noisy_path), 100, 140, 96, 120);
+    Tensor clean = ops::crop(load_image(test::data_path("polyu/Canon5D2_5_160_6400_circuit_3_mean.JPG")), 100, 140, 96, 120);
+    int files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(test::source_path("weights"))) {
+        if (e.path().extension() != ".safetensors") continue;
+        ++files;
+        INFO(e.path().string());
+        ModelFile m = load_model(e.path().string(), Device::CPU);
+        REQUIRE(m.metadata.count("inference_pd"));
+        REQUIRE(m.metadata.count("inference_branches"));
+        autograd::NoGradGuard ng;
+        Tensor out = amsnet_restore(*m.net, noisy, std::stoi(m.metadata.at("inference_pd")),
+                                    std::stoi(m.metadata.at("inference_branches")), 0, 0);
+        CHECK(score_images(out, clean).psnr > score_images(noisy, clean).psnr);
+    }
+    CHECK(files >= 1);
 }
