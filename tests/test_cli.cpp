@@ -110,6 +110,13 @@ TEST_CASE("finetune defaults to the scheme stored with the B weights and stores 
     CHECK(m.metadata.at("inference_branches") == "3");
     CHECK(m.metadata.at("training").find("\"branches\":3") != std::string::npos);
     CHECK(m.metadata.at("training").find("\"pd\":1") != std::string::npos);
+    // Resuming without --weights keeps the scheme (read from the run's own model file).
+    r = amsnet("finetune --data " + test::data_path("sidd-samples") + " --include NOISY_1 --out " + fx.p("p") +
+               " --steps 2 --crop 16 --batch 1 --resume --device cpu");
+    REQUIRE(r.code == 0);
+    m = load_model(fx.p("p/model.safetensors"), Device::CPU);
+    CHECK(m.metadata.at("step") == "2");
+    CHECK(m.metadata.at("training").find("\"branches\":3") != std::string::npos);
     // Flags still win.
     r = amsnet("finetune --data " + test::data_path("sidd-samples") + " --include NOISY_1 --weights " + w +
                " --out " + fx.p("p2") + " --steps 1 --crop 16 --batch 1 --branches 2 --device cpu");

@@ -1,5 +1,6 @@
 // amsnet train / amsnet finetune.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -121,8 +122,11 @@ int cmd_finetune(int argc, char** argv) {
     // The scheme being fine-tuned: flags, else the one stored with the B weights, else SPEC's 2/2.
     o.pd = 2;
     o.branches = 2;
-    if (!o.init_weights.empty()) {
-        std::map<std::string, std::string> meta = load_safetensors(o.init_weights).metadata;
+    // On --resume without --weights, the run's own model file records the scheme it fine-tunes.
+    std::string scheme_from = o.init_weights;
+    if (scheme_from.empty() && o.resume) scheme_from = o.out + "/model.safetensors";
+    if (!scheme_from.empty() && (!o.resume || std::filesystem::exists(scheme_from))) {
+        std::map<std::string, std::string> meta = load_safetensors(scheme_from).metadata;
         stored_int(meta, "inference_pd", o.pd, 1);
         stored_int(meta, "inference_branches", o.branches, 2);
     }
