@@ -87,7 +87,7 @@ Tensor SafetensorsFile::get(const std::string& name) const {
     AMS_FAIL(path, ": no tensor named '", name, "' (the file holds ", tensors.size(), " tensors)");
 }
 
-SafetensorsFile load_safetensors(const std::string& path) {
+SafetensorsFile load_safetensors(const std::string& path, bool read_tensors) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) AMS_FAIL(path, ": cannot read safetensors file: is a directory");
     std::ifstream f(path, std::ios::binary);
@@ -137,6 +137,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
         if (by_offset[k]->begin < by_offset[k - 1]->end)
             AMS_FAIL(path, ": safetensors tensors '", by_offset[k - 1]->name, "' and '", by_offset[k]->name,
                      "' overlap in the data section");
+    if (!read_tensors) return out;
 
     for (const Entry& e : entries) {
         Tensor t = Tensor::empty(e.shape, e.dtype, Device::CPU);

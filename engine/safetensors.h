@@ -25,8 +25,9 @@ struct SafetensorsFile {
     Tensor get(const std::string& name) const;  // throws naming the file and the tensor
 };
 
-// CPU tensors in the stored dtype (F32, F64, F16 or BF16).
-SafetensorsFile load_safetensors(const std::string& path);
+// CPU tensors in the stored dtype (F32, F64, F16 or BF16). With read_tensors false, only the
+// (fully validated) header is read: metadata without the cost of the weights.
+SafetensorsFile load_safetensors(const std::string& path, bool read_tensors = true);
 
 // Tensors may live on any device, in any of the four dtypes and any layout. Names must be unique
 // and non-empty. The header is space-padded to a multiple of 8 bytes, as the reference writer does.

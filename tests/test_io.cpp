@@ -205,6 +205,9 @@ TEST_CASE("safetensors: round trip of all dtypes, metadata, scalars and views") 
     SafetensorsFile f = load_safetensors(path);
     CHECK(f.path == path);
     CHECK(f.metadata == meta);
+    SafetensorsFile header_only = load_safetensors(path, false);  // metadata without the weights
+    CHECK(header_only.metadata == meta);
+    CHECK(header_only.tensors.empty());
     REQUIRE(f.tensors.size() == in.size());
     for (size_t k = 0; k < in.size(); ++k) {
         INFO("tensor ", in[k].first);

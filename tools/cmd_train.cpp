@@ -126,7 +126,7 @@ int cmd_finetune(int argc, char** argv) {
     std::string scheme_from = o.init_weights;
     if (scheme_from.empty() && o.resume) scheme_from = o.out + "/model.safetensors";
     if (!scheme_from.empty() && (!o.resume || std::filesystem::exists(scheme_from))) {
-        std::map<std::string, std::string> meta = load_safetensors(scheme_from).metadata;
+        std::map<std::string, std::string> meta = load_safetensors(scheme_from, false).metadata;
         stored_int(meta, "inference_pd", o.pd, 1);
         stored_int(meta, "inference_branches", o.branches, 2);
     }
