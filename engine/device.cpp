@@ -1,8 +1,11 @@
 #include "engine/device.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <unistd.h>
 #include <new>
 #include <unordered_map>
@@ -63,6 +66,7 @@ public:
                 it->second.pop_back();
                 cached_ -= rounded;
                 sizes_[p] = rounded;
+                account(rounded);
                 return p;
             }
         }
@@ -74,6 +78,7 @@ public:
         if (!p) AMS_FAIL("out of host memory allocating ", bytes, " bytes");
         std::lock_guard<std::mutex> lock(mu_);
         sizes_[p] = rounded;
+        account(rounded);
         return p;
     }
     void free(void* p) noexcept {
@@ -82,6 +87,7 @@ public:
         if (it == sizes_.end()) return;
         size_t rounded = it->second;
         sizes_.erase(it);
+        in_use_ -= rounded;
         if (cached_ + rounded > kLimit) {
             std::free(p);
             return;
@@ -97,7 +103,28 @@ public:
         cached_ = 0;
     }
 
+    size_t in_use() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return in_use_;
+    }
+    size_t peak() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return peak_;
+    }
+    void reset_peak() {
+        std::lock_guard<std::mutex> lock(mu_);
+        peak_ = in_use_;
+    }
+    size_t cached() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return cached_;
+    }
+
 private:
+    void account(size_t rounded) {  // under mu_
+        in_use_ += rounded;
+        peak_ = std::max(peak_, in_use_);
+    }
     // Up to half the machine's memory stays cached: a training step's activations are allocated
     // again every step, and fresh pages cost more than the arithmetic on small models.
     const size_t kLimit = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE) / 2;
@@ -105,10 +132,58 @@ private:
     std::mutex mu_;
     std::unordered_map<size_t, std::vector<void*>> free_;
     std::unordered_map<void*, size_t> sizes_;
-    size_t cached_ = 0;
+    size_t cached_ = 0, in_use_ = 0, peak_ = 0;
 };
 
+// MemAvailable from /proc/meminfo (the kernel's estimate of what can be allocated without
+// swapping); the physical memory when it cannot be read.
+size_t host_available() {
+    std::ifstream f("/proc/meminfo");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("MemAvailable:", 0) != 0) continue;
+        std::istringstream in(line.substr(13));
+        size_t kb = 0;
+        if (in >> kb) return kb * 1024;
+    }
+    return (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE);
+}
+
 }  // namespace
+
+size_t memory_in_use(Device d) {
+    if (d == Device::CPU) return HostCache::get().in_use();
+#ifdef AMS_HAVE_CUDA
+    return cuda::memory_in_use();
+#else
+    return 0;
+#endif
+}
+
+size_t memory_peak(Device d) {
+    if (d == Device::CPU) return HostCache::get().peak();
+#ifdef AMS_HAVE_CUDA
+    return cuda::memory_peak();
+#else
+    return 0;
+#endif
+}
+
+void reset_memory_peak(Device d) {
+    if (d == Device::CPU) return HostCache::get().reset_peak();
+#ifdef AMS_HAVE_CUDA
+    cuda::reset_peak();
+#endif
+}
+
+size_t memory_available(Device d) {
+    if (d == Device::CPU) return host_available() + HostCache::get().cached();
+#ifdef AMS_HAVE_CUDA
+    return cuda::memory_available();
+#else
+    return 0;
+#endif
+}
 
 void* device_alloc(Device d, size_t bytes) {
     if (bytes == 0) bytes = 1;

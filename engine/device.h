@@ -14,6 +14,14 @@ void device_free(Device d, void* p) noexcept;
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 void device_memset0(Device d, void* p, size_t bytes);
 
+// Engine memory accounting per device: bytes held by live tensors, their high-water mark since
+// start or the last reset, and how much more the engine could allocate now (free device memory
+// plus what the engine's own cache holds; on the host the kernel's MemAvailable).
+size_t memory_in_use(Device d);
+size_t memory_peak(Device d);
+void reset_memory_peak(Device d);
+size_t memory_available(Device d);
+
 bool cuda_available();        // built with CUDA and a usable GPU is present
 bool cuda_built();            // built with CUDA at all
 Device parse_device(const std::string& name);  // "cpu", "cuda", "auto" (GPU when there is one)

@@ -45,10 +45,18 @@ Tensor l1_loss(const Tensor& a, const Tensor& b);  // mean |a - b|
 Tensor tv_loss(const Tensor& x);                   // SPEC Eq. 9, mean over (B, C, H-1, W-1)
 
 // ---- randomness (no autograd), from the counter-based generator in engine/rng.h
+// A mask may be a window of a larger one: element (b, y, x) of the (B, 1, h, w) mask draws as
+// element (b, y0 + y, x0 + x) of a (B, 1, full_h, full_w) mask, so tiles of an image get exactly
+// the draws the whole image gets. The default window is the mask itself.
+struct MaskWindow {
+    int64_t full_h = 0, full_w = 0, y0 = 0, x0 = 0;  // full_h = 0: the mask's own size
+};
 // (B, 1, H, W) of 0/1: hidden (1) with probability p, per pixel.
-Tensor random_mask(const Shape& shape, double p, uint64_t seed, uint64_t stream, Device device);
+Tensor random_mask(const Shape& shape, double p, uint64_t seed, uint64_t stream, Device device,
+                   const MaskWindow& win = {});
 // (B, 1, H, W) of 0/1: pixels whose uniform branch in [0, k) equals `branch`. The k masks of one
 // (seed, stream) partition the pixels.
-Tensor branch_mask(const Shape& shape, int k, int branch, uint64_t seed, uint64_t stream, Device device);
+Tensor branch_mask(const Shape& shape, int k, int branch, uint64_t seed, uint64_t stream, Device device,
+                   const MaskWindow& win = {});
 
 }  // namespace ams::ops

@@ -12,19 +12,33 @@ Tensor complement(const Tensor& m) {
     autograd::NoGradGuard ng;
     return ops::add(Tensor::full(m.shape(), 1.0, m.dtype(), m.device()), ops::scale(m, -1.0));
 }
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// The mask window of an (H, W) tile at `win`, for masks on its PD sub-images: the whole image is
+// padded to a multiple of 8 * pd as an untiled run pads it, and every coordinate divides by pd.
+ops::MaskWindow sub_window(int64_t H, int64_t W, int pd, const ImageWindow& win) {
+    int64_t fh = win.full_h ? win.full_h : H, fw = win.full_h ? win.full_w : W;
+    AMS_CHECK(win.y0 % pd == 0 && win.x0 % pd == 0, "tile origin (", win.y0, ", ", win.x0,
+              ") is not a multiple of the PD stride ", pd);
+    AMS_CHECK(win.y0 + H <= fh && win.x0 + W <= fw, "tile at (", win.y0, ", ", win.x0, ") of size ", H, "x", W,
+              " does not fit the ", fh, "x", fw, " image");
+    return {round_up(fh, 8 * pd) / pd, round_up(fw, 8 * pd) / pd, win.y0 / pd, win.x0 / pd};
+}
 }  // namespace
 
 Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
-                      uint64_t stream) {
+                      uint64_t stream, const ImageWindow& win) {
     AMS_CHECK(pd >= 1, "--pd must be at least 1, got ", pd);
     AMS_CHECK(branches >= 2, "--branches must be at least 2, got ", branches);
     const int64_t H = noisy.dim(2), W = noisy.dim(3);
+    const ops::MaskWindow mwin = sub_window(H, W, pd, win);
     Tensor x = ops::pad_to_multiple(noisy, 8 * pd);
     Tensor sub = pd > 1 ? ops::pd_down(x, pd) : x;  // (B*s*s, C, h, w)
     Shape mshape{sub.dim(0), 1, sub.dim(2), sub.dim(3)};
     Tensor acc;
     for (int b = 0; b < branches; ++b) {
-        Tensor hidden = ops::branch_mask(mshape, branches, b, seed, stream, sub.device()).to(sub.dtype());
+        Tensor hidden = ops::branch_mask(mshape, branches, b, seed, stream, sub.device(), mwin).to(sub.dtype());
         Tensor out = net.forward(ops::mask_mul(sub, complement(hidden)));
         Tensor kept = ops::mask_mul(out, hidden);
         acc = acc.defined() ? ops::add(acc, kept) : kept;
@@ -34,16 +48,18 @@ Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int bra
 }
 
 Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
-                 int branches, uint64_t seed) {
+                 int branches, uint64_t seed, const ImageWindow& win) {
     AMS_CHECK(T >= 1, "--r3 must be at least 1, got ", T);
     AMS_CHECK(p >= 0 && p <= 1, "--r3-p must be in [0, 1], got ", p);
     Shape mshape{noisy.dim(0), 1, noisy.dim(2), noisy.dim(3)};
+    const ImageWindow w = win.full_h ? win : ImageWindow{noisy.dim(2), noisy.dim(3), 0, 0};
+    const ops::MaskWindow rwin{w.full_h, w.full_w, w.y0, w.x0};
     Tensor sum;
     for (int t = 0; t < T; ++t) {
         Tensor replace =
-            ops::random_mask(mshape, p, seed, rng::make_stream(rng::kR3Replace, t), noisy.device()).to(noisy.dtype());
+            ops::random_mask(mshape, p, seed, rng::make_stream(rng::kR3Replace, t), noisy.device(), rwin).to(noisy.dtype());
         Tensor mixed = ops::add(ops::mask_mul(denoised, complement(replace)), ops::mask_mul(noisy, replace));
-        Tensor r = amsnet_restore(net, mixed, 1, branches, seed, rng::make_stream(rng::kR3Mask, t));
+        Tensor r = amsnet_restore(net, mixed, 1, branches, seed, rng::make_stream(rng::kR3Mask, t), w);
         sum = sum.defined() ? ops::add(sum, r) : r;
     }
     return ops::scale(sum, 1.0 / T);

@@ -10,18 +10,25 @@
 
 namespace ams {
 
+// Where an image tile lies in the whole image (tiled inference): its top-left corner (multiples
+// of the PD stride) and the whole image's size. Masks are drawn as for the whole image, so a tile
+// hides exactly the pixels the untiled run hides. The default is the image itself.
+struct ImageWindow {
+    int64_t full_h = 0, full_w = 0, y0 = 0, x0 = 0;  // full_h = 0: the tensor is the whole image
+};
+
 // k-branch masked inference (SPEC Eqs. 6-8): PD with stride s (1 = none), per branch hide that
 // branch's pixels, denoise, keep the output at the hidden pixels; sum; inverse PD. Any image size
 // (padded so sub-images are multiples of 8, cropped back). Autograd flows through every branch
 // when enabled (fine-tuning). `stream` keys the masks.
 Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
-                      uint64_t stream);
+                      uint64_t stream, const ImageWindow& win = {});
 
 // R^3 (AP-BSN's random replacement refinement, per pixel as AMSNet): T copies of `denoised` with a
 // fraction p of pixels replaced by `noisy`, each restored at full resolution (no PD) with fresh
 // complementary masks, averaged.
 Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
-                 int branches, uint64_t seed);
+                 int branches, uint64_t seed, const ImageWindow& win = {});
 
 // AMSNet-B training loss (SPEC Eq. 4): PD stride s, one mask (each sub-image pixel hidden with
 // probability p_hidden, 0.5 in SPEC, shared over channels), masked L1 on the hidden pixels.

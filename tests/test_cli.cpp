@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/image_io.h"
+#include "engine/npy.h"
 #include "helpers.h"
 #include "models/model_file.h"
 #include "train/trainer.h"
@@ -81,6 +82,29 @@ TEST_CASE("denoise, info and eval work end to end on a real odd-sized photo") {
     r = amsnet("eval --pred " + fx.p("out.png") + " --clean " + test::data_path("sidd-samples/GT_11.png") + " --json");
     CHECK(r.code == 0);
     CHECK(r.out.find("\"mean_psnr\"") != std::string::npos);
+}
+
+TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; close to the untiled result") {
+    Fixture fx;
+    const std::string base = "denoise --weights " + fx.weights + " --input " + fx.image + " --device cpu --output ";
+    Run r = amsnet(base + fx.p("whole.npy") + " --tile 0");
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("tiles") == std::string::npos);
+    r = amsnet(base + fx.p("t64.npy") + " --tile 64");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("4 x 4 tiles of 64x64 px (+32 context)") != std::string::npos);
+    r = amsnet(base + fx.p("auto.npy") + " --max-memory 0.05");  // 50 MiB: too little for 241x241 at once
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("tiles of") != std::string::npos);
+    std::vector<float> whole = load_npy(fx.p("whole.npy")).to_vector();
+    for (const char* f : {"t64.npy", "auto.npy"}) {
+        std::vector<float> t = load_npy(fx.p(f)).to_vector();
+        REQUIRE(t.size() == whole.size());
+        double mean = 0;
+        for (size_t i = 0; i < t.size(); ++i) mean += std::fabs((double)t[i] - whole[i]);
+        CHECK(mean / (double)t.size() < 1e-2);  // a random tiny model; the shipped one: test_tiling
+    }
 }
 
 TEST_CASE("denoise defaults to the inference scheme stored with the weights; flags override it") {
@@ -172,6 +196,9 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("denoise" + w + in + out + " --pd two", "--pd");
     expect_error("denoise" + w + in + " --output /nonexistent/dir/o.png", "/nonexistent/dir");
     expect_error("denoise" + w + in + out + " --device quantum", "--device");
+    expect_error("denoise" + w + in + out + " --tile -3", "--tile");
+    expect_error("denoise" + w + in + out + " --tile-overlap many", "--tile-overlap");
+    expect_error("denoise" + w + in + out + " --max-memory 0", "--max-memory");
     expect_error("train --data " + fx.p("nodata") + " --out " + fx.p("run") + " --steps 2", "nodata");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 0", "--steps");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --crop 100", "--crop");

@@ -1,5 +1,6 @@
 // Every CPU op against the PyTorch fixtures (forward in F32 and F64, gradients of sum(out * R)),
 // and against finite differences in double precision on fresh inputs.
+#include <array>
 #include <map>
 
 #include "helpers.h"
@@ -150,6 +151,26 @@ TEST_CASE("random masks: same draws for the same key, branch masks partition the
         }
         for (double v : sum) REQUIRE(v == 1.0);
     }
+}
+
+TEST_CASE("random masks: a window draws exactly what the whole mask draws there") {
+    // Tiled inference relies on this: a tile's masks are the same pixels of the whole image's.
+    const int64_t B = 2, FH = 23, FW = 19;
+    for (auto [h, w, y0, x0] : {std::array<int64_t, 4>{7, 5, 3, 11}, {23, 19, 0, 0}, {1, 1, 22, 18}, {9, 19, 14, 0}}) {
+        INFO(h, "x", w, " at ", y0, ",", x0);
+        ops::MaskWindow win{FH, FW, y0, x0};
+        Tensor whole_r = ops::random_mask({B, 1, FH, FW}, 0.3, 5, 6, Device::CPU);
+        Tensor part_r = ops::random_mask({B, 1, h, w}, 0.3, 5, 6, Device::CPU, win);
+        CHECK(rel_l2(part_r, ops::crop(whole_r, (int)y0, (int)x0, (int)h, (int)w)) == 0.0);
+        for (int br = 0; br < 3; ++br) {
+            Tensor whole_b = ops::branch_mask({B, 1, FH, FW}, 3, br, 5, 6, Device::CPU);
+            Tensor part_b = ops::branch_mask({B, 1, h, w}, 3, br, 5, 6, Device::CPU, win);
+            CHECK(rel_l2(part_b, ops::crop(whole_b, (int)y0, (int)x0, (int)h, (int)w)) == 0.0);
+        }
+    }
+    // A window must start inside its whole mask.
+    CHECK_THROWS_WITH_AS(ops::branch_mask({1, 1, 4, 4}, 2, 0, 1, 1, Device::CPU, {4, 4, 4, 0}),
+                         doctest::Contains("outside"), Error);
 }
 
 TEST_CASE("ops without a fixture of their own: gradients match finite differences (double)") {

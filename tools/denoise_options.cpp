@@ -1,8 +1,10 @@
 #include "tools/denoise_options.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/rng.h"
 #include "models/amsnet.h"
 
@@ -15,6 +17,10 @@ void add_denoise_options(Args& a) {
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
     a.option("r3-p", "P", "fraction of pixels replaced by noisy ones in each R^3 copy", "0.16");
     a.option("seed", "N", "seed of the masks", "0");
+    a.option("tile", "N", "tile size in pixels: auto (tile only images that do not fit in memory), 0 (never) or N",
+             "auto");
+    a.option("tile-overlap", "N", "pixels of context around each tile (only its core is kept)", "32");
+    a.option("max-memory", "GiB", "memory budget for auto tiling (default: what the device has free)");
 }
 
 void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min) {
@@ -37,6 +43,9 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     o.r3 = (int)a.integer("r3", 0);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0);
+    o.tile = a.get("tile") == "auto" ? -1 : a.integer("tile", 0);
+    o.overlap = a.integer("tile-overlap", 0);
+    if (a.given("max-memory")) o.max_memory = a.number("max-memory", 0.01, 1e6) * (double)(1ull << 30);
     return o;
 }
 
@@ -45,12 +54,47 @@ std::string DenoiseOptions::summary() const {
     return str("scheme amsnet (pd ", pd, ", ", branches, " branches", r3 ? str(", R^3 x", r3, " p ", r3_p) : "", ")");
 }
 
+namespace {
+// One region (the whole image or a tile with its context) through the scheme.
+Tensor denoise_region(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o, const ImageWindow& win) {
+    if (o.scheme == "plain") return net.forward_any_size(noisy);
+    Tensor d = amsnet_restore(net, noisy, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, 0), win);
+    if (o.r3 > 0) d = amsnet_r3(net, noisy, d, o.r3, o.r3_p, o.branches, o.seed, win);
+    return d;
+}
+
+// Tiles start on the network's 8-pixel grid in sub-image pixels (see plan_tiles).
+int64_t alignment(const DenoiseOptions& o) { return o.scheme == "plain" ? 8 : 8 * o.pd; }
+}  // namespace
+
+TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
+    const int64_t H = noisy.dim(2), W = noisy.dim(3), align = alignment(o);
+    int64_t tile = o.tile;
+    if (tile < 0) {
+        const Device d = noisy.device();
+        if (o.bytes_per_pixel == 0) o.bytes_per_pixel = probe_bytes_per_pixel(net);
+        // The network's activations, plus the image-sized buffers of the scheme (input, padding,
+        // PD, masks, branch sum; R^3's copies), with a quarter spare for allocator slack.
+        const double images = o.scheme == "plain" ? 4 : (o.r3 > 0 ? 32 : 16);
+        const double bpp = 1.25 * (o.bytes_per_pixel + images * 3 * sizeof(float));
+        double budget = 0.9 * (double)memory_available(d);
+        if (o.max_memory > 0) budget = std::min(budget, o.max_memory - (double)memory_in_use(d));
+        AMS_CHECK(budget > 0, "--max-memory ", o.max_memory / (1ull << 30), " GiB is less than the ",
+                  memory_in_use(d) >> 20, " MiB the model and image already hold");
+        tile = fit_tile(H, W, o.overlap, align, bpp, budget);
+    }
+    return plan_tiles(H, W, tile, o.overlap, align);
+}
+
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
     autograd::NoGradGuard ng;
-    if (o.scheme == "plain") return net.forward_any_size(noisy);
-    Tensor d = amsnet_restore(net, noisy, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, 0));
-    if (o.r3 > 0) d = amsnet_r3(net, noisy, d, o.r3, o.r3_p, o.branches, o.seed);
-    return d;
+    TileGrid g = plan_denoise(net, noisy, o);
+    if (g.rows.size() * g.cols.size() > 1)
+        std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(), g.rows.size(),
+                     (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
+    return run_tiled(noisy, g, [&](const Tensor& region, const ImageWindow& win) {
+        return denoise_region(net, region, o, win);
+    });
 }
 
 }  // namespace ams::cli

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "models/restormer.h"
+#include "models/tiling.h"
 #include "tools/args.h"
 
 namespace ams::cli {
@@ -14,6 +15,10 @@ struct DenoiseOptions {
     int pd = 2, branches = 2, r3 = 0;
     double r3_p = 0.16;
     uint64_t seed = 0;
+    int64_t tile = -1;       // core size in pixels; -1 auto (only when the image does not fit), 0 never
+    int64_t overlap = 32;    // context around each tile
+    double max_memory = 0;   // bytes for auto tiling; 0 = what the device has free
+    mutable double bytes_per_pixel = 0;  // measured on first use (probe_bytes_per_pixel)
     std::string summary() const;
 };
 
@@ -25,7 +30,11 @@ void add_denoise_options(Args& a);
 void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min);
 
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& model_metadata);
-// noisy (1, 3, H, W) on the model's device -> denoised, same shape; no autograd.
+// The tiles for one image: --tile N as given, or (auto) the whole image when its estimated
+// memory fits the budget, else the largest tile that does.
+TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o);
+// noisy (1, 3, H, W) on the model's device -> denoised, same shape; no autograd. Tiles per
+// plan_denoise (a line on stderr says so when it tiles).
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o);
 
 }  // namespace ams::cli

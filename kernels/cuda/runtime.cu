@@ -216,6 +216,19 @@ void reset_peak() {
     a.peak = a.in_use;
 }
 
+size_t memory_available() {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    int dev = 0;
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+    uint64_t reserved = 0;
+    CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
+    size_t held = memory_in_use();
+    return free_b + (reserved > held ? (size_t)(reserved - held) : 0);
+}
+
 bool debug_sync() {
     static const bool on = env_is_1("AMS_CUDA_SYNC");
     return on;

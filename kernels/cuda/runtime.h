@@ -25,6 +25,7 @@ void synchronize();
 size_t memory_in_use();  // bytes currently allocated by the engine on the GPU
 size_t memory_peak();    // high-water mark since start or the last reset
 void reset_peak();
+size_t memory_available();  // free device memory plus what the pool holds unused
 
 // AMS_CUDA_SYNC=1 in the environment: synchronise after every launch to localise faults.
 bool debug_sync();
