@@ -111,12 +111,21 @@ TEST_CASE("denoise defaults to the inference scheme stored with the weights; fla
     Fixture fx;
     Restormer net(preset_config("tiny"));
     std::string w = fx.p("stored.safetensors");
-    save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "3"}});
-    Run r = amsnet("denoise --weights " + w + " --input " + fx.image + " --output " + fx.p("s.png") + " --device cpu");
+    save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "3"}, {"inference_passes", "2"}});
+    const std::string base = "denoise --weights " + w + " --input " + fx.image + " --device cpu --output ";
+    Run r = amsnet(base + fx.p("s2.npy"));
     CHECK(r.code == 0);
-    CHECK(r.out.find("pd 1, 3 branches") != std::string::npos);
-    r = amsnet("denoise --weights " + w + " --input " + fx.image + " --output " + fx.p("s.png") + " --pd 2 --device cpu");
-    CHECK(r.out.find("pd 2, 3 branches") != std::string::npos);
+    CHECK(r.out.find("pd 1, 3 branches, 2 passes") != std::string::npos);
+    r = amsnet(base + fx.p("s.png") + " --pd 2");
+    CHECK(r.out.find("pd 2, 3 branches, 2 passes") != std::string::npos);
+    r = amsnet(base + fx.p("s1.npy") + " --passes 1");
+    CHECK(r.out.find("pd 1, 3 branches)") != std::string::npos);
+    // Two passes average two different mask draws: not the single pass's result.
+    std::vector<float> one = load_npy(fx.p("s1.npy")).to_vector(), two = load_npy(fx.p("s2.npy")).to_vector();
+    REQUIRE(one.size() == two.size());
+    double diff = 0;
+    for (size_t i = 0; i < one.size(); ++i) diff = std::max(diff, (double)std::fabs(one[i] - two[i]));
+    CHECK(diff > 1e-3);
 }
 
 TEST_CASE("finetune defaults to the scheme stored with the B weights and stores it again") {
@@ -197,6 +206,7 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("denoise" + w + in + " --output /nonexistent/dir/o.png", "/nonexistent/dir");
     expect_error("denoise" + w + in + out + " --device quantum", "--device");
     expect_error("denoise" + w + in + out + " --tile -3", "--tile");
+    expect_error("denoise" + w + in + out + " --passes 0", "--passes");
     expect_error("denoise" + w + in + out + " --tile-overlap many", "--tile-overlap");
     expect_error("denoise" + w + in + out + " --max-memory 0", "--max-memory");
     expect_error("train --data " + fx.p("nodata") + " --out " + fx.p("run") + " --steps 2", "nodata");

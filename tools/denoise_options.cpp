@@ -5,6 +5,7 @@
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/ops.h"
 #include "engine/rng.h"
 #include "models/amsnet.h"
 
@@ -14,6 +15,7 @@ void add_denoise_options(Args& a) {
     a.option("scheme", "S", "amsnet (k-branch masked inference on PD sub-images) or plain (the denoiser alone)", "amsnet");
     a.option("pd", "S", "pixel-downsampling stride at inference (default: the model's stored scheme, else 2)");
     a.option("branches", "K", "complementary mask branches, >= 2 (default: the model's stored scheme, else 2)");
+    a.option("passes", "M", "average M k-branch restorations with independent masks (default: the model's stored scheme, else 1)");
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
     a.option("r3-p", "P", "fraction of pixels replaced by noisy ones in each R^3 copy", "0.16");
     a.option("seed", "N", "seed of the masks", "0");
@@ -40,6 +42,8 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     o.branches = a.given("branches") ? (int)a.integer("branches", 2) : 2;
     if (!a.given("pd")) stored_int(meta, "inference_pd", o.pd, 1);
     if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2);
+    o.passes = a.given("passes") ? (int)a.integer("passes", 1) : 1;
+    if (!a.given("passes")) stored_int(meta, "inference_passes", o.passes, 1);
     o.r3 = (int)a.integer("r3", 0);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0);
@@ -51,14 +55,22 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
 
 std::string DenoiseOptions::summary() const {
     if (scheme == "plain") return "scheme plain";
-    return str("scheme amsnet (pd ", pd, ", ", branches, " branches", r3 ? str(", R^3 x", r3, " p ", r3_p) : "", ")");
+    return str("scheme amsnet (pd ", pd, ", ", branches, " branches", passes > 1 ? str(", ", passes, " passes") : "",
+               r3 ? str(", R^3 x", r3, " p ", r3_p) : "", ")");
 }
 
 namespace {
 // One region (the whole image or a tile with its context) through the scheme.
 Tensor denoise_region(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o, const ImageWindow& win) {
     if (o.scheme == "plain") return net.forward_any_size(noisy);
-    Tensor d = amsnet_restore(net, noisy, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, 0), win);
+    // Passes average restorations under independent masks: each pixel's prediction varies with
+    // which neighbours its mask hid, and the mean has less of that variance.
+    Tensor d;
+    for (int j = 0; j < o.passes; ++j) {
+        Tensor r = amsnet_restore(net, noisy, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
+        d = d.defined() ? ops::add(d, r) : r;
+    }
+    if (o.passes > 1) d = ops::scale(d, 1.0 / o.passes);
     if (o.r3 > 0) d = amsnet_r3(net, noisy, d, o.r3, o.r3_p, o.branches, o.seed, win);
     return d;
 }
@@ -75,7 +87,7 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
         if (o.bytes_per_pixel == 0) o.bytes_per_pixel = probe_bytes_per_pixel(net);
         // The network's activations, plus the image-sized buffers of the scheme (input, padding,
         // PD, masks, branch sum; R^3's copies), with a quarter spare for allocator slack.
-        const double images = o.scheme == "plain" ? 4 : (o.r3 > 0 ? 32 : 16);
+        const double images = o.scheme == "plain" ? 4 : (o.r3 > 0 ? 32 : 16) + (o.passes > 1 ? 4 : 0);
         const double bpp = 1.25 * (o.bytes_per_pixel + images * 3 * sizeof(float));
         double budget = 0.9 * (double)memory_available(d);
         if (o.max_memory > 0) budget = std::min(budget, o.max_memory - (double)memory_in_use(d));

@@ -12,7 +12,7 @@ namespace ams::cli {
 
 struct DenoiseOptions {
     std::string scheme = "amsnet";
-    int pd = 2, branches = 2, r3 = 0;
+    int pd = 2, branches = 2, passes = 1, r3 = 0;
     double r3_p = 0.16;
     uint64_t seed = 0;
     int64_t tile = -1;       // core size in pixels; -1 auto (only when the image does not fit), 0 never

@@ -267,6 +267,13 @@ TEST_CASE("GPU random masks are identical to the CPU's for the same key") {
                 CHECK(c.to_vector() == g.to_vector());
             }
     }
+    // Windows of a larger mask (tiled inference), odd sizes and origins.
+    const ops::MaskWindow win{41, 37, 9, 5};
+    const Shape ws{2, 1, 13, 23};
+    CHECK(ops::random_mask(ws, 0.4, seed, 3, Device::CPU, win).to_vector() ==
+          ops::random_mask(ws, 0.4, seed, 3, Device::CUDA, win).to_vector());
+    CHECK(ops::branch_mask(ws, 3, 2, seed, 3, Device::CPU, win).to_vector() ==
+          ops::branch_mask(ws, 3, 2, seed, 3, Device::CUDA, win).to_vector());
 }
 
 TEST_CASE("GPU AdamW steps match the CPU's") {
