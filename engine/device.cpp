@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <omp.h>
+
 #include "engine/check.h"
 #ifdef AMS_HAVE_CUDA
 #include "kernels/cuda/runtime.h"
@@ -150,6 +152,24 @@ size_t host_available() {
 }
 
 }  // namespace
+
+std::string device_description(Device d) {
+    if (d == Device::CUDA) {
+#ifdef AMS_HAVE_CUDA
+        return cuda::device_description();
+#else
+        return "CUDA (not built)";
+#endif
+    }
+    std::ifstream f("/proc/cpuinfo");
+    std::string line, model = "CPU";
+    while (std::getline(f, line))
+        if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+            model = line.substr(line.find(':') + 2);
+            break;
+        }
+    return model + ", " + std::to_string(omp_get_max_threads()) + " threads";
+}
 
 size_t memory_in_use(Device d) {
     if (d == Device::CPU) return HostCache::get().in_use();

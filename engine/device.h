@@ -22,6 +22,9 @@ size_t memory_peak(Device d);
 void reset_memory_peak(Device d);
 size_t memory_available(Device d);
 
+// "AMD EPYC 7B13, 2 threads" / "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB), driver 13.0, runtime 13.0"
+std::string device_description(Device d);
+
 bool cuda_available();        // built with CUDA and a usable GPU is present
 bool cuda_built();            // built with CUDA at all
 Device parse_device(const std::string& name);  // "cpu", "cuda", "auto" (GPU when there is one)

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/image_io.h"
+#include "engine/json.h"
 #include "engine/npy.h"
 #include "helpers.h"
 #include "models/model_file.h"
@@ -107,6 +108,24 @@ TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; clos
     }
 }
 
+TEST_CASE("bench: every measurement with its time, throughput and peak memory, as a table or JSON") {
+    Run r = amsnet("bench --preset tiny --what infer --size 40x24 --r3 1 --warmup 0 --repeat 1 --device cpu --json");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    json::Value v = json::parse(r.out.substr(r.out.find('{')));
+    const json::Value& res = v.at("results").at(0);
+    CHECK(res.at("name").as_string().find("40x24") != std::string::npos);
+    CHECK(res.at("seconds").as_number() > 0);
+    CHECK(res.at("peak_memory_bytes").as_number() > 40 * 24 * 3 * 4);
+    CHECK(v.at("device").as_string().size() > 0);
+    r = amsnet("bench --preset tiny --what train-step --batch 1 --crop 40 --warmup 0 --repeat 1 --device cpu");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("images/s") != std::string::npos);
+    r = amsnet("bench --what infer --size 40y24");
+    CHECK(r.code != 0);
+    CHECK(r.out.find("--size") != std::string::npos);
+}
+
 TEST_CASE("denoise defaults to the inference scheme stored with the weights; flags override it") {
     Fixture fx;
     Restormer net(preset_config("tiny"));
@@ -133,7 +152,7 @@ TEST_CASE("finetune defaults to the scheme stored with the B weights and stores 
     Restormer net(preset_config("tiny"));
     net.init(3);
     std::string w = fx.p("b.safetensors");
-    save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "3"}});
+    save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "3"}, {"inference_passes", "4"}});
     Run r = amsnet("finetune --data " + test::data_path("sidd-samples") + " --include NOISY_1 --weights " + w +
                    " --out " + fx.p("p") + " --steps 1 --crop 16 --batch 1 --device cpu");
     INFO(r.out);
@@ -141,6 +160,7 @@ TEST_CASE("finetune defaults to the scheme stored with the B weights and stores 
     ModelFile m = load_model(fx.p("p/model.safetensors"), Device::CPU);
     CHECK(m.metadata.at("inference_pd") == "1");
     CHECK(m.metadata.at("inference_branches") == "3");
+    CHECK(m.metadata.at("inference_passes") == "4");
     CHECK(m.metadata.at("training").find("\"branches\":3") != std::string::npos);
     CHECK(m.metadata.at("training").find("\"pd\":1") != std::string::npos);
     // Resuming without --weights keeps the scheme (read from the run's own model file).
@@ -152,9 +172,11 @@ TEST_CASE("finetune defaults to the scheme stored with the B weights and stores 
     CHECK(m.metadata.at("training").find("\"branches\":3") != std::string::npos);
     // Flags still win.
     r = amsnet("finetune --data " + test::data_path("sidd-samples") + " --include NOISY_1 --weights " + w +
-               " --out " + fx.p("p2") + " --steps 1 --crop 16 --batch 1 --branches 2 --device cpu");
+               " --out " + fx.p("p2") + " --steps 1 --crop 16 --batch 1 --branches 2 --infer-passes 1 --device cpu");
     REQUIRE(r.code == 0);
-    CHECK(load_model(fx.p("p2/model.safetensors"), Device::CPU).metadata.at("inference_branches") == "2");
+    m = load_model(fx.p("p2/model.safetensors"), Device::CPU);
+    CHECK(m.metadata.at("inference_branches") == "2");
+    CHECK(m.metadata.at("inference_passes") == "1");
 }
 
 TEST_CASE("denoise a folder: same relative names under --output, symlinked images included") {

@@ -1,17 +1,22 @@
-// amsnet bench: end-to-end throughput of the denoiser (forward at a given size, a training step)
-// on the CPU or the GPU. Per-kernel GPU figures come with the CUDA benchmark suite.
+// amsnet bench: end-to-end throughput and peak memory of the denoiser on the CPU or the GPU: a
+// Restormer forward, an AMSNet-B training step, AMSNet inference (with R^3, tiled when it does not
+// fit), or the whole suite of the performance issue. Median of timed runs after warm-up; a table,
+// or --json. Per-kernel GPU figures come with the CUDA benchmark suite.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/json.h"
 #include "models/amsnet.h"
 #include "models/restormer.h"
 #include "train/trainer.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/denoise_options.h"
 #ifdef AMS_HAVE_CUDA
 #include "kernels/cuda/runtime.h"
 #endif
@@ -28,11 +33,19 @@ void sync(Device d) {
 #endif
 }
 
-// Median seconds of `repeat` runs after `warmup` runs.
+struct Result {
+    std::string name;
+    double seconds = 0, items = 1;  // median seconds per run; images (or steps) per run
+    std::string unit;               // "images/s", "steps/s"
+    size_t peak = 0;                // bytes, engine high-water mark during the timed runs
+};
+
+// Median seconds of `repeat` runs after `warmup` runs, and the peak memory of the timed runs.
 template <class F>
-double time_median(Device dev, int warmup, int repeat, F&& f) {
+Result measure(Device dev, int warmup, int repeat, F&& f) {
     for (int i = 0; i < warmup; ++i) f();
     sync(dev);
+    reset_memory_peak(dev);
     std::vector<double> t;
     for (int i = 0; i < repeat; ++i) {
         Stopwatch sw;
@@ -41,50 +54,139 @@ double time_median(Device dev, int warmup, int repeat, F&& f) {
         t.push_back(sw.seconds());
     }
     std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+    Result r;
+    r.seconds = t[t.size() / 2];
+    r.peak = memory_peak(dev);
+    return r;
+}
+
+// "256" or "3840x2160" (width x height).
+std::pair<int, int> parse_size(const std::string& s) {
+    int w = 0, h = 0;
+    char x = 0, extra = 0;
+    int n = std::sscanf(s.c_str(), "%d%c%d%c", &w, &x, &h, &extra);
+    if (n == 1) h = w;
+    AMS_CHECK((n == 1 || (n == 3 && (x == 'x' || x == 'X'))) && w >= 8 && h >= 8,
+              "--size: expected N or WxH (at least 8), got '", s, "'");
+    return {w, h};
 }
 
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-    Args a("bench", "[--what forward|train-step] [options]",
-           "Times a Restormer (default: the SPEC configuration; random weights): a forward pass on a\n"
-           "SIZE x SIZE image (no autograd), or an AMSNet-B training step (crop, PD 5, batch).");
-    a.option("what", "W", "forward or train-step", "forward");
-    a.option("size", "N", "image side for forward", "256");
+    Args a("bench", "[--what forward|train-step|infer|suite] [options]",
+           "Times the denoiser (default: SPEC's Restormer configuration, random weights) and reports the\n"
+           "engine's peak memory: a Restormer forward on a SIZE image (no autograd); an AMSNet-B training\n"
+           "step (crop, PD 5 unless --pd, batch); AMSNet inference of a SIZE image with the denoise options\n"
+           "(PD 2, 2 branches unless given, --r3, tiled when it does not fit --max-memory); or `suite`:\n"
+           "training steps at crop 160, PD 5, batch 2 and 8, and inference of 256x256 (also with R^3 x8),\n"
+           "1024x1024 and 3840x2160.");
+    a.option("what", "W", "forward, train-step, infer or suite", "forward");
+    a.option("size", "N|WxH", "image size for forward and infer", "256");
     a.option("batch", "B", "batch for train-step", "2");
     a.option("crop", "N", "crop for train-step", "160");
-    a.option("pd", "S", "PD stride for train-step", "5");
     a.option("warmup", "N", "untimed runs first", "1");
     a.option("repeat", "N", "timed runs (the median is reported)", "3");
     a.option("preset", "P", "model: restormer (SPEC), small or tiny", "restormer");
     a.option("device", "D", "auto, cpu or cuda", "auto");
+    a.flag("json", "print the results as JSON on stdout");
+    add_denoise_options(a);
     if (!a.parse(argc, argv, 2)) return 0;
     Device dev = parse_device(a.get("device"));
     int warmup = (int)a.integer("warmup", 0), repeat = (int)a.integer("repeat", 1);
     std::string what = a.get("what");
+    AMS_CHECK(what == "forward" || what == "train-step" || what == "infer" || what == "suite",
+              "--what must be forward, train-step, infer or suite, got '", what, "'");
+    // Every option is checked before the model is built.
+    DenoiseOptions opts = read_denoise_options(a, {});
+    const int train_pd = a.given("pd") ? (int)a.integer("pd", 1) : 5;
+    const int batch = (int)a.integer("batch", 1), crop = (int)a.integer("crop", 8);
+    const auto [size_w, size_h] = parse_size(a.get("size"));
     Restormer net(preset_config(a.get("preset")), dev);
     net.init(1);
-    if (what == "forward") {
-        int n = (int)a.integer("size", 8);
-        Tensor x = Tensor::full({1, 3, n, n}, 0.5, DType::F32, dev);
-        double t = time_median(dev, warmup, repeat, [&] {
+    const bool json_out = a.on("json");
+    if (!json_out)
+        std::printf("amsnet bench: %s on %s\n", net.config().summary().c_str(), device_description(dev).c_str());
+
+    std::vector<Result> results;
+    auto report = [&](Result r) {
+        if (!json_out) {
+            std::printf("%-58s %9.4f s  %9.2f %-9s peak %8.1f MiB\n", r.name.c_str(), r.seconds, r.items / r.seconds,
+                        r.unit.c_str(), (double)r.peak / (1 << 20));
+            std::fflush(stdout);
+        }
+        results.push_back(std::move(r));
+    };
+    auto forward = [&](int w, int h) {
+        Tensor x = Tensor::full({1, 3, h, w}, 0.5, DType::F32, dev);
+        Result r = measure(dev, warmup, repeat, [&] {
             autograd::NoGradGuard ng;
             net.forward_any_size(x);
         });
-        std::printf("restormer forward %dx%d on %s: %.3f s (median of %d)\n", n, n, device_name(dev), t, repeat);
-    } else if (what == "train-step") {
-        int b = (int)a.integer("batch", 1), crop = (int)a.integer("crop", 8), pd = (int)a.integer("pd", 1);
-        Tensor x = Tensor::full({b, 3, crop, crop}, 0.5, DType::F32, dev);
+        r.name = str("restormer forward ", w, "x", h);
+        r.unit = "images/s";
+        report(r);
+    };
+    auto train_step = [&](int batch, int crop, int pd) {
+        Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
         uint32_t step = 0;
-        double t = time_median(dev, warmup, repeat, [&] {
+        Result r = measure(dev, warmup, repeat, [&] {
             net.params().zero_grad();
             amsnet_train_loss(net, x, pd, 42, step++).backward();
         });
-        std::printf("amsnet-B training step (batch %d, crop %d, pd %d) on %s: %.3f s, %.2f images/s\n", b, crop, pd,
-                    device_name(dev), t, b / t);
+        r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, ")");
+        r.items = batch;
+        r.unit = "images/s";
+        report(r);
+    };
+    auto infer = [&](int w, int h, const DenoiseOptions& o) {
+        // A smooth ramp with mild texture, not a constant: nothing in the path may shortcut it.
+        std::vector<float> v((size_t)3 * w * h);
+        for (size_t i = 0; i < v.size(); ++i) v[i] = 0.25f + 0.5f * (float)((i * 2654435761u) % 1000) / 1000.f;
+        Tensor x = Tensor::from_vector(v, {1, 3, h, w}).to(dev);
+        Result r = measure(dev, warmup, repeat, [&] { denoise_image(net, x, o); });
+        TileGrid g = plan_denoise(net, x, o);
+        size_t tiles = g.rows.size() * g.cols.size();
+        r.name = str("amsnet inference ", w, "x", h, " ", o.summary(), tiles > 1 ? str(", ", tiles, " tiles") : "");
+        r.unit = "images/s";
+        report(r);
+    };
+
+    if (what == "forward") {
+        forward(size_w, size_h);
+    } else if (what == "train-step") {
+        train_step(batch, crop, train_pd);
+    } else if (what == "infer") {
+        infer(size_w, size_h, opts);
     } else {
-        AMS_FAIL("--what must be forward or train-step, got '", what, "'");
+        for (int b : {2, 8}) train_step(b, 160, 5);
+        DenoiseOptions o = opts;
+        infer(256, 256, o);
+        o.r3 = 8;
+        infer(256, 256, o);
+        o.r3 = opts.r3;
+        infer(1024, 1024, o);
+        infer(3840, 2160, o);
+    }
+
+    if (json_out) {
+        json::Value out = json::Value::object();
+        out["device"] = device_description(dev);
+        out["model"] = net.config().summary();
+        json::Value arr = json::Value::array();
+        for (const Result& r : results) {
+            json::Value e = json::Value::object();
+            e["name"] = r.name;
+            e["seconds"] = r.seconds;
+            e["throughput"] = r.items / r.seconds;
+            e["unit"] = r.unit;
+            e["peak_memory_bytes"] = (double)r.peak;
+            arr.push_back(e);
+        }
+        out["results"] = arr;
+        out["warmup"] = warmup;
+        out["repeat"] = repeat;
+        std::printf("%s\n", json::dump(out).c_str());
     }
     return 0;
 }

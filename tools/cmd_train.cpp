@@ -32,6 +32,8 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
              infer_pd_default ? infer_pd_default : "");
     a.option("infer-branches", "K", "inference mask branches stored with the model",
              infer_branches_default ? infer_branches_default : "");
+    a.option("infer-passes", "M", "inference passes (masks averaged) stored with the model; validation uses one",
+             "1");
     a.option("lr", "LR", "AdamW learning rate (betas 0.9, 0.999; weight decay 0)", "1e-4");
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
@@ -58,6 +60,7 @@ TrainOptions read_common(const Args& a) {
     o.mask_p = a.number("mask-p", 1e-3, 0.999);
     if (!a.get("infer-pd").empty()) o.val_pd = (int)a.integer("infer-pd", 1);
     if (!a.get("infer-branches").empty()) o.val_branches = (int)a.integer("infer-branches", 2);
+    o.val_passes = (int)a.integer("infer-passes", 1);
     o.lr = a.number("lr", 0, 1);
     o.seed = (uint64_t)a.integer("seed", 0);
     o.device = parse_device(a.get("device"));
@@ -109,7 +112,8 @@ int cmd_finetune(int argc, char** argv) {
            "Fine-tunes AMSNet-B into AMSNet-P: every pixel restored by the k-branch inference scheme\n"
            "(gradients through all branches), loss = |I_DN - I_N|_1 + lambda * TV(I_DN) (SPEC Eqs. 9-10).\n"
            "--pd and --branches default to the inference scheme stored with --weights (else 2 and 2), so\n"
-           "the fine-tuning restores exactly as denoise will; --infer-pd/--infer-branches default to them.");
+           "the fine-tuning restores exactly as denoise will; --infer-pd/--infer-branches default to them\n"
+           "(and --infer-passes to the stored passes).");
     add_common(a, "2", nullptr, nullptr, nullptr);
     a.option("weights", "W", "AMSNet-B weights to start from");
     a.option("lambda", "L", "weight of the smoothness prior (SPEC text 0.01, its ablation 0.1)", "0.01");
@@ -129,6 +133,7 @@ int cmd_finetune(int argc, char** argv) {
         std::map<std::string, std::string> meta = load_safetensors(scheme_from, false).metadata;
         stored_int(meta, "inference_pd", o.pd, 1);
         stored_int(meta, "inference_branches", o.branches, 2);
+        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1);
     }
     if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1);
     if (a.given("branches")) o.branches = (int)a.integer("branches", 2);

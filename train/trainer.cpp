@@ -186,7 +186,8 @@ int64_t train(const TrainOptions& o) {
         save_model(model_path, *net,
                    {{"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
                     {"final_loss", str(last_loss)}, {"inference_pd", std::to_string(o.val_pd)},
-                    {"inference_branches", std::to_string(o.val_branches)}});
+                    {"inference_branches", std::to_string(o.val_branches)},
+                    {"inference_passes", std::to_string(o.val_passes)}});
     };
     try {
         while (true) {

@@ -28,6 +28,7 @@ struct TrainOptions {
     int64_t val_every = 0;
     int val_max = 4;     // validation images scored
     int val_pd = 2, val_branches = 2;  // inference scheme of validation, stored as the model's default
+    int val_passes = 1;                // stored as the model's default inference passes (validation: one)
     bool resume = false;
     // Fine-tuning (AMSNet-P)
     bool finetune = false;
