@@ -121,6 +121,18 @@ TEST_CASE("bench: every measurement with its time, throughput and peak memory, a
     r = amsnet("bench --preset tiny --what train-step --batch 1 --crop 40 --warmup 0 --repeat 1 --device cpu");
     CHECK(r.code == 0);
     CHECK(r.out.find("images/s") != std::string::npos);
+    // Per-op: every op forward and backward, with its traffic, against the measured copy bandwidth.
+    r = amsnet("bench --preset tiny --what kernels --warmup 0 --repeat 1 --device cpu --json");
+    REQUIRE(r.code == 0);
+    v = json::parse(r.out.substr(r.out.find('{')));
+    CHECK(v.at("copy_bandwidth_gb_per_s").as_number() > 0);
+    int attention = 0;
+    for (size_t i = 0; i < v.at("kernels").size(); ++i) {
+        const json::Value& k = v.at("kernels").at(i);
+        CHECK(k.at("bytes").as_number() > 0);
+        if (k.at("op").as_string().find("attention") != std::string::npos) ++attention;
+    }
+    CHECK(attention == 4);  // forward and backward, training and inference shapes
     r = amsnet("bench --what infer --size 40y24");
     CHECK(r.code != 0);
     CHECK(r.out.find("--size") != std::string::npos);

@@ -14,6 +14,7 @@
 #include "models/restormer.h"
 #include "train/trainer.h"
 #include "tools/args.h"
+#include "tools/bench_kernels.h"
 #include "tools/commands.h"
 #include "tools/common.h"
 #include "tools/denoise_options.h"
@@ -71,17 +72,61 @@ std::pair<int, int> parse_size(const std::string& s) {
     return {w, h};
 }
 
+// `--what kernels`: the per-op table (or JSON) with bandwidth against the measured copy bandwidth.
+int bench_kernel_table(const RestormerConfig& cfg, Device dev, int warmup, int repeat, const std::string& device,
+                       bool json_out) {
+    const double copy = measure_copy_bandwidth(dev);
+    json::Value rows = json::Value::array();
+    if (!json_out) {
+        std::printf("copy bandwidth (measured, read + write): %.1f GB/s\n", copy);
+        std::printf("%-24s %-28s %-9s %10s %10s %7s %9s\n", "op", "input", "pass", "ms", "GB/s", "% copy", "TFLOP/s");
+    }
+    bench_kernels(cfg, dev, warmup, repeat, [&](const KernelResult& r) {
+        const double gbs = r.ms > 0 ? r.bytes / (r.ms * 1e-3) / 1e9 : 0;
+        const double tflops = r.ms > 0 ? r.flops / (r.ms * 1e-3) / 1e12 : 0;
+        if (!json_out) {
+            std::printf("%-24s %-28s %-9s %10.4f %10.1f %6.1f%% %9s\n", r.op.c_str(), r.shape.c_str(), r.pass.c_str(),
+                        r.ms, gbs, 100 * gbs / copy, r.flops > 0 ? str(tflops).substr(0, 6).c_str() : "-");
+            std::fflush(stdout);
+        }
+        json::Value e = json::Value::object();
+        e["op"] = r.op;
+        e["input"] = r.shape;
+        e["pass"] = r.pass;
+        e["ms"] = r.ms;
+        e["bytes"] = r.bytes;
+        e["flops"] = r.flops;
+        e["gb_per_s"] = gbs;
+        e["fraction_of_copy_bandwidth"] = gbs / copy;
+        e["tflop_per_s"] = tflops;
+        rows.push_back(e);
+    });
+    if (json_out) {
+        json::Value out = json::Value::object();
+        out["device"] = device;
+        out["model"] = cfg.summary();
+        out["copy_bandwidth_gb_per_s"] = copy;
+        out["kernels"] = rows;
+        out["warmup"] = warmup;
+        out["repeat"] = repeat;
+        std::printf("%s\n", json::dump(out).c_str());
+    }
+    return 0;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-    Args a("bench", "[--what forward|train-step|infer|suite] [options]",
+    Args a("bench", "[--what forward|train-step|infer|suite|kernels] [options]",
            "Times the denoiser (default: SPEC's Restormer configuration, random weights) and reports the\n"
            "engine's peak memory: a Restormer forward on a SIZE image (no autograd); an AMSNet-B training\n"
            "step (crop, PD 5 unless --pd, batch); AMSNet inference of a SIZE image with the denoise options\n"
            "(PD 2, 2 branches unless given, --r3, tiled when it does not fit --max-memory); or `suite`:\n"
            "training steps at crop 160, PD 5, batch 2 and 8, and inference of 256x256 (also with R^3 x8),\n"
-           "1024x1024 and 3840x2160.");
-    a.option("what", "W", "forward, train-step, infer or suite", "forward");
+           "1024x1024 and 3840x2160; or `kernels`: every op forward and backward at the model's training and\n"
+           "inference shapes, with bytes, FLOPs, GB/s against the device's measured copy bandwidth and\n"
+           "TFLOP/s (GPU: CUDA events, L2 flushed before each run).");
+    a.option("what", "W", "forward, train-step, infer, suite or kernels", "forward");
     a.option("size", "N|WxH", "image size for forward and infer", "256");
     a.option("batch", "B", "batch for train-step", "2");
     a.option("crop", "N", "crop for train-step", "160");
@@ -95,8 +140,8 @@ int cmd_bench(int argc, char** argv) {
     Device dev = parse_device(a.get("device"));
     int warmup = (int)a.integer("warmup", 0), repeat = (int)a.integer("repeat", 1);
     std::string what = a.get("what");
-    AMS_CHECK(what == "forward" || what == "train-step" || what == "infer" || what == "suite",
-              "--what must be forward, train-step, infer or suite, got '", what, "'");
+    AMS_CHECK(what == "forward" || what == "train-step" || what == "infer" || what == "suite" || what == "kernels",
+              "--what must be forward, train-step, infer, suite or kernels, got '", what, "'");
     // Every option is checked before the model is built.
     DenoiseOptions opts = read_denoise_options(a, {});
     const int train_pd = a.given("pd") ? (int)a.integer("pd", 1) : 5;
@@ -105,8 +150,12 @@ int cmd_bench(int argc, char** argv) {
     Restormer net(preset_config(a.get("preset")), dev);
     net.init(1);
     const bool json_out = a.on("json");
-    if (!json_out)
-        std::printf("amsnet bench: %s on %s\n", net.config().summary().c_str(), device_description(dev).c_str());
+    std::string device = device_description(dev);
+#ifdef AMS_HAVE_CUDA
+    if (dev == Device::CUDA) device += ", " + cuda::clocks();
+#endif
+    if (!json_out) std::printf("amsnet bench: %s on %s\n", net.config().summary().c_str(), device.c_str());
+    if (what == "kernels") return bench_kernel_table(net.config(), dev, warmup, repeat, device, json_out);
 
     std::vector<Result> results;
     auto report = [&](Result r) {
@@ -171,7 +220,7 @@ int cmd_bench(int argc, char** argv) {
 
     if (json_out) {
         json::Value out = json::Value::object();
-        out["device"] = device_description(dev);
+        out["device"] = device;
         out["model"] = net.config().summary();
         json::Value arr = json::Value::array();
         for (const Result& r : results) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace ams {
@@ -26,6 +27,14 @@ size_t memory_in_use();  // bytes currently allocated by the engine on the GPU
 size_t memory_peak();    // high-water mark since start or the last reset
 void reset_peak();
 size_t memory_available();  // free device memory plus what the pool holds unused
+
+// Benchmarking (kernels/cuda/bench.cu): milliseconds of the work f() queues on the engine stream
+// (CUDA events); overwrite twice the L2 size so the next run starts cold; device-to-device copy
+// bandwidth in GB/s (bytes read + written); peak clocks as text.
+double time_ms(const std::function<void()>& f);
+void flush_l2();
+double copy_bandwidth_gbs();
+std::string clocks();
 
 // AMS_CUDA_SYNC=1 in the environment: synchronise after every launch to localise faults.
 bool debug_sync();

@@ -1,0 +1,66 @@
+// Measurement services for `amsnet bench` on the GPU: CUDA-event timing on the engine stream, an
+// L2 flush between timed runs, the device's own copy bandwidth (the yardstick for memory-bound
+// kernels) and its clocks.
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/runtime.h"
+
+namespace ams::cuda {
+
+double time_ms(const std::function<void()>& f) {
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    CUDA_CHECK(cudaEventRecord(start, stream()));
+    f();
+    CUDA_CHECK(cudaEventRecord(stop, stream()));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    CUDA_CHECK(cudaEventDestroy(start));
+    CUDA_CHECK(cudaEventDestroy(stop));
+    return ms;
+}
+
+void flush_l2() {
+    static void* buf = nullptr;
+    static size_t bytes = 0;
+    if (!buf) {
+        int dev = 0, l2 = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+        bytes = std::max<size_t>(2 * (size_t)l2, 1 << 20);
+        CUDA_CHECK(cudaMalloc(&buf, bytes));  // outside the pool: not counted as engine memory
+    }
+    CUDA_CHECK(cudaMemsetAsync(buf, 0x5A, bytes, stream()));
+}
+
+double copy_bandwidth_gbs() {
+    const size_t bytes = (size_t)512 << 20;
+    void *a = nullptr, *b = nullptr;
+    CUDA_CHECK(cudaMalloc(&a, bytes));
+    CUDA_CHECK(cudaMalloc(&b, bytes));
+    CUDA_CHECK(cudaMemsetAsync(a, 1, bytes, stream()));
+    std::vector<double> ms;
+    for (int i = 0; i < 7; ++i)
+        ms.push_back(time_ms([&] { CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream())); }));
+    CUDA_CHECK(cudaFree(a));
+    CUDA_CHECK(cudaFree(b));
+    std::sort(ms.begin(), ms.end());
+    return 2.0 * (double)bytes / (ms[ms.size() / 2] * 1e-3) / 1e9;  // read + write
+}
+
+std::string clocks() {
+    int dev = 0, sm = 0, mem = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (cudaDeviceGetAttribute(&sm, cudaDevAttrClockRate, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&mem, cudaDevAttrMemoryClockRate, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return "clocks not readable";
+    }
+    return str("SM clock ", sm / 1000, " MHz, memory clock ", mem / 1000, " MHz (peak)");
+}
+
+}  // namespace ams::cuda

@@ -1,0 +1,162 @@
+#include "tools/bench_kernels.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/params.h"
+#include "engine/rng.h"
+#include "engine/tensor.h"
+#include "engine/timer.h"
+#ifdef AMS_HAVE_CUDA
+#include "kernels/cuda/runtime.h"
+#endif
+
+namespace ams::cli {
+
+namespace {
+
+// Milliseconds of one run of f: CUDA events on the GPU (L2 flushed first), wall clock on the CPU.
+double time_once(Device dev, const std::function<void()>& f) {
+#ifdef AMS_HAVE_CUDA
+    if (dev == Device::CUDA) {
+        cuda::flush_l2();
+        return cuda::time_ms(f);
+    }
+#endif
+    (void)dev;
+    Stopwatch sw;
+    f();
+    return sw.seconds() * 1e3;
+}
+
+double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f) {
+    for (int i = 0; i < warmup; ++i) f();
+    std::vector<double> t;
+    for (int i = 0; i < repeat; ++i) t.push_back(time_once(dev, f));
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+Tensor rand_on(const Shape& s, Device dev, uint64_t seed) {
+    std::vector<float> v((size_t)shape_numel(s));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = rng::draw_uniform(seed, rng::make_stream(rng::kTest, 1), i) - 0.5f;
+    return Tensor::from_vector(v, s).to(dev);
+}
+
+double bytes_of(const std::vector<Tensor>& ts) {
+    double b = 0;
+    for (const Tensor& t : ts) b += (double)t.nbytes();
+    return b;
+}
+
+struct Case {
+    std::string op;
+    std::vector<Tensor> inputs;                                  // leaves that get gradients
+    std::function<Tensor(const std::vector<Tensor>&)> fn;         // the op
+    double flops = 0;                                            // forward; backward counted as 2x
+    bool backward = true;
+};
+
+std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
+
+}  // namespace
+
+double measure_copy_bandwidth(Device dev) {
+#ifdef AMS_HAVE_CUDA
+    if (dev == Device::CUDA) return cuda::copy_bandwidth_gbs();
+#endif
+    const size_t n = (size_t)256 << 20;
+    std::vector<char> a(n, 1), b(n, 0);
+    std::vector<double> t;
+    for (int i = 0; i < 5; ++i) {
+        Stopwatch sw;
+        std::memcpy(b.data(), a.data(), n);
+        t.push_back(sw.seconds());
+    }
+    std::sort(t.begin(), t.end());
+    return 2.0 * (double)n / t[t.size() / 2] / 1e9;
+}
+
+void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repeat,
+                   const std::function<void(const KernelResult&)>& report) {
+    const int C = cfg.dim, heads = cfg.heads[0];
+    const int hidden = (int)(C * cfg.ffn_expansion_factor);
+    struct Setting {
+        const char* name;
+        int64_t B, H, W;
+    };
+    for (Setting st : {Setting{"train", 50, 32, 32}, Setting{"infer", 4, 128, 128}}) {
+        const int64_t B = st.B, H = st.H, W = st.W, N = H * W;
+        uint64_t seed = 1;
+        auto R = [&](const Shape& s) { return rand_on(s, dev, seed++); };
+        Tensor mask = ops::random_mask({B, 1, H, W}, 0.5, 7, 8, dev);
+        std::vector<Case> cases;
+        cases.push_back({"conv1x1 (qkv)", {R({B, C, H, W}), R({3 * C, C, 1, 1})},
+                         [](const auto& in) { return ops::conv2d(in[0], in[1], Tensor(), 0); },
+                         2.0 * B * N * C * 3 * C});
+        cases.push_back({"depthwise 3x3 (qkv)", {R({B, 3 * C, H, W}), R({3 * C, 1, 3, 3})},
+                         [C](const auto& in) { return ops::conv2d(in[0], in[1], Tensor(), 1, 3 * C); },
+                         2.0 * B * N * 3 * C * 9});
+        cases.push_back({"conv3x3 (dense)", {R({B, C, H, W}), R({C, C, 3, 3})},
+                         [](const auto& in) { return ops::conv2d(in[0], in[1], Tensor(), 1); },
+                         2.0 * B * N * C * C * 9});
+        Tensor temp = R({heads, 1, 1});
+        cases.push_back({"attention (MDTA core)", {R({B, 3 * C, H, W})},
+                         [temp, heads](const auto& in) { return ops::attention(in[0], temp, heads); },
+                         // q k^T and attn v: 2 * 2 * (C/h)^2 * N per head
+                         4.0 * B * N * C * C / heads});
+        cases.push_back({"layer_norm (BiasFree)", {R({B, C, H, W})},
+                         [w = R({C}), b = R({C})](const auto& in) { return ops::layer_norm(in[0], w, b, false); }});
+        cases.push_back({"gelu_gate (GDFN)", {R({B, 2 * hidden, H, W})},
+                         [](const auto& in) { return ops::gelu_gate(in[0]); }});
+        cases.push_back({"add", {R({B, C, H, W}), R({B, C, H, W})},
+                         [](const auto& in) { return ops::add(in[0], in[1]); }});
+        cases.push_back({"pixel_unshuffle 2", {R({B, C, H, W})},
+                         [](const auto& in) { return ops::pixel_unshuffle(in[0], 2); }});
+        cases.push_back({"mask_mul", {R({B, 3, H, W})},
+                         [mask](const auto& in) { return ops::mask_mul(in[0], mask); }});
+        cases.push_back({"masked_l1", {R({B, 3, H, W})},
+                         [mask, t = R({B, 3, H, W})](const auto& in) { return ops::masked_l1(in[0], t, mask); }});
+        cases.push_back({"tv_loss", {R({B, 3, H, W})}, [](const auto& in) { return ops::tv_loss(in[0]); }});
+        const int s = std::string(st.name) == "train" ? 5 : 2;
+        cases.push_back({str("pd_down ", s), {R({B / (s * s) > 0 ? B / (s * s) : 1, 3, H * s, W * s})},
+                         [s](const auto& in) { return ops::pd_down(in[0], s); }});
+
+        for (Case& c : cases) {
+            for (Tensor& t : c.inputs) t.requires_grad_(true);
+            Tensor out;
+            double fwd = median_ms(dev, warmup, repeat, [&] {
+                autograd::NoGradGuard ng;
+                out = c.fn(c.inputs);
+            });
+            const std::string shape = str(st.name, " ", shape_of(c.inputs[0]));
+            report({c.op, shape, "forward", fwd, bytes_of(c.inputs) + (double)out.nbytes(), c.flops});
+            if (!c.backward) continue;
+            Tensor R_out = out.ndim() ? rand_on(out.shape(), dev, 99) : Tensor();
+            auto fwd_bwd = [&] {
+                Tensor y = c.fn(c.inputs);
+                (R_out.defined() ? ops::dot(y, R_out) : y).backward();
+            };
+            double both = median_ms(dev, warmup, repeat, fwd_bwd);
+            // Backward reads dy and the saved inputs and writes every input's gradient.
+            report({c.op, shape, "backward", std::max(0.0, both - fwd),
+                    (double)out.nbytes() + 2 * bytes_of(c.inputs), 2 * c.flops});
+        }
+    }
+    // AdamW: one kernel over the flat parameter buffer of the model.
+    {
+        Restormer net(cfg, dev);
+        net.init(1);
+        AdamW adam(net.params(), AdamWConfig{});
+        net.params().flat_grads().fill_(1e-3);
+        double ms = median_ms(dev, warmup, repeat, [&] { adam.step(); });
+        const double n = (double)net.params().total();
+        // reads param, grad, m, v; writes param, m, v
+        report({"adamw step", str(net.params().total(), " parameters"), "forward", ms, 7 * 4 * n, 0});
+    }
+}
+
+}  // namespace ams::cli

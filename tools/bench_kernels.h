@@ -1,0 +1,28 @@
+// Per-op benchmark for `amsnet bench --what kernels`: every op the Restormer and AMSNet use, forward
+// and backward, at the shapes the model meets at level 1 (its widest) in training (crop 160, PD 5,
+// batch 2: 50 sub-images of 32x32) and in inference (256x256, PD 2: 4 of 128x128).
+#pragma once
+#include <functional>
+#include <string>
+
+#include "engine/dtype.h"
+#include "models/restormer.h"
+
+namespace ams::cli {
+
+struct KernelResult {
+    std::string op, shape, pass;  // pass: "forward" or "backward"
+    double ms = 0;                // median, L2 flushed before each run (GPU)
+    double bytes = 0, flops = 0;  // minimum traffic and arithmetic of the pass
+};
+
+// Runs every case; `report` gets each result as it is measured. `copy_gbs` (> 0) is the device's
+// measured copy bandwidth, for the caller's fraction column.
+void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repeat,
+                   const std::function<void(const KernelResult&)>& report);
+
+// The yardstick for memory-bound kernels: device-to-device (GPU) or memcpy (CPU) bandwidth in
+// GB/s, counting bytes read + written.
+double measure_copy_bandwidth(Device dev);
+
+}  // namespace ams::cli
