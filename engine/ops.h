@@ -34,6 +34,10 @@ Tensor crop(const Tensor& x, int top, int left, int height, int width);
 // networks that need multiples; crop back afterwards).
 Tensor pad_to_multiple(const Tensor& x, int multiple);
 Tensor reshape(const Tensor& x, const Shape& shape);  // autograd-aware view
+// The 8 flips/transposes of (B, C, H, W), k in [0, 8): flip W if k & 1, flip H if k & 2, then
+// transpose H and W if k & 4. dihedral(dihedral(x, k), dihedral_inverse(k)) == x.
+Tensor dihedral(const Tensor& x, int k);
+int dihedral_inverse(int k);
 // x (B, C, H, W) * mask (B, 1, H, W) broadcast over channels; the mask gets no gradient.
 Tensor mask_mul(const Tensor& x, const Tensor& mask);
 

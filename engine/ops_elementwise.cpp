@@ -1,5 +1,5 @@
-// Element-wise and layout ops through the facade: add, scale, concat, reflect pad, crop, reshape,
-// broadcast mask multiply.
+// Element-wise and layout ops through the facade: add, scale, concat, reflect pad, crop, dihedral
+// flips/transposes, reshape, broadcast mask multiply.
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 
@@ -93,6 +93,32 @@ Tensor crop(const Tensor& x_, int top, int left, int h, int w) {
         autograd::record(y, [x, BC, H, W, top, left, h, w](const Tensor& g) {
             AMS_DEVICE_SWITCH(g, cpu::crop_backward<T>(ptr<T>(g), grad_ptr<T>(x), BC, H, W, top, left, h, w),
                               cuda::crop_backward(ptr<T>(g), grad_ptr<T>(x), BC, H, W, top, left, h, w));
+        });
+    return y;
+}
+
+int dihedral_inverse(int k) {
+    AMS_CHECK(k >= 0 && k < 8, "dihedral: k must be in [0, 8), got ", k);
+    // Flips then transpose: undone by a transpose then the same flips, i.e. with the two flip
+    // axes exchanged.
+    return (k & 4) ? (4 | ((k & 1) << 1) | ((k & 2) >> 1)) : k;
+}
+
+Tensor dihedral(const Tensor& x_, int k) {
+    AMS_CHECK(x_.ndim() == 4, "dihedral: expected (B, C, H, W), got ", shape_str(x_.shape()));
+    const int inv = dihedral_inverse(k);
+    if (k == 0) return x_;
+    Tensor x = x_.contiguous();
+    const int64_t BC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
+    const bool tr = k & 4;
+    Tensor y = Tensor::empty({x.dim(0), x.dim(1), tr ? W : H, tr ? H : W}, x.dtype(), x.device());
+    AMS_DEVICE_SWITCH(x, cpu::dihedral<T>(ptr<T>(x), ptr<T>(y), BC, H, W, k, false),
+                      cuda::dihedral(ptr<T>(x), ptr<T>(y), BC, H, W, k, false));
+    if (autograd::needs_grad({x}))
+        autograd::record(y, [x, BC, H, W, tr, inv](const Tensor& g) {
+            const int64_t gh = tr ? W : H, gw = tr ? H : W;
+            AMS_DEVICE_SWITCH(g, cpu::dihedral<T>(ptr<T>(g), grad_ptr<T>(x), BC, gh, gw, inv, true),
+                              cuda::dihedral(ptr<T>(g), grad_ptr<T>(x), BC, gh, gw, inv, true));
         });
     return y;
 }

@@ -98,7 +98,15 @@ TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; clos
     r = amsnet(base + fx.p("auto.npy") + " --max-memory 0.05");  // 50 MiB: too little for 241x241 at once
     REQUIRE(r.code == 0);
     CHECK(r.out.find("tiles of") != std::string::npos);
+    // Passes with transposed images (non-square tiles then) and R^3, tiled and untiled.
+    REQUIRE(amsnet(base + fx.p("whole6.npy") + " --tile 0 --passes 6 --r3 1").code == 0);
+    REQUIRE(amsnet(base + fx.p("t6.npy") + " --tile 96 --passes 6 --r3 1").code == 0);
     std::vector<float> whole = load_npy(fx.p("whole.npy")).to_vector();
+    std::vector<float> whole6 = load_npy(fx.p("whole6.npy")).to_vector(), t6 = load_npy(fx.p("t6.npy")).to_vector();
+    REQUIRE(whole6.size() == t6.size());
+    double mean6 = 0;
+    for (size_t i = 0; i < t6.size(); ++i) mean6 += std::fabs((double)t6[i] - whole6[i]);
+    CHECK(mean6 / (double)t6.size() < 1e-2);
     for (const char* f : {"t64.npy", "auto.npy"}) {
         std::vector<float> t = load_npy(fx.p(f)).to_vector();
         REQUIRE(t.size() == whole.size());

@@ -173,6 +173,29 @@ TEST_CASE("random masks: a window draws exactly what the whole mask draws there"
                          doctest::Contains("outside"), Error);
 }
 
+TEST_CASE("dihedral: all 8 flips/transposes against direct indexing, inverses, gradients") {
+    Tensor x = test::random_tensor({2, 3, 5, 7}, 31);
+    std::vector<double> xv = x.to_double();
+    for (int k = 0; k < 8; ++k) {
+        INFO("k ", k);
+        Tensor y = ops::dihedral(x, k);
+        const bool tr = k & 4;
+        REQUIRE(y.shape() == Shape{2, 3, tr ? 7 : 5, tr ? 5 : 7});
+        std::vector<double> yv = y.to_double();
+        // Independent formulation: (r, c) of x goes to the flipped (r', c'), then to (c', r') if transposed.
+        for (int p = 0; p < 6; ++p)
+            for (int r = 0; r < 5; ++r)
+                for (int c = 0; c < 7; ++c) {
+                    int r2 = (k & 2) ? 4 - r : r, c2 = (k & 1) ? 6 - c : c;
+                    int64_t dst = tr ? (p * 7 + c2) * 5 + r2 : (p * 5 + r2) * 7 + c2;
+                    REQUIRE(yv[dst] == xv[(p * 5 + r) * 7 + c]);
+                }
+        CHECK(rel_l2(ops::dihedral(y, ops::dihedral_inverse(k)), x) == 0.0);
+        test::gradcheck([k](const Inputs& in) { return ops::dihedral(in[0], k); }, {x});
+    }
+    CHECK_THROWS_AS(ops::dihedral(x, 8), Error);
+}
+
 TEST_CASE("ops without a fixture of their own: gradients match finite differences (double)") {
     Tensor a = test::random_tensor({2, 3, 5, 4}, 21), b = test::random_tensor({2, 3, 5, 4}, 22);
     Tensor m = ops::random_mask({2, 1, 5, 4}, 0.5, 3, 4, Device::CPU).to(DType::F64);

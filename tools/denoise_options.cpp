@@ -15,7 +15,8 @@ void add_denoise_options(Args& a) {
     a.option("scheme", "S", "amsnet (k-branch masked inference on PD sub-images) or plain (the denoiser alone)", "amsnet");
     a.option("pd", "S", "pixel-downsampling stride at inference (default: the model's stored scheme, else 2)");
     a.option("branches", "K", "complementary mask branches, >= 2 (default: the model's stored scheme, else 2)");
-    a.option("passes", "M", "average M k-branch restorations with independent masks (default: the model's stored scheme, else 1)");
+    a.option("passes", "M", "average M restorations, each with fresh masks and the next of the 8 flips/transposes "
+                            "(default: the model's stored scheme, else 1)");
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
     a.option("r3-p", "P", "fraction of pixels replaced by noisy ones in each R^3 copy", "0.16");
     a.option("seed", "N", "seed of the masks", "0");
@@ -60,21 +61,6 @@ std::string DenoiseOptions::summary() const {
 }
 
 namespace {
-// One region (the whole image or a tile with its context) through the scheme.
-Tensor denoise_region(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o, const ImageWindow& win) {
-    if (o.scheme == "plain") return net.forward_any_size(noisy);
-    // Passes average restorations under independent masks: each pixel's prediction varies with
-    // which neighbours its mask hid, and the mean has less of that variance.
-    Tensor d;
-    for (int j = 0; j < o.passes; ++j) {
-        Tensor r = amsnet_restore(net, noisy, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
-        d = d.defined() ? ops::add(d, r) : r;
-    }
-    if (o.passes > 1) d = ops::scale(d, 1.0 / o.passes);
-    if (o.r3 > 0) d = amsnet_r3(net, noisy, d, o.r3, o.r3_p, o.branches, o.seed, win);
-    return d;
-}
-
 // Tiles start on the network's 8-pixel grid in sub-image pixels (see plan_tiles).
 int64_t alignment(const DenoiseOptions& o) { return o.scheme == "plain" ? 8 : 8 * o.pd; }
 }  // namespace
@@ -100,13 +86,37 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
 
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
     autograd::NoGradGuard ng;
-    TileGrid g = plan_denoise(net, noisy, o);
-    if (g.rows.size() * g.cols.size() > 1)
-        std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(), g.rows.size(),
-                     (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
-    return run_tiled(noisy, g, [&](const Tensor& region, const ImageWindow& win) {
-        return denoise_region(net, region, o, win);
-    });
+    bool told = false;
+    auto tiled = [&](const Tensor& img, const RegionFn& fn) {
+        TileGrid g = plan_denoise(net, img, o);
+        if (g.rows.size() * g.cols.size() > 1 && !told)
+            std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(), g.rows.size(),
+                         (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
+        told = true;
+        return run_tiled(img, g, fn);
+    };
+    if (o.scheme == "plain")
+        return tiled(noisy, [&](const Tensor& region, const ImageWindow&) { return net.forward_any_size(region); });
+    // Passes average restorations under independent masks and, pass j, the j-th flip/transpose of
+    // the image: a pixel's prediction varies with which neighbours its mask hid and with the
+    // orientation, and the mean has less of that variance. Tiles are cut from the transformed
+    // image, so their masks are keyed exactly as the untiled pass's.
+    Tensor d;
+    for (int j = 0; j < o.passes; ++j) {
+        const int k = j % 8;
+        Tensor r = tiled(ops::dihedral(noisy, k), [&](const Tensor& region, const ImageWindow& win) {
+            return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
+        });
+        r = ops::dihedral(r, ops::dihedral_inverse(k));
+        d = d.defined() ? ops::add(d, r) : r;
+    }
+    if (o.passes > 1) d = ops::scale(d, 1.0 / o.passes);
+    if (o.r3 > 0)
+        d = tiled(noisy, [&](const Tensor& region, const ImageWindow& win) {
+            Tensor dr = d.narrow(2, win.y0, region.dim(2)).narrow(3, win.x0, region.dim(3)).contiguous();
+            return amsnet_r3(net, region, dr, o.r3, o.r3_p, o.branches, o.seed, win);
+        });
+    return d;
 }
 
 }  // namespace ams::cli

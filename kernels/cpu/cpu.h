@@ -84,6 +84,11 @@ template <class T>
 void crop_backward(const T* dy, T* dx, int64_t BC, int64_t H, int64_t W, int64_t top, int64_t left,
                    int64_t h, int64_t w);
 
+// ---- dihedral transform k in [0, 8) of x (BC, H, W): flip W if k & 1, flip H if k & 2, then
+// transpose if k & 4 (y is (BC, W, H) then). accumulate: y += instead of y =.
+template <class T>
+void dihedral(const T* x, T* y, int64_t BC, int64_t H, int64_t W, int k, bool accumulate);
+
 // ---- channel concat: a (B, Ca, N), b (B, Cb, N) -> y (B, Ca+Cb, N); backward splits.
 template <class T>
 void concat_forward(const T* a, const T* b, T* y, int64_t B, int64_t Ca, int64_t Cb, int64_t N);

@@ -43,6 +43,8 @@ void crop_forward(const float* x, float* y, int64_t BC, int64_t H, int64_t W, in
 void crop_backward(const float* dy, float* dx, int64_t BC, int64_t H, int64_t W, int64_t top,
                    int64_t left, int64_t h, int64_t w);
 
+// dihedral transform k of x (BC, H, W) (see kernels/cpu/cpu.h); accumulate: y +=.
+void dihedral(const float* x, float* y, int64_t BC, int64_t H, int64_t W, int k, bool accumulate);
 void concat_forward(const float* a, const float* b, float* y, int64_t B, int64_t Ca, int64_t Cb, int64_t N);
 void concat_backward(const float* dy, float* da, float* db, int64_t B, int64_t Ca, int64_t Cb, int64_t N);
 

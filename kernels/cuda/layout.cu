@@ -164,6 +164,18 @@ __global__ void concat_backward_kernel(const float* dy, float* da, float* db, in
     }
 }
 
+__global__ void dihedral_kernel(const float* x, float* y, int64_t BC, int64_t H, int64_t W, int k, bool accumulate) {
+    const bool fh = k & 1, fv = k & 2, tr = k & 4;
+    const int64_t Ho = tr ? W : H, Wo = tr ? H : W;
+    AMS_GRID_STRIDE(idx, BC * Ho * Wo) {
+        int64_t j = idx % Wo, t = idx / Wo;
+        int64_t i = t % Ho, p = t / Ho;
+        const int64_t a = tr ? j : i, b = tr ? i : j;
+        const float v = x[(p * H + (fv ? H - 1 - a : a)) * W + (fh ? W - 1 - b : b)];
+        y[idx] = accumulate ? y[idx] + v : v;
+    }
+}
+
 }  // namespace
 
 void pixel_unshuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate) {
@@ -225,6 +237,13 @@ void crop_backward(const float* dy, float* dx, int64_t BC, int64_t H, int64_t W,
     if (!dx || n == 0) return;
     crop_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(dy, dx, BC, H, W, top, left, h, w);
     AMS_CUDA_LAUNCH_CHECK("crop backward");
+}
+
+void dihedral(const float* x, float* y, int64_t BC, int64_t H, int64_t W, int k, bool accumulate) {
+    const int64_t n = BC * H * W;
+    if (n == 0) return;
+    dihedral_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, y, BC, H, W, k, accumulate);
+    AMS_CUDA_LAUNCH_CHECK("dihedral");
 }
 
 void concat_forward(const float* a, const float* b, float* y, int64_t B, int64_t Ca, int64_t Cb, int64_t N) {

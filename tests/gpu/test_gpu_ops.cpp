@@ -89,6 +89,9 @@ std::vector<Case> cases() {
         {"reflect_pad bottom right", {{x}}, {}, [](const Inputs& in) { return ops::reflect_pad(in[0], 0, 1, 0, 3); }},
         {"crop", {{x}}, {}, [](const Inputs& in) { return ops::crop(in[0], 1, 2, 5, 9); }},
         {"reshape", {{x}}, {}, [](const Inputs& in) { return ops::reshape(in[0], {2, 3, 14, 13}); }},
+        {"dihedral 3 (both flips)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 3); }},
+        {"dihedral 5 (flip W, transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 5); }},
+        {"dihedral 6 (flip H, transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 6); }},
         {"mask_mul", {{x}}, {cpu_mask({2, 1, 7, 13}, 0.4, 11)}, [](const Inputs& in) { return ops::mask_mul(in[0], in[1]); }},
         // scalar results
         {"dot", {{x}, {x}}, {}, [](const Inputs& in) { return ops::dot(in[0], in[1]); }},
