@@ -57,7 +57,6 @@ struct Case {
     std::vector<Tensor> inputs;                                  // leaves that get gradients
     std::function<Tensor(const std::vector<Tensor>&)> fn;         // the op
     double flops = 0;                                            // forward; backward counted as 2x
-    bool backward = true;
 };
 
 std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
@@ -134,14 +133,14 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
             });
             const std::string shape = str(st.name, " ", shape_of(c.inputs[0]));
             report({c.op, shape, "forward", fwd, bytes_of(c.inputs) + (double)out.nbytes(), c.flops});
-            if (!c.backward) continue;
             Tensor R_out = out.ndim() ? rand_on(out.shape(), dev, 99) : Tensor();
             auto fwd_bwd = [&] {
                 Tensor y = c.fn(c.inputs);
                 (R_out.defined() ? ops::dot(y, R_out) : y).backward();
             };
             double both = median_ms(dev, warmup, repeat, fwd_bwd);
-            // Backward reads dy and the saved inputs and writes every input's gradient.
+            // Backward = (forward + backward, recorded) - forward; it reads dy and the saved inputs and
+            // writes every input's gradient. The dot(y, R) that seeds dy adds one read of y.
             report({c.op, shape, "backward", std::max(0.0, both - fwd),
                     (double)out.nbytes() + 2 * bytes_of(c.inputs), 2 * c.flops});
         }

@@ -16,8 +16,7 @@ struct KernelResult {
     double bytes = 0, flops = 0;  // minimum traffic and arithmetic of the pass
 };
 
-// Runs every case; `report` gets each result as it is measured. `copy_gbs` (> 0) is the device's
-// measured copy bandwidth, for the caller's fraction column.
+// Runs every case; `report` gets each result as it is measured.
 void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repeat,
                    const std::function<void(const KernelResult&)>& report);
 

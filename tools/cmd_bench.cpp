@@ -1,7 +1,7 @@
 // amsnet bench: end-to-end throughput and peak memory of the denoiser on the CPU or the GPU: a
 // Restormer forward, an AMSNet-B training step, AMSNet inference (with R^3, tiled when it does not
-// fit), or the whole suite of the performance issue. Median of timed runs after warm-up; a table,
-// or --json. Per-kernel GPU figures come with the CUDA benchmark suite.
+// fit), the whole suite of the performance issue, or every op on its own (tools/bench_kernels.cpp).
+// Median of timed runs after warm-up; a table, or --json.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
