@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "engine/autograd.h"
 #include "engine/device.h"
@@ -102,7 +103,9 @@ Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOpt
     // orientation, and the mean has less of that variance. Tiles are cut from the transformed
     // image, so their masks are keyed exactly as the untiled pass's.
     Tensor d;
+    const bool show = o.passes > 1 && isatty(2);
     for (int j = 0; j < o.passes; ++j) {
+        if (show) std::fprintf(stderr, "\r  pass %d/%d", j + 1, o.passes);
         const int k = j % 8;
         Tensor r = tiled(ops::dihedral(noisy, k), [&](const Tensor& region, const ImageWindow& win) {
             return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
@@ -110,6 +113,7 @@ Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOpt
         r = ops::dihedral(r, ops::dihedral_inverse(k));
         d = d.defined() ? ops::add(d, r) : r;
     }
+    if (show) std::fprintf(stderr, "\r%*s\r", 16, "");
     if (o.passes > 1) d = ops::scale(d, 1.0 / o.passes);
     if (o.r3 > 0)
         d = tiled(noisy, [&](const Tensor& region, const ImageWindow& win) {
