@@ -71,6 +71,9 @@ public:
                 account(rounded);
                 return p;
             }
+            // A miss: cached blocks of other sizes cannot serve it. Give them back before live
+            // plus cached memory would outgrow the machine (large images change every size).
+            if (cached_ > 0 && in_use_ + cached_ + rounded > kTotalLimit) release_locked();
         }
         void* p = std::aligned_alloc(64, rounded);
         if (!p) {
@@ -99,10 +102,7 @@ public:
     }
     void trim() noexcept {
         std::lock_guard<std::mutex> lock(mu_);
-        for (auto& [size, v] : free_)
-            for (void* p : v) std::free(p);
-        free_.clear();
-        cached_ = 0;
+        release_locked();
     }
 
     size_t in_use() {
@@ -123,13 +123,20 @@ public:
     }
 
 private:
+    void release_locked() noexcept {  // under mu_
+        for (auto& [size, v] : free_)
+            for (void* p : v) std::free(p);
+        free_.clear();
+        cached_ = 0;
+    }
     void account(size_t rounded) {  // under mu_
         in_use_ += rounded;
         peak_ = std::max(peak_, in_use_);
     }
     // Up to half the machine's memory stays cached: a training step's activations are allocated
     // again every step, and fresh pages cost more than the arithmetic on small models.
-    const size_t kLimit = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE) / 2;
+    const size_t kPhys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE);
+    const size_t kLimit = kPhys / 2, kTotalLimit = kPhys / 4 * 3;
     static size_t round(size_t b) { return b <= 4096 ? (b + 63) / 64 * 64 : (b + 4095) / 4096 * 4096; }
     std::mutex mu_;
     std::unordered_map<size_t, std::vector<void*>> free_;

@@ -1,5 +1,6 @@
 // Engine pieces: AdamW against torch.optim.AdamW, the Philox generator against its published
-// known-answer vectors, and the tape releasing everything after backward.
+// known-answer vectors, the tape releasing everything after backward, host memory accounting.
+#include "engine/device.h"
 #include "engine/params.h"
 #include "helpers.h"
 
@@ -58,4 +59,24 @@ TEST_CASE("backward clears the tape and frees intermediate gradients; no-grad re
         CHECK_FALSE(z.requires_grad());
         CHECK(autograd::tape_size() == 0);
     }
+}
+
+TEST_CASE("host memory accounting: live bytes, their high-water mark, and what is available") {
+    // Tiled inference sizes its tiles from these figures and bench reports the peak.
+    const size_t before = memory_in_use(Device::CPU);
+    reset_memory_peak(Device::CPU);
+    {
+        Tensor a = Tensor::zeros({1 << 20});  // 4 MiB
+        CHECK(memory_in_use(Device::CPU) >= before + (4u << 20));
+        {
+            Tensor b = Tensor::zeros({1 << 21});  // 8 MiB more at once
+            CHECK(memory_peak(Device::CPU) >= before + (12u << 20));
+        }
+        CHECK(memory_in_use(Device::CPU) < before + (8u << 20));
+    }
+    CHECK(memory_in_use(Device::CPU) == before);
+    CHECK(memory_peak(Device::CPU) >= before + (12u << 20));
+    reset_memory_peak(Device::CPU);
+    CHECK(memory_peak(Device::CPU) == before);
+    CHECK(memory_available(Device::CPU) > (64u << 20));
 }
