@@ -52,16 +52,18 @@ AMS_HD uint32_t draw_below(uint64_t seed, uint64_t stream, uint64_t index, uint3
     return (uint32_t)(((uint64_t)draw_u32(seed, stream, index) * n) >> 32);
 }
 
-// The counter of element i of a (B, h, w) window at (y0, x0) of a (B, full_h, full_w) array: its
-// flat index in the full array, so a window draws what the whole array draws there (the whole
-// array is the window with full = (h, w) at (0, 0): counter i). Columns past full_w run on into
-// the next row; tiles only put padding there.
-AMS_HD uint64_t window_counter(int64_t i, int64_t h, int64_t w, int64_t full_h, int64_t full_w, int64_t y0,
-                               int64_t x0) {
-    int64_t x = i % w, t = i / w;
-    int64_t y = t % h, b = t / h;
-    return (uint64_t)((b * full_h + y0 + y) * full_w + x0 + x);
-}
+// A (B, h, w) array as the window at (y0, x0) of a (B, full_h, full_w) one. counter(i) of its
+// element i is that element's flat index in the full array, so a window draws what the whole
+// array draws there (the whole array is the window with full = (h, w) at (0, 0): counter i).
+// Columns past full_w run on into the next row; tiles only put padding there.
+struct Window {
+    int64_t h, w, full_h, full_w, y0, x0;
+    AMS_HD uint64_t counter(int64_t i) const {
+        int64_t x = i % w, t = i / w;
+        int64_t y = t % h, b = t / h;
+        return (uint64_t)((b * full_h + y0 + y) * full_w + x0 + x);
+    }
+};
 
 // Purposes of randomness; a stream is (purpose, step) packed into 64 bits.
 enum Purpose : uint32_t { kCrop = 1, kFlip = 2, kMask = 3, kR3Replace = 4, kR3Mask = 5, kInit = 6, kTest = 7 };

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/rng.h"       // Window
 #include "kernels/cpu/cpu.h"  // ConvShape, PadShape
 #include "kernels/cuda/runtime.h"
 
@@ -64,14 +65,11 @@ void l1_backward(const float* a, const float* b, float* da, float* db, int64_t n
 void tv_forward(const float* x, int64_t BC, int64_t H, int64_t W, float* loss_dev);
 void tv_backward(const float* x, float* dx, int64_t BC, int64_t H, int64_t W, const float* g_dev);
 
-// A (B, h, w) mask as a window of a (B, full_h, full_w) one (engine/rng.h window_counter).
-struct MaskGeometry {
-    int64_t h, w, full_h, full_w, y0, x0;
-};
-// m[i] = uniform(seed, stream, c(i)) < p  (as 1.0 / 0.0), c = the window counter
-void bernoulli_mask(float* m, int64_t n, double p, uint64_t seed, uint64_t stream, MaskGeometry g);
+// Masks as windows of larger ones (engine/rng.h Window): c(i) = win.counter(i).
+// m[i] = uniform(seed, stream, c(i)) < p  (as 1.0 / 0.0)
+void bernoulli_mask(float* m, int64_t n, double p, uint64_t seed, uint64_t stream, rng::Window win);
 // m[i] = (draw_below(seed, stream, c(i), k) == branch)
-void branch_mask(float* m, int64_t n, int k, int branch, uint64_t seed, uint64_t stream, MaskGeometry g);
+void branch_mask(float* m, int64_t n, int k, int branch, uint64_t seed, uint64_t stream, rng::Window win);
 
 void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                 float beta2, float eps, float weight_decay, int64_t step);
