@@ -32,14 +32,6 @@ double time_once(Device dev, const std::function<void()>& f) {
     return sw.seconds() * 1e3;
 }
 
-double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f) {
-    for (int i = 0; i < warmup; ++i) f();
-    std::vector<double> t;
-    for (int i = 0; i < repeat; ++i) t.push_back(time_once(dev, f));
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
-
 Tensor rand_on(const Shape& s, Device dev, uint64_t seed) {
     std::vector<float> v((size_t)shape_numel(s));
     for (size_t i = 0; i < v.size(); ++i) v[i] = rng::draw_uniform(seed, rng::make_stream(rng::kTest, 1), i) - 0.5f;
@@ -62,6 +54,14 @@ struct Case {
 std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 
 }  // namespace
+
+double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f) {
+    for (int i = 0; i < warmup; ++i) f();
+    std::vector<double> t;
+    for (int i = 0; i < repeat; ++i) t.push_back(time_once(dev, f));
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
 
 double measure_copy_bandwidth(Device dev) {
 #ifdef AMS_HAVE_CUDA

@@ -20,6 +20,10 @@ struct KernelResult {
 void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repeat,
                    const std::function<void(const KernelResult&)>& report);
 
+// Median milliseconds of `repeat` runs of f after `warmup` untimed ones: CUDA events around each
+// run on the GPU (L2 flushed before it), wall clock on the CPU. Every bench figure is timed so.
+double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f);
+
 // The yardstick for memory-bound kernels: device-to-device (GPU) or memcpy (CPU) bandwidth in
 // GB/s, counting bytes read + written.
 double measure_copy_bandwidth(Device dev);

@@ -2,7 +2,6 @@
 // Restormer forward, an AMSNet-B training step, AMSNet inference (with R^3, tiled when it does not
 // fit), the whole suite of the performance issue, or every op on its own (tools/bench_kernels.cpp).
 // Median of timed runs after warm-up; a table, or --json.
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -26,14 +25,6 @@ namespace ams::cli {
 
 namespace {
 
-void sync(Device d) {
-#ifdef AMS_HAVE_CUDA
-    if (d == Device::CUDA) cuda::synchronize();
-#else
-    (void)d;
-#endif
-}
-
 struct Result {
     std::string name;
     double seconds = 0, items = 1;  // median seconds per run; images (or steps) per run
@@ -41,22 +32,13 @@ struct Result {
     size_t peak = 0;                // bytes, engine high-water mark during the timed runs
 };
 
-// Median seconds of `repeat` runs after `warmup` runs, and the peak memory of the timed runs.
-template <class F>
-Result measure(Device dev, int warmup, int repeat, F&& f) {
+// Median seconds of `repeat` runs after `warmup` runs (timed as median_ms times), and the peak
+// memory of the timed runs.
+Result measure(Device dev, int warmup, int repeat, const std::function<void()>& f) {
     for (int i = 0; i < warmup; ++i) f();
-    sync(dev);
     reset_memory_peak(dev);
-    std::vector<double> t;
-    for (int i = 0; i < repeat; ++i) {
-        Stopwatch sw;
-        f();
-        sync(dev);
-        t.push_back(sw.seconds());
-    }
-    std::sort(t.begin(), t.end());
     Result r;
-    r.seconds = t[t.size() / 2];
+    r.seconds = median_ms(dev, 0, repeat, f) * 1e-3;
     r.peak = memory_peak(dev);
     return r;
 }
