@@ -49,6 +49,8 @@ Device parse_device(const std::string& name) {
 
 namespace {
 
+size_t physical_memory() { return (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE); }
+
 // Host memory cache: freed blocks are kept by rounded size and handed out again, so the same
 // activation shapes in every layer and step do not pay page faults on fresh memory each time.
 // Blocks above the cache limit go back to the system.
@@ -135,8 +137,7 @@ private:
     }
     // Up to half the machine's memory stays cached: a training step's activations are allocated
     // again every step, and fresh pages cost more than the arithmetic on small models.
-    const size_t kPhys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE);
-    const size_t kLimit = kPhys / 2, kTotalLimit = kPhys / 4 * 3;
+    const size_t kLimit = physical_memory() / 2, kTotalLimit = physical_memory() / 4 * 3;
     static size_t round(size_t b) { return b <= 4096 ? (b + 63) / 64 * 64 : (b + 4095) / 4096 * 4096; }
     std::mutex mu_;
     std::unordered_map<size_t, std::vector<void*>> free_;
@@ -155,7 +156,7 @@ size_t host_available() {
         size_t kb = 0;
         if (in >> kb) return kb * 1024;
     }
-    return (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGE_SIZE);
+    return physical_memory();
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ double probe_bytes_per_pixel(const Restormer& net) {
 int64_t fit_tile(int64_t H, int64_t W, int64_t overlap, int64_t align, double bytes_per_pixel, double budget) {
     AMS_CHECK(bytes_per_pixel > 0 && budget > 0, "fit_tile: bytes per pixel ", bytes_per_pixel, ", budget ", budget);
     if ((double)H * (double)W * bytes_per_pixel <= budget) return 0;
-    const int64_t ov = (overlap + align - 1) / align * align;
+    const int64_t ov = round_up(overlap, align);
     // A square input of side t + 2 ov must fit; t a multiple of align.
     const int64_t step = align;
     int64_t side = (int64_t)std::floor(std::sqrt(budget / bytes_per_pixel));
