@@ -44,6 +44,9 @@ std::vector<OpCase> cases() {
         {"crop", {"x"}, {}, [](const Inputs& in, auto& m) {
              return ops::crop(in[0], meta_int(m, "top"), meta_int(m, "left"), meta_int(m, "height"), meta_int(m, "width"));
          }},
+        {"dihedral_3", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::dihedral(in[0], meta_int(m, "k")); }},
+        {"dihedral_5", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::dihedral(in[0], meta_int(m, "k")); }},
+        {"dihedral_6", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::dihedral(in[0], meta_int(m, "k")); }},
         {"pd_down", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_down(in[0], meta_int(m, "s")); }},
         {"pd_up", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_up(in[0], meta_int(m, "s")); }},
         {"concat", {"a", "b"}, {}, [](const Inputs& in, auto&) { return ops::concat(in[0], in[1]); }},

@@ -267,6 +267,27 @@ def pad_crop_fixtures():
     check(float(t["grad_x"].abs().sum()) == float(t["grad_x"][:, :, 2:6, 1:6].abs().sum()), "crop grad support")
 
 
+def dihedral_fixtures():
+    # ops::dihedral(x, k): flip W if k & 1, flip H if k & 2, then transpose H and W if k & 4.
+    for k in (3, 5, 6):
+        name = "dihedral_%d" % k
+        seed(name)
+        x = torch.randn(2, 3, 5, 7)
+
+        def fn(d, k=k):
+            y = d["x"]
+            if k & 1:
+                y = torch.flip(y, [3])
+            if k & 2:
+                y = torch.flip(y, [2])
+            return y.transpose(2, 3) if k & 4 else y
+
+        _, out, _ = op_fixture(name, {"x": x}, ["x"], fn, {"k": k})
+        ref = x.numpy().astype(np.float64)
+        ref = ref[:, :, ::-1 if k & 2 else 1, ::-1 if k & 1 else 1]
+        close(out, np.swapaxes(ref, 2, 3) if k & 4 else ref, name + " vs numpy", tol=0)
+
+
 def pd_fixtures():
     seed("pd_down")
     x = torch.randn(2, 3, 10, 15)
@@ -416,6 +437,7 @@ def main():
     attention_fixture()
     gelu_fixture()
     pad_crop_fixtures()
+    dihedral_fixtures()
     pd_fixtures()
     concat_fixture()
     loss_fixtures()
