@@ -79,8 +79,19 @@ Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint
 }
 
 Tensor amsnet_finetune_loss(const Restormer& net, const Tensor& batch, int pd, int branches, double lambda,
-                            uint64_t seed, uint32_t step) {
-    Tensor restored = amsnet_restore(net, batch, pd, branches, seed, rng::make_stream(rng::kMask, step));
+                            uint64_t seed, uint32_t step, int passes) {
+    AMS_CHECK(passes >= 1, "--passes must be at least 1, got ", passes);
+    // With passes > 1, I_DN is the mean of `passes` restorations as denoise computes it (pass j:
+    // fresh masks, j-th flip/transpose), so the prior shapes the averaged output that is shipped.
+    Tensor restored;
+    for (int j = 0; j < passes; ++j) {
+        const int k = j % 8;
+        Tensor r = amsnet_restore(net, k ? ops::dihedral(batch, k) : batch, pd, branches, seed,
+                                  rng::make_stream(rng::kMask, step * (uint32_t)passes + (uint32_t)j));
+        if (k) r = ops::dihedral(r, ops::dihedral_inverse(k));
+        restored = restored.defined() ? ops::add(restored, r) : r;
+    }
+    if (passes > 1) restored = ops::scale(restored, 1.0 / passes);
     Tensor loss = ops::l1_loss(restored, batch);
     if (lambda != 0) loss = ops::add(loss, ops::scale(ops::tv_loss(restored), lambda));
     return loss;

@@ -39,6 +39,6 @@ Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint
 // AMSNet-P fine-tuning loss (SPEC Eqs. 9-10): I_DN = amsnet_restore(batch) with gradients through
 // all branches; loss = || I_DN - I_N ||_1 + lambda * TV(I_DN).
 Tensor amsnet_finetune_loss(const Restormer& net, const Tensor& batch, int pd, int branches, double lambda,
-                            uint64_t seed, uint32_t step);
+                            uint64_t seed, uint32_t step, int passes = 1);
 
 }  // namespace ams

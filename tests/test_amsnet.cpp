@@ -152,25 +152,29 @@ TEST_CASE("fine-tuning (AMSNet-P) runs with gradients through every branch and l
     CHECK(loss.back() < loss.front());
 }
 
-TEST_CASE("fine-tuning loss gradient matches finite differences (double, tiny net)") {
+TEST_CASE("fine-tuning loss gradient matches finite differences (double, tiny net), 1 and 3 passes") {
     Restormer net(tiny(), Device::CPU, DType::F64);
     net.init(9);
-    Tensor x = test::random_tensor({1, 3, 16, 16}, 4, DType::F64, 0.5, 0.1);
-    // Probe a few parameters of the output conv through the full 2-branch restoration + TV loss.
+    Tensor x = test::random_tensor({1, 3, 16, 24}, 4, DType::F64, 0.5, 0.1);
+    // Probe a few parameters of the output conv through the full 2-branch restoration + TV loss;
+    // 3 passes add flips and a transpose of a non-square crop inside the graph.
     Tensor w = net.params().get("output.weight");
-    net.params().zero_grad();
-    amsnet_finetune_loss(net, x, 2, 2, 0.1, 3, 0).backward();
-    std::vector<double> g = w.grad().to_double();
-    autograd::NoGradGuard ng;
-    double* p = w.data<double>();
-    for (int64_t i : {0, 17, 101, 250}) {
-        double orig = p[i], h = 1e-6;
-        p[i] = orig + h;
-        double lp = amsnet_finetune_loss(net, x, 2, 2, 0.1, 3, 0).item();
-        p[i] = orig - h;
-        double lm = amsnet_finetune_loss(net, x, 2, 2, 0.1, 3, 0).item();
-        p[i] = orig;
-        CHECK((lp - lm) / (2 * h) == doctest::Approx(g[i]).epsilon(1e-5));
+    for (int passes : {1, 3}) {
+        INFO("passes " << passes);
+        net.params().zero_grad();
+        amsnet_finetune_loss(net, x, 2, 2, 0.1, 3, 0, passes).backward();
+        std::vector<double> g = w.grad().to_double();
+        autograd::NoGradGuard ng;
+        double* p = w.data<double>();
+        for (int64_t i : {0, 17, 101, 250}) {
+            double orig = p[i], h = 1e-6;
+            p[i] = orig + h;
+            double lp = amsnet_finetune_loss(net, x, 2, 2, 0.1, 3, 0, passes).item();
+            p[i] = orig - h;
+            double lm = amsnet_finetune_loss(net, x, 2, 2, 0.1, 3, 0, passes).item();
+            p[i] = orig;
+            CHECK((lp - lm) / (2 * h) == doctest::Approx(g[i]).epsilon(1e-5));
+        }
     }
 }
 

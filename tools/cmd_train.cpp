@@ -118,6 +118,7 @@ int cmd_finetune(int argc, char** argv) {
     a.option("weights", "W", "AMSNet-B weights to start from");
     a.option("lambda", "L", "weight of the smoothness prior (SPEC text 0.01, its ablation 0.1)", "0.01");
     a.option("branches", "K", "mask branches of the restoration");
+    a.option("passes", "M", "restorations averaged into I_DN (fresh masks and a flip each, as denoise --passes)", "1");
     if (!a.parse(argc, argv, 2)) return 0;
     TrainOptions o = read_common(a);
     o.finetune = true;
@@ -137,6 +138,7 @@ int cmd_finetune(int argc, char** argv) {
     }
     if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1);
     if (a.given("branches")) o.branches = (int)a.integer("branches", 2);
+    o.passes = (int)a.integer("passes", 1);
     o.val_pd = a.given("infer-pd") ? (int)a.integer("infer-pd", 1) : o.pd;
     o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2) : o.branches;
     train(o);

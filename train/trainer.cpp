@@ -67,6 +67,7 @@ json::Value options_json(const TrainOptions& o) {
     if (o.finetune) {
         v["lambda"] = o.lambda;
         v["branches"] = o.branches;
+        v["passes"] = o.passes;
         v["init_weights"] = o.init_weights;
     }
     return v;
@@ -197,7 +198,7 @@ int64_t train(const TrainOptions& o) {
             Tensor batch = prefetch.get((uint64_t)step).to(o.device);
             net->params().zero_grad();
             Tensor loss = o.finetune
-                              ? amsnet_finetune_loss(*net, batch, o.pd, o.branches, o.lambda, o.seed, (uint32_t)step)
+                              ? amsnet_finetune_loss(*net, batch, o.pd, o.branches, o.lambda, o.seed, (uint32_t)step, o.passes)
                               : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)step, o.mask_p);
             loss.backward();
             adam.step();

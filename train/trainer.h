@@ -35,6 +35,7 @@ struct TrainOptions {
     std::string init_weights;  // start from these weights (finetune, or train from a model)
     double lambda = 0.01;
     int branches = 2;
+    int passes = 1;  // restorations averaged into I_DN (finetune)
     Device device = Device::CPU;
     bool quiet = false;  // no progress lines on stderr (log.csv is still written)
 };
