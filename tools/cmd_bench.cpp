@@ -26,6 +26,7 @@ namespace ams::cli {
 namespace {
 
 struct Result {
+    std::string key;   // stable id shared with tools/bench_reference.py (train_b2, infer_256, ...)
     std::string name;
     double seconds = 0, items = 1;  // median seconds per run; images (or steps) per run
     std::string unit;               // "images/s", "steps/s"
@@ -154,6 +155,7 @@ int cmd_bench(int argc, char** argv) {
             autograd::NoGradGuard ng;
             net.forward_any_size(x);
         });
+        r.key = str("forward_", w, "x", h);
         r.name = str("restormer forward ", w, "x", h);
         r.unit = "images/s";
         report(r);
@@ -161,10 +163,14 @@ int cmd_bench(int argc, char** argv) {
     auto train_step = [&](int batch, int crop, int pd) {
         Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
         uint32_t step = 0;
+        // A whole step as training runs it (and as a PyTorch step is timed): loss, backward, AdamW.
+        AdamW adam(net.params(), AdamWConfig{});
         Result r = measure(dev, warmup, repeat, [&] {
             net.params().zero_grad();
             amsnet_train_loss(net, x, pd, 42, step++).backward();
+            adam.step();
         });
+        r.key = str("train_b", batch, crop == 160 && pd == 5 ? "" : str("_c", crop, "_pd", pd));
         r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, ")");
         r.items = batch;
         r.unit = "images/s";
@@ -178,6 +184,7 @@ int cmd_bench(int argc, char** argv) {
         Result r = measure(dev, warmup, repeat, [&] { denoise_image(net, x, o); });
         TileGrid g = plan_denoise(net, x, o);
         size_t tiles = g.rows.size() * g.cols.size();
+        r.key = str("infer_", w == h ? str(w) : str(w, "x", h), o.r3 > 0 ? "_r3" : "");
         r.name = str("amsnet inference ", w, "x", h, " ", o.summary(), tiles > 1 ? str(", ", tiles, " tiles") : "");
         r.unit = "images/s";
         report(r);
@@ -207,6 +214,7 @@ int cmd_bench(int argc, char** argv) {
         json::Value arr = json::Value::array();
         for (const Result& r : results) {
             json::Value e = json::Value::object();
+            e["key"] = r.key;
             e["name"] = r.name;
             e["seconds"] = r.seconds;
             e["throughput"] = r.items / r.seconds;
