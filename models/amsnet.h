@@ -37,7 +37,8 @@ Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint
                          double p_hidden = 0.5);
 
 // AMSNet-P fine-tuning loss (SPEC Eqs. 9-10): I_DN = amsnet_restore(batch) with gradients through
-// all branches; loss = || I_DN - I_N ||_1 + lambda * TV(I_DN).
+// all branches; loss = || I_DN - I_N ||_1 + lambda * TV(I_DN). With passes > 1, I_DN is the mean of
+// that many restorations, each with fresh masks and the next flip/transpose (as denoise --passes).
 Tensor amsnet_finetune_loss(const Restormer& net, const Tensor& batch, int pd, int branches, double lambda,
                             uint64_t seed, uint32_t step, int passes = 1);
 
