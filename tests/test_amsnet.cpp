@@ -1,5 +1,6 @@
 // AMSNet around a tiny Restormer: PD round trips, the masked L1 gradient, k-branch restoration on
 // odd sizes, a training run that lowers the loss, and exact resume.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -28,14 +29,20 @@ struct TempDir {
     std::string operator/(const std::string& f) const { return (path / f).string(); }
 };
 
-std::vector<double> log_losses(const std::string& csv) {
+// Column `col` of log.csv (0 step, 1 loss, 2 lr, ...).
+std::vector<double> log_column(const std::string& csv, int col = 1) {
     std::ifstream f(csv);
     std::string line;
     std::getline(f, line);  // header
     std::vector<double> r;
-    while (std::getline(f, line)) r.push_back(std::stod(line.substr(line.find(',') + 1)));
+    while (std::getline(f, line)) {
+        size_t at = 0;
+        for (int i = 0; i < col; ++i) at = line.find(',', at) + 1;
+        r.push_back(std::stod(line.substr(at)));
+    }
     return r;
 }
+std::vector<double> log_losses(const std::string& csv) { return log_column(csv, 1); }
 
 TrainOptions tiny_training(const std::string& out) {
     TrainOptions o;
@@ -136,6 +143,28 @@ TEST_CASE("an interrupted and resumed run gives exactly the losses and weights o
     for (int i = 0; i < 6; ++i) CHECK(la[i] == lb[i]);
     ModelFile ma = load_model(a / "model.safetensors", Device::CPU), mb = load_model(b / "model.safetensors", Device::CPU);
     CHECK(rel_l2(mb.net->params().flat_values(), ma.net->params().flat_values()) == 0.0);
+}
+
+TEST_CASE("the cosine schedule decays the learning rate to zero at --steps, and resuming stays exact") {
+    TempDir a("cosine_a"), b("cosine_b");
+    TrainOptions oa = tiny_training(a.path.string());
+    oa.steps = 6;
+    oa.lr = 1e-3;
+    oa.lr_schedule = "cosine";
+    train(oa);
+    TrainOptions ob = oa;
+    ob.out = b.path.string();
+    ob.steps = 3;  // the schedule's length is --steps, so the first leg decays over 3 steps...
+    train(ob);
+    ob.steps = 6;  // ...and a resume to 6 uses the 6-step schedule from step 3 on
+    ob.resume = true;
+    train(ob);
+    std::vector<double> lr = log_column(a / "log.csv", 2), lb = log_column(b / "log.csv", 2);
+    REQUIRE(lr.size() == 6);
+    for (int s = 0; s < 6; ++s) CHECK(lr[s] == doctest::Approx(1e-3 * (1 + std::cos(M_PI * s / 6)) / 2));
+    REQUIRE(lb.size() == 6);
+    for (int s = 3; s < 6; ++s) CHECK(lb[s] == doctest::Approx(lr[s]));
+    CHECK(lb[1] == doctest::Approx(1e-3 * (1 + std::cos(M_PI / 3)) / 2));
 }
 
 TEST_CASE("fine-tuning (AMSNet-P) runs with gradients through every branch and lowers its loss") {

@@ -35,6 +35,7 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
     a.option("infer-passes", "M", "inference passes (masks averaged) stored with the model; validation uses one",
              "1");
     a.option("lr", "LR", "AdamW learning rate (betas 0.9, 0.999; weight decay 0)", "1e-4");
+    a.option("lr-schedule", "S", "constant (SPEC) or cosine (decays to 0 at --steps)", "constant");
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
@@ -62,6 +63,10 @@ TrainOptions read_common(const Args& a) {
     if (!a.get("infer-branches").empty()) o.val_branches = (int)a.integer("infer-branches", 2);
     o.val_passes = (int)a.integer("infer-passes", 1);
     o.lr = a.number("lr", 0, 1);
+    o.lr_schedule = a.get("lr-schedule");
+    AMS_CHECK(o.lr_schedule == "constant" || o.lr_schedule == "cosine", "--lr-schedule must be constant or cosine, got '",
+              o.lr_schedule, "'");
+    AMS_CHECK(o.lr_schedule == "constant" || o.steps > 0, "--lr-schedule cosine needs --steps (the length of the decay)");
     o.seed = (uint64_t)a.integer("seed", 0);
     o.device = parse_device(a.get("device"));
     o.save_every = a.integer("save-every", 0);

@@ -62,6 +62,7 @@ json::Value options_json(const TrainOptions& o) {
     v["pd"] = o.pd;
     if (!o.finetune) v["mask_p"] = o.mask_p;
     v["lr"] = o.lr;
+    v["lr_schedule"] = o.lr_schedule;
     v["seed"] = (double)o.seed;
     v["mode"] = o.finetune ? "finetune" : "train";
     if (o.finetune) {
@@ -115,6 +116,12 @@ void save_checkpoint(const std::string& path, const Restormer& net, AdamW& opt, 
                       {"optimizer_steps", std::to_string(opt.steps())},
                       {"training", json::dump(options_json(o))},
                       {"format", "amsnet-checkpoint-v1"}});
+}
+
+// The learning rate of step `step` (0-based): a function of the step alone, so resuming is exact.
+double lr_at(const TrainOptions& o, int64_t step) {
+    if (o.lr_schedule != "cosine") return o.lr;
+    return o.lr * 0.5 * (1 + std::cos(M_PI * (double)std::min(step, o.steps) / (double)o.steps));
 }
 
 }  // namespace
@@ -201,6 +208,7 @@ int64_t train(const TrainOptions& o) {
                               ? amsnet_finetune_loss(*net, batch, o.pd, o.branches, o.lambda, o.seed, (uint32_t)step, o.passes)
                               : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)step, o.mask_p);
             loss.backward();
+            adam.config().lr = lr_at(o, step);
             adam.step();
             ++step;
             ++interval_steps;
@@ -226,10 +234,10 @@ int64_t train(const TrainOptions& o) {
                 if (o.max_minutes > 0) left = std::min(left, o.max_minutes * 60 - now);
                 if (!o.quiet)
                     std::fprintf(stderr, "step %lld%s loss %.5f lr %.1e %.2f img/s elapsed %s left %s%s\n", (long long)step,
-                             o.steps > 0 ? str("/", o.steps).c_str() : "", mean_loss, o.lr, ips,
+                             o.steps > 0 ? str("/", o.steps).c_str() : "", mean_loss, adam.config().lr, ips,
                              format_duration(now).c_str(), format_duration(std::max(0.0, left)).c_str(),
                              val_now ? str(" val PSNR ", val_psnr, " dB SSIM ", val_ssim).c_str() : "");
-                log << step << ',' << mean_loss << ',' << o.lr << ',' << ips << ',' << val_psnr << ',' << val_ssim << ','
+                log << step << ',' << mean_loss << ',' << adam.config().lr << ',' << ips << ',' << val_psnr << ',' << val_ssim << ','
                     << now << '\n';
                 log.flush();
                 interval_loss = 0;

@@ -22,6 +22,7 @@ struct TrainOptions {
     int batch = 4, crop = 160, pd = 5;
     double mask_p = 0.5;            // fraction of sub-image pixels hidden per step (SPEC: 0.5)
     double lr = 1e-4, weight_decay = 0;
+    std::string lr_schedule = "constant";  // or "cosine": lr * (1 + cos(pi * step / steps)) / 2
     uint64_t seed = 42;
     int64_t save_every = 500, log_every = 10;
     std::string val_noisy, val_clean;
