@@ -10,10 +10,8 @@ cd "$(dirname "$0")/.."
 out=${OUT:-device-logs}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv | tee "$out/device.txt"
-cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DCMAKE_DISABLE_FIND_PACKAGE_BLAS=ON -DDOCTEST_INCLUDE_DIR="$PWD/.devcarry" \
-    -DSTB_INCLUDE_DIR="$PWD/.devcarry/stb" "$@" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-ninja -C build-device > "$out/build.log" 2>&1 || { grep -m 20 -E "error|FAILED" "$out/build.log"; exit 1; }
+source tools/device_build.sh
+build_device "$@" || exit 1
 status=0
 ctest --test-dir build-device -L gpu --output-on-failure 2>&1 | tee "$out/gpu-tests.log" | tail -25 || status=1
 gpu_tests=build-device/tests/ams_gpu_tests

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The performance issue's measurements on a lent GPU machine, one stage per argument:
+#   ours     amsnet bench --what suite and --what kernels (JSON)
+#   eager    the reference PyTorch AMSNet (tools/bench_reference.py), eager
+#   compile  the same with torch.compile (slow to start: compiles every shape)
+# then the comparison table (tools/bench_compare.py) from whatever JSON is there.
+# Prepare here:  mkdir -p .devcarry && cp -r /usr/include/doctest /usr/include/stb .devcarry/
+#                git --git-dir=<lll143653/amsnet mirror> archive HEAD codes | tar x -C .devcarry/amsnet-ref
+# Run there:     bash tools/device_bench.sh ours eager compile    (PRECISION=fp32|tf32|bf16, default fp32)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-device-logs}
+mkdir -p "$out"
+precision=${PRECISION:-fp32}
+ref=.devcarry/amsnet-ref
+source tools/device_build.sh
+status=0
+for stage in "$@"; do
+    case $stage in
+    ours)
+        build_device || exit 1
+        [ "$precision" = tf32 ] && export AMS_TF32=1
+        build-device/amsnet bench --what suite --device cuda --warmup 3 --repeat 10 --json > "$out/suite.json" || status=1
+        build-device/amsnet bench --what kernels --device cuda --warmup 3 --repeat 20 --json > "$out/kernels.json" || status=1
+        ;;
+    eager | compile)
+        flag=; [ $stage = compile ] && flag=--compile
+        PYTHONUNBUFFERED=1 python3 tools/bench_reference.py --amsnet-src "$ref" --device cuda --precision "$precision" \
+            $flag > "$out/torch_$stage.json" 2> "$out/torch_$stage.log" || { status=1; tail -5 "$out/torch_$stage.log"; }
+        ;;
+    *) echo "device_bench.sh: unknown stage '$stage' (ours, eager or compile)"; exit 2 ;;
+    esac
+done
+refs=$(ls "$out"/torch_eager.json "$out"/torch_compile.json 2>/dev/null)
+[ -s "$out/suite.json" ] && python3 tools/bench_compare.py "$out/suite.json" $refs | tee "$out/compare.md"
+exit $status
