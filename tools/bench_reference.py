@@ -30,7 +30,7 @@ PRESETS = {  # the same configurations as `amsnet train --preset` (SPEC's is `re
     "tiny": dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1),
 }
 STUBBABLE = {"loguru", "lightning", "pytorch_lightning", "torchmetrics", "joblib", "cv2", "matplotlib",
-             "torchvision"}
+             "torchvision", "einops"}
 stubbed = []
 
 
@@ -54,6 +54,19 @@ class _StubModule(types.ModuleType):
         return _Anything
 
 
+def _rearrange(x, pattern, **k):
+    """einops.rearrange for the four patterns of the reference Restormer (einops is not in Debian)."""
+    if pattern == "b c h w -> b (h w) c":
+        return x.flatten(2).transpose(1, 2)
+    if pattern == "b (h w) c -> b c h w":
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], k["h"], k["w"])
+    if pattern == "b (head c) h w -> b head c (h w)":
+        return x.reshape(x.shape[0], k["head"], x.shape[1] // k["head"], x.shape[2] * x.shape[3])
+    if pattern == "b head c (h w) -> b (head c) h w":
+        return x.reshape(x.shape[0], x.shape[1] * x.shape[2], k["h"], k["w"])
+    raise NotImplementedError(f"einops stand-in: pattern '{pattern}'")
+
+
 class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name, path=None, target=None):
         top = name.split(".")[0]
@@ -70,7 +83,10 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.machinery.ModuleSpec(name, self, is_package=True)
 
     def create_module(self, spec):
-        return _StubModule(spec.name)
+        m = _StubModule(spec.name)
+        if spec.name == "einops":
+            m.rearrange = _rearrange
+        return m
 
     def exec_module(self, module):
         pass
