@@ -5,7 +5,7 @@
 #   compile  the same with torch.compile (slow to start: compiles every shape)
 # then the comparison table (tools/bench_compare.py) from whatever JSON is there.
 # Prepare here:  mkdir -p .devcarry && cp -r /usr/include/doctest /usr/include/stb .devcarry/
-#                git --git-dir=<lll143653/amsnet mirror> archive HEAD codes | tar x -C .devcarry/amsnet-ref
+#                mkdir -p .devcarry/amsnet-ref && git --git-dir=<lll143653/amsnet mirror> archive HEAD codes LICENSE | tar x -C .devcarry/amsnet-ref
 # Run there:     bash tools/device_bench.sh ours eager compile    (PRECISION=fp32|tf32|bf16, default fp32)
 set -uo pipefail
 cd "$(dirname "$0")/.."
