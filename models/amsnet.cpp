@@ -47,6 +47,17 @@ Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int bra
     return ops::crop(full, 0, 0, (int)H, (int)W);
 }
 
+Tensor average_passes(const Tensor& x, int passes, const std::function<Tensor(const Tensor&, int)>& restore) {
+    AMS_CHECK(passes >= 1, "--passes must be at least 1, got ", passes);
+    Tensor sum;
+    for (int j = 0; j < passes; ++j) {
+        const int k = j % 8;
+        Tensor r = ops::dihedral(restore(ops::dihedral(x, k), j), ops::dihedral_inverse(k));
+        sum = sum.defined() ? ops::add(sum, r) : r;
+    }
+    return passes > 1 ? ops::scale(sum, 1.0 / passes) : sum;
+}
+
 Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
                  int branches, uint64_t seed, const ImageWindow& win) {
     AMS_CHECK(T >= 1, "--r3 must be at least 1, got ", T);
@@ -80,18 +91,12 @@ Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint
 
 Tensor amsnet_finetune_loss(const Restormer& net, const Tensor& batch, int pd, int branches, double lambda,
                             uint64_t seed, uint32_t step, int passes) {
-    AMS_CHECK(passes >= 1, "--passes must be at least 1, got ", passes);
-    // With passes > 1, I_DN is the mean of `passes` restorations as denoise computes it (pass j:
-    // fresh masks, j-th flip/transpose), so the prior shapes the averaged output that is shipped.
-    Tensor restored;
-    for (int j = 0; j < passes; ++j) {
-        const int k = j % 8;
-        Tensor r = amsnet_restore(net, k ? ops::dihedral(batch, k) : batch, pd, branches, seed,
-                                  rng::make_stream(rng::kMask, step * (uint32_t)passes + (uint32_t)j));
-        if (k) r = ops::dihedral(r, ops::dihedral_inverse(k));
-        restored = restored.defined() ? ops::add(restored, r) : r;
-    }
-    if (passes > 1) restored = ops::scale(restored, 1.0 / passes);
+    // With passes > 1, I_DN is the mean of restorations as denoise computes it, so the prior shapes
+    // the averaged output that is shipped.
+    Tensor restored = average_passes(batch, passes, [&](const Tensor& x, int j) {
+        return amsnet_restore(net, x, pd, branches, seed,
+                              rng::make_stream(rng::kMask, step * (uint32_t)passes + (uint32_t)j));
+    });
     Tensor loss = ops::l1_loss(restored, batch);
     if (lambda != 0) loss = ops::add(loss, ops::scale(ops::tv_loss(restored), lambda));
     return loss;

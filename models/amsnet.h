@@ -4,6 +4,7 @@
 // and GPU runs with the same seed hide the same pixels.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "engine/tensor.h"
 #include "models/restormer.h"
@@ -23,6 +24,11 @@ struct ImageWindow {
 // when enabled (fine-tuning). `stream` keys the masks.
 Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
                       uint64_t stream, const ImageWindow& win = {});
+
+// The self-ensemble of `denoise --passes` and `finetune --passes`: the mean over pass j < passes of
+// restore(dihedral(x, j % 8), j) transformed back. Pass j sees the image flipped/transposed its own
+// way and restore() gives it its own masks; a pixel's prediction varies with both, the mean less.
+Tensor average_passes(const Tensor& x, int passes, const std::function<Tensor(const Tensor&, int)>& restore);
 
 // R^3 (AP-BSN's random replacement refinement, per pixel as AMSNet): T copies of `denoised` with a
 // fraction p of pixels replaced by `noisy`, each restored at full resolution (no PD) with fresh

@@ -98,23 +98,16 @@ Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOpt
     };
     if (o.scheme == "plain")
         return tiled(noisy, [&](const Tensor& region, const ImageWindow&) { return net.forward_any_size(region); });
-    // Passes average restorations under independent masks and, pass j, the j-th flip/transpose of
-    // the image: a pixel's prediction varies with which neighbours its mask hid and with the
-    // orientation, and the mean has less of that variance. Tiles are cut from the transformed
-    // image, so their masks are keyed exactly as the untiled pass's.
-    Tensor d;
+    // Each pass is tiled from its flipped/transposed image, so its tiles' masks are keyed exactly
+    // as the untiled pass's.
     const bool show = o.passes > 1 && isatty(2);
-    for (int j = 0; j < o.passes; ++j) {
+    Tensor d = average_passes(noisy, o.passes, [&](const Tensor& img, int j) {
         if (show) std::fprintf(stderr, "\r  pass %d/%d", j + 1, o.passes);
-        const int k = j % 8;
-        Tensor r = tiled(ops::dihedral(noisy, k), [&](const Tensor& region, const ImageWindow& win) {
+        return tiled(img, [&](const Tensor& region, const ImageWindow& win) {
             return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
         });
-        r = ops::dihedral(r, ops::dihedral_inverse(k));
-        d = d.defined() ? ops::add(d, r) : r;
-    }
+    });
     if (show) std::fprintf(stderr, "\r%*s\r", 16, "");
-    if (o.passes > 1) d = ops::scale(d, 1.0 / o.passes);
     if (o.r3 > 0)
         d = tiled(noisy, [&](const Tensor& region, const ImageWindow& win) {
             Tensor dr = d.narrow(2, win.y0, region.dim(2)).narrow(3, win.x0, region.dim(3)).contiguous();
