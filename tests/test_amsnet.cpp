@@ -1,10 +1,12 @@
 // AMSNet around a tiny Restormer: PD round trips, the masked L1 gradient, k-branch restoration on
 // odd sizes, a training run that lowers the loss, and exact resume.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "engine/image_io.h"
+#include "engine/safetensors.h"
 #include "helpers.h"
 #include "models/amsnet.h"
 #include "models/model_file.h"
@@ -165,6 +167,59 @@ TEST_CASE("the cosine schedule decays the learning rate to zero at --steps, and 
     REQUIRE(lb.size() == 6);
     for (int s = 3; s < 6; ++s) CHECK(lb[s] == doctest::Approx(lr[s]));
     CHECK(lb[1] == doctest::Approx(1e-3 * (1 + std::cos(M_PI / 3)) / 2));
+}
+
+TEST_CASE("--ema saves the moving average of the weights, and resuming keeps it exact") {
+    TempDir plain("ema_plain"), one("ema_one"), two("ema_two");
+    // The raw trajectory w0..w3, one step per leg (resume is exact, tested above).
+    std::vector<std::vector<double>> w;
+    Restormer init(tiny());
+    init.init(5);  // tiny_training's seed: the trainer's initial weights
+    w.push_back(init.params().flat_values().to_double());
+    TrainOptions o = tiny_training(plain.path.string());
+    for (int s = 1; s <= 3; ++s) {
+        o.steps = s;
+        o.resume = s > 1;
+        train(o);
+        w.push_back(load_model(plain / "model.safetensors", Device::CPU).net->params().flat_values().to_double());
+    }
+    // The same run with --ema 0.8, in one go and as 2 + 1 steps.
+    TrainOptions e = tiny_training(one.path.string());
+    e.steps = 3;
+    e.ema = 0.8;
+    train(e);
+    TrainOptions r = e;
+    r.out = two.path.string();
+    r.steps = 2;
+    train(r);
+    r.steps = 3;
+    r.resume = true;
+    train(r);
+
+    std::vector<double> expect = w[0];
+    for (int s = 0; s < 3; ++s) {
+        const double d = std::min(0.8, (1.0 + s) / (10.0 + s));
+        for (size_t i = 0; i < expect.size(); ++i) expect[i] = d * expect[i] + (1 - d) * w[s + 1][i];
+    }
+    Tensor want = Tensor::from_vector(expect, {(int64_t)expect.size()});
+    Tensor last = Tensor::from_vector(w[3], {(int64_t)w[3].size()});
+    Tensor got = load_model(one / "model.safetensors", Device::CPU).net->params().flat_values();
+    CHECK(rel_l2(got, want) < 1e-6);
+    CHECK(rel_l2(got, last) > 1e-4);  // the average really differs from the last weights
+    // The checkpoint keeps the raw weights, so training continues from them.
+    SafetensorsFile ck = load_safetensors(one / "checkpoint.safetensors");
+    Restormer raw(tiny());
+    std::vector<std::pair<std::string, Tensor>> named;
+    for (const auto& [n, t] : ck.tensors)
+        if (n.rfind("optim.", 0) != 0) named.emplace_back(n, t);
+    raw.params().load(named, "checkpoint");
+    CHECK(rel_l2(raw.params().flat_values(), last) == 0.0);
+    Tensor resumed = load_model(two / "model.safetensors", Device::CPU).net->params().flat_values();
+    CHECK(rel_l2(resumed, got) == 0.0);
+    // A checkpoint written without --ema cannot be resumed with it.
+    o.steps = 4;
+    o.ema = 0.8;
+    CHECK_THROWS_WITH_AS(train(o), doctest::Contains("written without --ema"), std::exception);
 }
 
 TEST_CASE("fine-tuning (AMSNet-P) runs with gradients through every branch and lowers its loss") {

@@ -36,6 +36,8 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
              "1");
     a.option("lr", "LR", "AdamW learning rate (betas 0.9, 0.999; weight decay 0)", "1e-4");
     a.option("lr-schedule", "S", "constant (SPEC) or cosine (decays to 0 at --steps)", "constant");
+    a.option("ema", "D", "keep a moving average of the weights with this decay (e.g. 0.99) and save it as the model (0 = off)",
+             "0");
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
@@ -67,6 +69,7 @@ TrainOptions read_common(const Args& a) {
     AMS_CHECK(o.lr_schedule == "constant" || o.lr_schedule == "cosine", "--lr-schedule must be constant or cosine, got '",
               o.lr_schedule, "'");
     AMS_CHECK(o.lr_schedule == "constant" || o.steps > 0, "--lr-schedule cosine needs --steps (the length of the decay)");
+    o.ema = a.number("ema", 0, 0.999999);
     o.seed = (uint64_t)a.integer("seed", 0);
     o.device = parse_device(a.get("device"));
     o.save_every = a.integer("save-every", 0);

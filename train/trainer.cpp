@@ -63,6 +63,7 @@ json::Value options_json(const TrainOptions& o) {
     if (!o.finetune) v["mask_p"] = o.mask_p;
     v["lr"] = o.lr;
     v["lr_schedule"] = o.lr_schedule;
+    if (o.ema > 0) v["ema"] = o.ema;
     v["seed"] = (double)o.seed;
     v["mode"] = o.finetune ? "finetune" : "train";
     if (o.finetune) {
@@ -105,11 +106,12 @@ ImageScore validate(const Restormer& net, const Validation& v, const TrainOption
     return mean;
 }
 
-void save_checkpoint(const std::string& path, const Restormer& net, AdamW& opt, int64_t step,
+void save_checkpoint(const std::string& path, const Restormer& net, AdamW& opt, const Tensor& ema, int64_t step,
                      const TrainOptions& o) {
     auto tensors = net.params().named_tensors();
     tensors.emplace_back("optim.m", opt.m());
     tensors.emplace_back("optim.v", opt.v());
+    if (ema.defined()) tensors.emplace_back("optim.ema", ema);
     save_safetensors(path, tensors,
                      {{"config", json::dump(net.config().to_json())},
                       {"step", std::to_string(step)},
@@ -124,11 +126,35 @@ double lr_at(const TrainOptions& o, int64_t step) {
     return o.lr * 0.5 * (1 + std::cos(M_PI * (double)std::min(step, o.steps) / (double)o.steps));
 }
 
+// ema <- d * ema + (1 - d) * w, with d = min(decay, (1 + step) / (10 + step)): a function of the
+// step alone (exact resume), and early steps, far from the final weights, are forgotten quickly.
+void update_average(Tensor& ema, const Tensor& w, double decay, int64_t step) {
+    autograd::NoGradGuard ng;
+    const double d = std::min(decay, (1.0 + (double)step) / (10.0 + (double)step));
+    ema.copy_(ops::add(ops::scale(ema, d), ops::scale(w, 1 - d)));
+}
+
+// Runs f with the network's weights replaced by the average (when there is one), then puts them back.
+template <class F>
+void with_average(Restormer& net, const Tensor& ema, F&& f) {
+    if (!ema.defined()) return f();
+    Tensor raw = net.params().flat_values().clone();
+    net.params().flat_values().copy_(ema);
+    try {
+        f();
+    } catch (...) {
+        net.params().flat_values().copy_(raw);
+        throw;
+    }
+    net.params().flat_values().copy_(raw);
+}
+
 }  // namespace
 
 int64_t train(const TrainOptions& o) {
     AMS_CHECK(o.steps > 0 || o.max_minutes > 0, "give --steps or --max-minutes (or both)");
     AMS_CHECK(o.batch >= 1, "--batch must be at least 1");
+    AMS_CHECK(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1), got ", o.ema);
     AMS_CHECK(o.crop % (8 * o.pd) == 0, "--crop ", o.crop, " must be a multiple of 8 * --pd = ", 8 * o.pd,
               " (PD sub-images must be multiples of 8)");
     std::error_code ec;
@@ -168,6 +194,16 @@ int64_t train(const TrainOptions& o) {
         adam.v().copy_(ckpt.get("optim.v"));
         adam.set_steps(std::stoll(ckpt.metadata.at("optimizer_steps")));
     }
+    Tensor ema;  // the weights' moving average (--ema)
+    if (o.ema > 0) {
+        if (o.resume) {
+            AMS_CHECK(ckpt.has("optim.ema"), "--resume --ema: the checkpoint '", ckpt_path,
+                      "' was written without --ema");
+            ema = ckpt.get("optim.ema").to(o.device);
+        } else {
+            ema = net->params().flat_values().clone();
+        }
+    }
     if (o.steps > 0 && step >= o.steps) {
         std::fprintf(stderr, "amsnet: checkpoint is already at step %lld of %lld\n", (long long)step, (long long)o.steps);
         return step;
@@ -190,12 +226,14 @@ int64_t train(const TrainOptions& o) {
     int64_t interval_steps = 0, start_step = step;
     double last_loss = 0;
     auto save_all = [&](int64_t s) {
-        save_checkpoint(ckpt_path, *net, adam, s, o);
-        save_model(model_path, *net,
-                   {{"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
-                    {"final_loss", str(last_loss)}, {"inference_pd", std::to_string(o.val_pd)},
-                    {"inference_branches", std::to_string(o.val_branches)},
-                    {"inference_passes", std::to_string(o.val_passes)}});
+        save_checkpoint(ckpt_path, *net, adam, ema, s, o);
+        with_average(*net, ema, [&] {  // the model file holds the average, the checkpoint the raw weights
+            save_model(model_path, *net,
+                       {{"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
+                        {"final_loss", str(last_loss)}, {"inference_pd", std::to_string(o.val_pd)},
+                        {"inference_branches", std::to_string(o.val_branches)},
+                        {"inference_passes", std::to_string(o.val_passes)}});
+        });
     };
     try {
         while (true) {
@@ -210,6 +248,7 @@ int64_t train(const TrainOptions& o) {
             loss.backward();
             adam.config().lr = lr_at(o, step);
             adam.step();
+            if (ema.defined()) update_average(ema, net->params().flat_values(), o.ema, step);
             ++step;
             ++interval_steps;
             const bool log_now = step % o.log_every == 0 || (o.steps > 0 && step == o.steps);
@@ -225,7 +264,8 @@ int64_t train(const TrainOptions& o) {
                 double mean_loss = o.device == Device::CPU ? interval_loss / interval_steps : last_loss;
                 std::string val_psnr, val_ssim;
                 if (val_now) {
-                    ImageScore s = validate(*net, val, o);
+                    ImageScore s;
+                    with_average(*net, ema, [&] { s = validate(*net, val, o); });
                     val_psnr = str(s.psnr);
                     val_ssim = str(s.ssim);
                 }

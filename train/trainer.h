@@ -23,6 +23,9 @@ struct TrainOptions {
     double mask_p = 0.5;            // fraction of sub-image pixels hidden per step (SPEC: 0.5)
     double lr = 1e-4, weight_decay = 0;
     std::string lr_schedule = "constant";  // or "cosine": lr * (1 + cos(pi * step / steps)) / 2
+    // Exponential moving average of the weights (0: off). model.safetensors then holds the average;
+    // the decay of step s is min(ema, (1 + s) / (10 + s)), so short runs are not dominated by the start.
+    double ema = 0;
     uint64_t seed = 42;
     int64_t save_every = 500, log_every = 10;
     std::string val_noisy, val_clean;
@@ -42,8 +45,8 @@ struct TrainOptions {
 };
 
 // Runs training; returns the number of the last completed step. Writes, in opt.out:
-// model.safetensors (weights + configuration + training metadata), checkpoint.safetensors
-// (weights, AdamW moments, step; resumable), log.csv.
+// model.safetensors (weights, or their moving average with --ema, + configuration + training
+// metadata), checkpoint.safetensors (weights, AdamW moments, average, step; resumable), log.csv.
 int64_t train(const TrainOptions& opt);
 
 // Presets: "restormer" (SPEC), "small" (useful CPU training in minutes), "tiny" (tests).
