@@ -27,6 +27,13 @@ namespace fs = std::filesystem;
 
 namespace ams {
 
+std::vector<std::pair<std::string, Tensor>> checkpoint_weights(const SafetensorsFile& ckpt) {
+    std::vector<std::pair<std::string, Tensor>> named;
+    for (const auto& [n, t] : ckpt.tensors)
+        if (n.rfind("optim.", 0) != 0) named.emplace_back(n, t);
+    return named;
+}
+
 RestormerConfig preset_config(const std::string& name) {
     RestormerConfig c;
     if (name == "restormer") return c;
@@ -176,10 +183,7 @@ int64_t train(const TrainOptions& o) {
         ckpt = load_safetensors(ckpt_path);
         RestormerConfig cfg = RestormerConfig::from_json(json::parse(ckpt.metadata.at("config")), ckpt_path);
         net = std::make_unique<Restormer>(cfg, o.device);
-        std::vector<std::pair<std::string, Tensor>> named;
-        for (const auto& [n, t] : ckpt.tensors)
-            if (n.rfind("optim.", 0) != 0) named.emplace_back(n, t);
-        net->params().load(named, ckpt_path);
+        net->params().load(checkpoint_weights(ckpt), ckpt_path);
         step = std::stoll(ckpt.metadata.at("step"));
     } else if (!o.init_weights.empty()) {
         ModelFile m = load_model(o.init_weights, o.device);

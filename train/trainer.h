@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/dtype.h"
+#include "engine/safetensors.h"
 #include "models/restormer.h"
 
 namespace ams {
@@ -48,6 +49,9 @@ struct TrainOptions {
 // model.safetensors (weights, or their moving average with --ema, + configuration + training
 // metadata), checkpoint.safetensors (weights, AdamW moments, average, step; resumable), log.csv.
 int64_t train(const TrainOptions& opt);
+
+// The network's weights in a checkpoint: every tensor but the optimizer's ("optim.*").
+std::vector<std::pair<std::string, Tensor>> checkpoint_weights(const SafetensorsFile& ckpt);
 
 // Presets: "restormer" (SPEC), "small" (useful CPU training in minutes), "tiny" (tests).
 RestormerConfig preset_config(const std::string& name);
