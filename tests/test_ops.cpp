@@ -32,6 +32,8 @@ std::vector<OpCase> cases() {
         {"conv2d_depthwise", {"x", "w"}, {}, conv},
         {"conv2d_grouped", {"x", "w", "b"}, {}, conv},
         {"conv2d_k5", {"x", "w", "b"}, {}, conv},
+        {"conv2d_depthwise_3x5", {"x", "w", "b"}, {}, conv},
+        {"conv2d_dense_1x3", {"x", "w"}, {}, conv},
         {"pixel_unshuffle", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pixel_unshuffle(in[0], meta_int(m, "r")); }},
         {"pixel_shuffle", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pixel_shuffle(in[0], meta_int(m, "r")); }},
         {"layernorm_biasfree", {"x", "w"}, {}, [](const Inputs& in, auto&) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},

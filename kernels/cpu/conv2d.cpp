@@ -59,22 +59,22 @@ void col2im_add(const ConvShape& s, int64_t cin, const T* dcol, T* dx) {
     }
 }
 
-// One depthwise plane: y (H, W) (+)= correlate(x (H, W), w (KH, KW)) with zero padding `pad` and
-// stride 1 (same size when KH = KW = 2*pad + 1). The backward data pass is the same with the
-// kernel flipped, so both use this. Rows are processed tap-row by tap-row with the bounds hoisted
+// One depthwise plane: y (Ho, Wo) (+)= correlate(x (H, W), w (KH, KW)) with zero padding `pad_y`
+// rows and `pad_x` columns, stride 1. The backward data pass is the same with the kernel flipped
+// (and paddings KH-1-pad, KW-1-pad), so both use this. Rows are processed tap-row by tap-row with the bounds hoisted
 // out of the inner loop, which the compiler vectorises.
 template <class T>
 void depthwise_plane(const T* x, const T* w, T* y, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t KH,
-                     int64_t KW, int64_t pad, T init, bool accumulate) {
+                     int64_t KW, int64_t pad_y, int64_t pad_x, T init, bool accumulate) {
     for (int64_t oy = 0; oy < Ho; ++oy) {
         T* yr = y + oy * Wo;
         if (!accumulate) std::fill(yr, yr + Wo, init);
         for (int64_t ky = 0; ky < KH; ++ky) {
-            int64_t iy = oy + ky - pad;
+            int64_t iy = oy + ky - pad_y;
             if (iy < 0 || iy >= H) continue;
             const T* xr = x + iy * W;
             const T* wr = w + ky * KW;
-            if (KW == 3 && pad == 1 && Wo == W && W >= 2) {
+            if (KW == 3 && pad_x == 1 && Wo == W && W >= 2) {
                 const T w0 = wr[0], w1 = wr[1], w2 = wr[2];
                 yr[0] += w1 * xr[0] + w2 * xr[1];
 #pragma omp simd
@@ -84,7 +84,7 @@ void depthwise_plane(const T* x, const T* w, T* y, int64_t H, int64_t W, int64_t
             }
             for (int64_t kx = 0; kx < KW; ++kx) {
                 const T wv = wr[kx];
-                int64_t off = kx - pad;
+                int64_t off = kx - pad_x;
                 int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, W - off);
                 const T* xs = xr + off;
 #pragma omp simd
@@ -102,13 +102,14 @@ void depthwise_forward(const ConvShape& s, const T* x, const T* w, const T* b, T
     for (int64_t n = 0; n < s.B; ++n)
         for (int64_t c = 0; c < C; ++c)
             depthwise_plane(x + (n * C + c) * s.H * s.W, w + c * s.KH * s.KW, y + (n * C + c) * Ho * Wo, s.H, s.W,
-                            Ho, Wo, s.KH, s.KW, s.pad, b ? b[c] : T(0), false);
+                            Ho, Wo, s.KH, s.KW, s.pad, s.pad, b ? b[c] : T(0), false);
 }
 
 template <class T>
 void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
     const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin, K2 = s.KH * s.KW;
-    // dx: correlate dy with the flipped kernel (padding KH-1-pad), accumulating. Any plane in parallel.
+    // dx: correlate dy with the flipped kernel (padding KH-1-pad, KW-1-pad), accumulating. Any plane
+    // in parallel.
     if (dx) {
         std::vector<T> flipped((size_t)(C * K2));
         for (int64_t c = 0; c < C; ++c)
@@ -117,7 +118,7 @@ void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy,
         for (int64_t n = 0; n < s.B; ++n)
             for (int64_t c = 0; c < C; ++c)
                 depthwise_plane(dy + (n * C + c) * Ho * Wo, flipped.data() + c * K2, dx + (n * C + c) * s.H * s.W, Ho,
-                                Wo, s.H, s.W, s.KH, s.KW, s.KH - 1 - s.pad, T(0), true);
+                                Wo, s.H, s.W, s.KH, s.KW, s.KH - 1 - s.pad, s.KW - 1 - s.pad, T(0), true);
     }
     if (!dw && !db) return;
     // dw, db: per channel, summed over the batch. Products accumulate element-wise into one row per

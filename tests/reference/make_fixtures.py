@@ -150,6 +150,9 @@ def conv_fixtures():
         ("conv2d_depthwise", (2, 6, 7, 5), (6, 1, 3, 3), False, 1, 6),
         ("conv2d_grouped", (1, 6, 6, 5), (4, 3, 3, 3), True, 1, 2),
         ("conv2d_k5", (1, 3, 9, 8), (2, 3, 5, 5), True, 2, 1),
+        # Non-square kernels: one padding for both axes, so the output is not the input's size.
+        ("conv2d_depthwise_3x5", (2, 4, 7, 6), (4, 1, 3, 5), True, 1, 4),
+        ("conv2d_dense_1x3", (1, 3, 5, 6), (2, 3, 1, 3), False, 1, 1),
     ]
     for name, xs, ws, has_b, pad, groups in specs:
         seed(name)
