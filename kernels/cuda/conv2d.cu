@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
@@ -298,6 +299,7 @@ void cudnn_forward(const ConvShape& s, const float* x, const float* w, float* y)
     const float one = 1.f, zero = 0.f;  // beta 0: y is not read
     CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, c->x, x, c->w, w, c->conv, c->fwd, ws.as<void>(), c->fwd_ws,
                                         &zero, c->y, y));
+    AMS_CUDA_LAUNCH_CHECK("cuDNN convolution forward");
 }
 
 void cudnn_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw) {
@@ -313,21 +315,48 @@ void cudnn_backward(const ConvShape& s, const float* x, const float* w, const fl
         DeviceBuffer ws(c->bwd_data_ws);
         CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, c->w, w, c->y, dy, c->conv, c->bwd_data, ws.as<void>(),
                                                  c->bwd_data_ws, &one, c->x, dx));
+        AMS_CUDA_LAUNCH_CHECK("cuDNN convolution backward data");
     }
     if (dw) {
         DeviceBuffer ws(c->bwd_filter_ws);
         CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, c->x, x, c->y, dy, c->conv, c->bwd_filter,
                                                    ws.as<void>(), c->bwd_filter_ws, &one, c->w, dw));
+        AMS_CUDA_LAUNCH_CHECK("cuDNN convolution backward filter");
+    }
+}
+
+// cuDNN's tensor descriptors hold at most 2^31 - 1 elements, which the PD sub-images of a large
+// photo exceed together (4 x 96 channels x 1/4 of a 24-megapixel photo): run such batches in
+// chunks of images. Filter gradients accumulate over the chunks (beta 1), so the result is the
+// same. One image over the limit needs tiling (denoise --tile).
+int64_t g_cudnn_max_elements = INT32_MAX;
+
+template <class F>
+void for_cudnn_chunks(const ConvShape& s, F run) {
+    const int64_t per_image = std::max(s.Cin * s.H * s.W, s.Cout * s.Ho() * s.Wo());
+    AMS_CHECK(per_image <= g_cudnn_max_elements, "conv2d: one image of ", s.Cin, "x", s.H, "x", s.W, " -> ", s.Cout,
+              "x", s.Ho(), "x", s.Wo(), " has ", per_image, " elements, more than cuDNN takes (", g_cudnn_max_elements,
+              "); denoise in tiles (--tile)");
+    const int64_t chunk = std::max<int64_t>(1, g_cudnn_max_elements / per_image);
+    for (int64_t b0 = 0; b0 < s.B; b0 += chunk) {
+        ConvShape c = s;
+        c.B = std::min(chunk, s.B - b0);
+        run(c, b0 * s.Cin * s.H * s.W, b0 * s.Cout * s.Ho() * s.Wo());
     }
 }
 
 }  // namespace
 
+int64_t set_cudnn_max_elements(int64_t n) {
+    AMS_CHECK(n > 0 && n <= INT32_MAX, "set_cudnn_max_elements: ", n, " is not in [1, 2^31)");
+    return std::exchange(g_cudnn_max_elements, n);
+}
+
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
     if (s.B == 0 || s.Cout == 0) return;
     if (is_depthwise(s)) return depthwise_forward(s, x, w, b, y);  // bias fused
     if (is_pointwise(s)) pointwise_forward(s, x, w, y);
-    else cudnn_forward(s, x, w, y);
+    else for_cudnn_chunks(s, [&](const ConvShape& c, int64_t xo, int64_t yo) { cudnn_forward(c, x + xo, w, y + yo); });
     bias_forward(s, b, y);
 }
 
@@ -336,7 +365,10 @@ void conv2d_backward(const ConvShape& s, const float* x, const float* w, const f
     if (s.B == 0 || s.Cout == 0) return;
     if (is_depthwise(s)) return depthwise_backward(s, x, w, dy, dx, dw, db);
     if (is_pointwise(s)) pointwise_backward(s, x, w, dy, dx, dw);
-    else cudnn_backward(s, x, w, dy, dx, dw);
+    else
+        for_cudnn_chunks(s, [&](const ConvShape& c, int64_t xo, int64_t yo) {
+            cudnn_backward(c, x + xo, w, dy + yo, dx ? dx + xo : nullptr, dw);
+        });
     bias_backward(s, dy, db);
 }
 

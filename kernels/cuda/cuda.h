@@ -18,6 +18,9 @@ using cpu::PadShape;
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y);
 void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx,
                      float* dw, float* db);
+// Largest tensor (elements) one cuDNN call gets, 2^31 - 1 by default; larger batches run in chunks
+// of images. Tests lower it to exercise the chunking; returns the previous value.
+int64_t set_cudnn_max_elements(int64_t n);
 
 void pixel_unshuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
 void pixel_shuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/runtime.h"
 
 namespace ams::cuda {
 
@@ -52,6 +53,7 @@ void sgemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
                                            (int)N, (int)M, (int)K, &alpha, B, (int)ldb, (long long)sb, A,
                                            (int)lda, (long long)sa, &beta, C, (int)ldc, (long long)sc,
                                            (int)batch));
+    AMS_CUDA_LAUNCH_CHECK("cuBLAS sgemm");  // with AMS_CUDA_SYNC=1, a fault surfaces here
 }
 
 }  // namespace ams::cuda

@@ -13,6 +13,7 @@
 #include "engine/params.h"
 #include "gpu/gpu_helpers.h"
 #include "helpers.h"
+#include "kernels/cuda/cuda.h"
 #include "kernels/cuda/runtime.h"
 
 using namespace ams;
@@ -42,6 +43,14 @@ struct Case {
     Fn run;
 };
 
+// Depthwise 1x1 weights (channels, 1, 1, 1): ones, with zeros at channel 0 (q's first row) and at
+// channel c (k's first row) of a qkv tensor with c channels per part.
+Tensor zero_qk_rows(int64_t channels, int64_t c) {
+    std::vector<float> w((size_t)channels, 1.0f);
+    w[0] = w[(size_t)c] = 0.0f;
+    return Tensor::from_vector(w, {channels, 1, 1, 1});
+}
+
 Tensor cpu_mask(const Shape& s, double p, uint64_t seed) {
     return ops::random_mask(s, p, seed, rng::make_stream(rng::kTest, 77), Device::CPU);
 }
@@ -58,9 +67,11 @@ std::vector<Case> cases() {
         {"conv depthwise 3x3 bias", {{x}, {{6, 1, 3, 3}}, {{6}}}, {}, conv(1, 6)},
         {"conv depthwise 5x5 bias", {{x}, {{6, 1, 5, 5}}, {{6}}}, {}, conv(2, 6)},
         {"conv depthwise 3x3 no pad", {{x}, {{6, 1, 3, 3}}, {{6}}}, {}, conv(0, 6)},
+        {"conv depthwise 3x5 bias", {{x}, {{6, 1, 3, 5}}, {{6}}}, {}, conv(1, 6)},
         {"conv dense 3x3 bias", {{x}, {{12, 6, 3, 3}}, {{12}}}, {}, conv(1, 1)},
         {"conv dense 3x3 no pad", {{x}, {{5, 6, 3, 3}}}, {}, conv(0, 1)},
         {"conv dense 5x5 bias", {{x}, {{4, 6, 5, 5}}, {{4}}}, {}, conv(2, 1)},
+        {"conv dense 1x3", {{x}, {{4, 6, 1, 3}}}, {}, conv(1, 1)},
         {"conv 1x1", {{x}, {{12, 6, 1, 1}}}, {}, conv(0, 1)},
         {"conv 1x1 bias", {{x}, {{5, 6, 1, 1}}, {{5}}}, {}, conv(0, 1)},
         {"conv grouped 3x3 bias", {{x}, {{12, 3, 3, 3}}, {{12}}}, {}, conv(1, 2)},
@@ -69,14 +80,20 @@ std::vector<Case> cases() {
         {"pixel_unshuffle 2", {{{2, 6, 14, 26}}}, {}, [](const Inputs& in) { return ops::pixel_unshuffle(in[0], 2); }},
         {"pixel_unshuffle 3", {{{2, 3, 21, 39}}}, {}, [](const Inputs& in) { return ops::pixel_unshuffle(in[0], 3); }},
         {"pixel_shuffle 2", {{{2, 12, 7, 13}}}, {}, [](const Inputs& in) { return ops::pixel_shuffle(in[0], 2); }},
+        {"pixel_shuffle 3", {{{1, 18, 5, 7}}}, {}, [](const Inputs& in) { return ops::pixel_shuffle(in[0], 3); }},
         {"pd_down 2", {{{2, 6, 14, 26}}}, {}, [](const Inputs& in) { return ops::pd_down(in[0], 2); }},
         {"pd_down 3", {{{1, 5, 21, 12}}}, {}, [](const Inputs& in) { return ops::pd_down(in[0], 3); }},
         {"pd_up 2", {{{8, 6, 7, 13}}}, {}, [](const Inputs& in) { return ops::pd_up(in[0], 2); }},
+        {"pd_up 3", {{{9, 2, 5, 7}}}, {}, [](const Inputs& in) { return ops::pd_up(in[0], 3); }},
         // Restormer blocks
         {"layer_norm BiasFree", {{x, 0.3}, w_ln}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},
         {"layer_norm WithBias", {{x, 0.3}, w_ln, {{6}}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
         {"attention 1 head", {{{2, 18, 7, 13}}, {{1, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 1); }},
         {"attention 3 heads", {{{2, 36, 7, 13}}, {{3, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 3); }},
+        // A zero q row and a zero k row take the clamp in the L2 normalisation (channels 0 and C of
+        // qkv zeroed by a fixed depthwise 1x1 conv).
+        {"attention zero q and k rows", {{{2, 18, 7, 13}}, {{3, 1, 1}, 1.0, 0.2}}, {zero_qk_rows(18, 6)},
+         [](const Inputs& in) { return ops::attention(ops::conv2d(in[0], in[2], Tensor(), 0, 18), in[1], 3); }},
         {"gelu_gate", {{{2, 12, 7, 13}}}, {}, [](const Inputs& in) { return ops::gelu_gate(in[0]); }},
         {"gelu_gate vectorised", {{{2, 12, 8, 16}}}, {}, [](const Inputs& in) { return ops::gelu_gate(in[0]); }},
         // element-wise and layout
@@ -92,6 +109,10 @@ std::vector<Case> cases() {
         {"dihedral 3 (both flips)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 3); }},
         {"dihedral 5 (flip W, transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 5); }},
         {"dihedral 6 (flip H, transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 6); }},
+        {"dihedral 1 (flip W)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 1); }},
+        {"dihedral 2 (flip H)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 2); }},
+        {"dihedral 4 (transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 4); }},
+        {"dihedral 7 (both flips, transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 7); }},
         {"mask_mul", {{x}}, {cpu_mask({2, 1, 7, 13}, 0.4, 11)}, [](const Inputs& in) { return ops::mask_mul(in[0], in[1]); }},
         // scalar results
         {"dot", {{x}, {x}}, {}, [](const Inputs& in) { return ops::dot(in[0], in[1]); }},
@@ -102,6 +123,7 @@ std::vector<Case> cases() {
         {"l1_loss", {{x}, {x}}, {}, [](const Inputs& in) { return ops::l1_loss(in[0], in[1]); }},
         {"tv_loss", {{x}}, {}, [](const Inputs& in) { return ops::tv_loss(in[0]); }},
         {"tv_loss one row", {{{2, 3, 1, 13}}}, {}, [](const Inputs& in) { return ops::tv_loss(in[0]); }},
+        {"tv_loss one column", {{{2, 3, 13, 1}}}, {}, [](const Inputs& in) { return ops::tv_loss(in[0]); }},
         // chains (intermediate gradients flow between GPU kernels)
         {"chain conv-ln-attention", {{{1, 4, 9, 11}}, {{12, 4, 1, 1}}, {{12, 1, 3, 3}}, {{4}, 1.0, 0.2}, {{2, 1, 1}, 1.0, 0.2}},
          {},
@@ -121,6 +143,9 @@ std::vector<Case> cases() {
         {"big layer_norm WithBias", {{X, 0.3}, {{4}, 1.0, 0.2}, {{4}}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
         {"big layer_norm BiasFree", {{X, 0.3}, {{4}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},
         {"big attention", {{{2, 24, 48, 80}}, {{2, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 2); }},
+        // Training's latent level: 100 sub-images x 768 q and k rows = 76,800 rows, more than a
+        // grid's 65,535 in y, so the row reductions must loop.
+        {"many rows attention", {{{100, 1152, 4, 4}}, {{8, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 8); }},
         {"big dot", {{X}, {X}}, {}, [](const Inputs& in) { return ops::dot(in[0], in[1]); }},
         {"big masked_l1", {{X}}, {test::random_tensor(X, 7, DType::F32), cpu_mask({2, 1, 48, 80}, 0.3, 13)},
          [](const Inputs& in) { return ops::masked_l1(in[0], in[1], in[2]); }},
@@ -220,6 +245,27 @@ TEST_CASE("GPU ops match the CPU reference: forward and gradients") {
             }
         }
     }
+}
+
+TEST_CASE("GPU dense convolutions past cuDNN's element limit run in image chunks and match the CPU") {
+    // With the limit lowered to 2500 elements, a batch of 5 (546 inputs, 1092 outputs per image)
+    // runs as chunks of 2, 2 and 1 images; the filter gradient accumulates over them.
+    struct Restore {
+        int64_t prev;
+        ~Restore() { cuda::set_cudnn_max_elements(prev); }
+    } restore{cuda::set_cudnn_max_elements(2500)};
+    const uint64_t seed = base_seed() + 29;
+    const Case c{"chunked conv dense 3x3 bias", {{{5, 6, 7, 13}}, {{12, 6, 3, 3}}, {{12}}}, {},
+                 [](const Inputs& in) { return ops::conv2d(in[0], in[1], in[2], 1, 1); }};
+    INFO("seed ", seed);
+    compare(c, seed, 7u, false);
+    compare(c, seed, 7u, true);
+    compare(c, seed, 2u, false);  // filter gradient only
+    // One image above the limit cannot be split: a clear error, not a cuDNN failure.
+    cuda::set_cudnn_max_elements(1000);
+    Tensor x = test::random_tensor({1, 6, 7, 13}, seed, DType::F32).to(Device::CUDA);
+    Tensor w = test::random_tensor({12, 6, 3, 3}, seed + 1, DType::F32).to(Device::CUDA);
+    CHECK_THROWS_WITH_AS(ops::conv2d(x, w, Tensor(), 1, 1), doctest::Contains("more than cuDNN takes"), std::exception);
 }
 
 TEST_CASE("GPU backward is deterministic: identical gradients bit for bit on a rerun") {
