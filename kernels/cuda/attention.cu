@@ -3,8 +3,8 @@
 //   nq_i = max(|q_i|, eps), nk_j likewise;  G = q k^T;  S_ij = G_ij / (nq_i nk_j)  (= qn kn^T);
 //   A = softmax_rows(S * temperature[h]);   out = A v.
 // The long reductions over N are the row norms (deterministic split reduction) and the c x c
-// products (cuBLAS strided-batched SGEMM over the heads of one image; heads are c*N apart within
-// an image but images are 3C*N apart, so one call per image). qn, kn are never materialised:
+// products (cuBLAS strided-batched SGEMMs over all (image, head) pairs, see gemm_bh). qn, kn are
+// never materialised:
 // backward folds the normalisation into c x c matrices (see attention_backward).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
@@ -34,14 +34,42 @@ void row_norms(const float* qkv, float* norms, int64_t B, int64_t C, int64_t N) 
     split_reduce<float>(B * 2 * C, N, SquareTerm{qkv, C, N}, NormFinish{norms}, "attention row norms");
 }
 
+// A matrix operand of one (image, head) pair: row-major with leading dimension ld, at
+// p + b * image + h * head.
+struct Operand {
+    const float* p;
+    int64_t ld, image, head;
+};
+
+// C_bh = op(A_bh) op(B_bh) + beta C_bh for every image b < B and head h < heads. Neither stride is
+// a multiple of the other (heads are c*N apart within an image, images 3C*N apart), so one
+// strided-batched call covers one index: batch the larger (the B sub-images in training, or the
+// heads of one large image) and loop over the smaller, so few, large calls fill the GPU.
+void gemm_bh(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Operand a, Operand b, float beta, float* C,
+             int64_t ldc, int64_t c_image, int64_t c_head, int64_t B, int heads) {
+    if (B >= heads) {
+        for (int64_t h = 0; h < heads; ++h)
+            sgemm_rm(ta, tb, M, N, K, 1.f, a.p + h * a.head, a.ld, a.image, b.p + h * b.head, b.ld, b.image, beta,
+                     C + h * c_head, ldc, c_image, B);
+    } else {
+        for (int64_t i = 0; i < B; ++i)
+            sgemm_rm(ta, tb, M, N, K, 1.f, a.p + i * a.image, a.ld, a.head, b.p + i * b.image, b.ld, b.head, beta,
+                     C + i * c_image, ldc, c_head, heads);
+    }
+}
+
+// The operands of one qkv part (0 q, 1 k, 2 v) or of a (B, C, N) tensor; and of (B, heads, c, c).
+Operand part(const float* qkv, int which, int64_t C, int64_t N, int64_t c) {
+    return {qkv + which * C * N, N, 3 * C * N, c * N};
+}
+Operand rows(const float* x, int64_t C, int64_t N, int64_t c) { return {x, N, C * N, c * N}; }
+Operand small(const float* x, int64_t c, int heads) { return {x, c, heads * c * c, c * c}; }
+
 // G_b = q_b k_b^T for every head of every image: (B, heads, c, c).
 void gram(const float* qkv, float* G, int64_t B, int64_t C, int64_t N, int heads) {
     const int64_t c = C / heads;
-    for (int64_t b = 0; b < B; ++b) {
-        const float* q = qkv + b * 3 * C * N;
-        sgemm_rm(false, true, c, c, N, 1.f, q, N, c * N, q + C * N, N, c * N, 0.f, G + b * heads * c * c, c, c * c,
-                 heads);
-    }
+    gemm_bh(false, true, c, c, N, part(qkv, 0, C, N, c), part(qkv, 1, C, N, c), 0.f, G, c, heads * c * c, c * c, B,
+            heads);
 }
 
 // In place, one thread per row (b, h, i): A_ij = softmax_j(G_ij / (nq_i nk_j) * temperature[h]).
@@ -143,9 +171,8 @@ void attention_forward(const float* qkv, const float* temperature, float* out, f
     softmax_kernel<<<grid_for(B * heads * c), kThreads, 0, stream()>>>(attn, norms.as<float>(), temperature, B, C, c,
                                                                        heads);
     AMS_CUDA_LAUNCH_CHECK("attention softmax");
-    for (int64_t b = 0; b < B; ++b)  // out_b = A_b v_b
-        sgemm_rm(false, false, c, N, c, 1.f, attn + b * heads * c * c, c, c * c, qkv + (b * 3 + 2) * C * N, N, c * N,
-                 0.f, out + b * C * N, N, c * N, heads);
+    // out = A v
+    gemm_bh(false, false, c, N, c, small(attn, c, heads), part(qkv, 2, C, N, c), 0.f, out, N, C * N, c * N, B, heads);
 }
 
 void attention_backward(const float* qkv, const float* temperature, const float* attn, const float* dout, float* dqkv,
@@ -155,18 +182,12 @@ void attention_backward(const float* qkv, const float* temperature, const float*
     DeviceBuffer norms((size_t)(B * 2 * C) * sizeof(float)), coef((size_t)(B * 2 * C) * sizeof(float));
     DeviceBuffer G((size_t)cc * sizeof(float)), dA((size_t)cc * sizeof(float)), M((size_t)cc * sizeof(float));
     DeviceBuffer tpart((size_t)(B * heads) * sizeof(float));
-    for (int64_t b = 0; b < B; ++b) {
-        const float* g = dout + b * C * N;
-        const float* v = qkv + (b * 3 + 2) * C * N;
-        const float* A = attn + b * heads * c * c;
-        // dA = dout v^T
-        sgemm_rm(false, true, c, c, N, 1.f, g, N, c * N, v, N, c * N, 0.f, dA.as<float>() + b * heads * c * c, c, c * c,
-                 heads);
-        // dv += A^T dout
-        if (dqkv)
-            sgemm_rm(true, false, c, N, c, 1.f, A, c, c * c, g, N, c * N, 1.f, dqkv + (b * 3 + 2) * C * N, N, c * N,
-                     heads);
-    }
+    // dA = dout v^T;  dv += A^T dout
+    gemm_bh(false, true, c, c, N, rows(dout, C, N, c), part(qkv, 2, C, N, c), 0.f, dA.as<float>(), c, heads * c * c,
+            c * c, B, heads);
+    if (dqkv)
+        gemm_bh(true, false, c, N, c, small(attn, c, heads), rows(dout, C, N, c), 1.f, dqkv + 2 * C * N, N, 3 * C * N,
+                c * N, B, heads);
     row_norms(qkv, norms.as<float>(), B, C, N);
     gram(qkv, G.as<float>(), B, C, N, heads);
     attention_grad_small_kernel<<<(unsigned)(B * heads), kThreads, 0, stream()>>>(
@@ -178,14 +199,11 @@ void attention_backward(const float* qkv, const float* temperature, const float*
         AMS_CUDA_LAUNCH_CHECK("attention temperature gradient");
     }
     if (!dqkv) return;
-    for (int64_t b = 0; b < B; ++b) {
-        const float* q = qkv + b * 3 * C * N;
-        const float* Mb = M.as<float>() + b * heads * c * c;
-        // dq += M k;  dk += M^T q
-        sgemm_rm(false, false, c, N, c, 1.f, Mb, c, c * c, q + C * N, N, c * N, 1.f, dqkv + b * 3 * C * N, N, c * N,
-                 heads);
-        sgemm_rm(true, false, c, N, c, 1.f, Mb, c, c * c, q, N, c * N, 1.f, dqkv + (b * 3 + 1) * C * N, N, c * N, heads);
-    }
+    // dq += M k;  dk += M^T q
+    gemm_bh(false, false, c, N, c, small(M.as<float>(), c, heads), part(qkv, 1, C, N, c), 1.f, dqkv, N, 3 * C * N,
+            c * N, B, heads);
+    gemm_bh(true, false, c, N, c, small(M.as<float>(), c, heads), part(qkv, 0, C, N, c), 1.f, dqkv + C * N, N,
+            3 * C * N, c * N, B, heads);
     diag_kernel<<<grid_for(B * 2 * C * N), kThreads, 0, stream()>>>(qkv, coef.as<float>(), dqkv, B, C, N);
     AMS_CUDA_LAUNCH_CHECK("attention normalisation backward");
 }

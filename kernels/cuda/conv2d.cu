@@ -154,14 +154,30 @@ void pointwise_forward(const ConvShape& s, const float* x, const float* w, float
     sgemm_rm(false, false, s.Cout, HW, s.Cin, 1.f, w, s.Cin, 0, x, HW, s.Cin * HW, 0.f, y, HW, s.Cout * HW, s.B);
 }
 
+// dw[i] += the sum over images n, in order, of part[n * count + i].
+__global__ void sum_images_kernel(const float* part, int64_t B, int64_t count, float* dw) {
+    AMS_GRID_STRIDE(i, count) {
+        float s = 0.f;
+        for (int64_t n = 0; n < B; ++n) s += part[n * count + i];
+        dw[i] += s;
+    }
+}
+
 void pointwise_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw) {
-    const int64_t HW = s.H * s.W;
+    const int64_t HW = s.H * s.W, count = s.Cout * s.Cin;
     if (dx)  // dX (Cin, HW) += W^T dY
         sgemm_rm(true, false, s.Cin, HW, s.Cout, 1.f, w, s.Cin, 0, dy, HW, s.Cout * HW, 1.f, dx, HW, s.Cin * HW, s.B);
-    if (dw)  // dW (Cout, Cin) += dY_n X_n^T, one image after the other (fixed order, no atomics)
-        for (int64_t n = 0; n < s.B; ++n)
-            sgemm_rm(false, true, s.Cout, s.Cin, HW, 1.f, dy + n * s.Cout * HW, HW, 0, x + n * s.Cin * HW, HW, 0, 1.f,
-                     dw, s.Cin, 0, 1);
+    if (!dw) return;
+    // dW (Cout, Cin) += sum_n dY_n X_n^T. The images' X_n are not contiguous along the reduction,
+    // so: one batched GEMM into a slice per image (training has 100+ PD sub-images, each a small
+    // GEMM), then a sum over the images in a fixed order (deterministic, no atomics).
+    if (s.B == 1)
+        return sgemm_rm(false, true, s.Cout, s.Cin, HW, 1.f, dy, HW, 0, x, HW, 0, 1.f, dw, s.Cin, 0, 1);
+    DeviceBuffer part((size_t)(s.B * count) * sizeof(float));
+    sgemm_rm(false, true, s.Cout, s.Cin, HW, 1.f, dy, HW, s.Cout * HW, x, HW, s.Cin * HW, 0.f, part.as<float>(), s.Cin,
+             count, s.B);
+    sum_images_kernel<<<grid_for(count), kThreads, 0, stream()>>>(part.as<float>(), s.B, count, dw);
+    AMS_CUDA_LAUNCH_CHECK("1x1 conv filter gradient sum");
 }
 
 // ---------------------------------------------------------------- dense and grouped (cuDNN)

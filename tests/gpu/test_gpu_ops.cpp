@@ -74,6 +74,8 @@ std::vector<Case> cases() {
         {"conv dense 1x3", {{x}, {{4, 6, 1, 3}}}, {}, conv(1, 1)},
         {"conv 1x1", {{x}, {{12, 6, 1, 1}}}, {}, conv(0, 1)},
         {"conv 1x1 bias", {{x}, {{5, 6, 1, 1}}, {{5}}}, {}, conv(0, 1)},
+        {"conv 1x1 batch 5", {{{5, 6, 7, 13}}, {{5, 6, 1, 1}}}, {}, conv(0, 1)},
+        {"conv 1x1 batch 1", {{{1, 6, 7, 13}}, {{5, 6, 1, 1}}}, {}, conv(0, 1)},
         {"conv grouped 3x3 bias", {{x}, {{12, 3, 3, 3}}, {{12}}}, {}, conv(1, 2)},
         {"conv grouped 1x1 bias", {{x}, {{9, 2, 1, 1}}, {{9}}}, {}, conv(0, 3)},
         // permutations
