@@ -4,8 +4,7 @@
 //   A = softmax_rows(S * temperature[h]);   out = A v.
 // The long reductions over N are the row norms (deterministic split reduction) and the c x c
 // products (cuBLAS strided-batched SGEMMs over all (image, head) pairs, see gemm_bh). qn, kn are
-// never materialised:
-// backward folds the normalisation into c x c matrices (see attention_backward).
+// never materialised: backward folds the normalisation into c x c matrices (attention_backward).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
 
