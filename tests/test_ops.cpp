@@ -78,7 +78,7 @@ TEST_CASE("ops match PyTorch fixtures: forward and gradients, F32 and F64") {
             Tensor ref = f.get("out");
             for (DType dt : {DType::F32, DType::F64}) {
                 const double fwd_tol = dt == DType::F64 ? 1e-10 : 1e-5, grad_tol = dt == DType::F64 ? 1e-9 : 1e-4;
-                INFO(c.fixture, " in ", dtype_name(dt));
+                INFO(c.fixture, " in ", std::string(dtype_name(dt)));  // a const char* would print as an address
                 Inputs in = load_inputs(c, f, dt, true);
                 Tensor out = c.run(in, f.metadata);
                 REQUIRE(out.shape() == ref.shape());

@@ -24,7 +24,7 @@ void check_against_fixture(const std::string& fixture, DType dt, double fwd_tol,
     Tensor x = f.get("input").to(dt).clone();
     x.requires_grad_(true);
     Tensor out = net.forward(x);
-    INFO(fixture, " ", dtype_name(dt), " output error ", rel_l2(out, f.get("out")));
+    INFO(fixture, " ", std::string(dtype_name(dt)), " output error ", rel_l2(out, f.get("out")));
     CHECK(rel_l2(out, f.get("out")) < fwd_tol);
     ops::dot(out, f.get("R").to(dt)).backward();
     CHECK(rel_l2(x.grad(), f.get("grad_input")) < grad_tol);
