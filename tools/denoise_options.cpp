@@ -1,5 +1,7 @@
 #include "tools/denoise_options.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -21,7 +23,7 @@ void add_denoise_options(Args& a) {
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
     a.option("r3-p", "P", "fraction of pixels replaced by noisy ones in each R^3 copy", "0.16");
     a.option("seed", "N", "seed of the masks", "0");
-    a.option("tile", "N", "tile size in pixels: auto (tile only images that do not fit in memory), 0 (never) or N",
+    a.option("tile", "N", "tile size in pixels: auto (tile only images that do not fit in memory or exceed ~22 MP), 0 (never) or N",
              "auto");
     a.option("tile-overlap", "N", "pixels of context around each tile (only its core is kept)", "32");
     a.option("max-memory", "GiB", "memory budget for auto tiling (default: what the device has free)");
@@ -80,6 +82,10 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
         if (o.max_memory > 0) budget = std::min(budget, o.max_memory - (double)memory_in_use(d));
         AMS_CHECK(budget > 0, "--max-memory ", o.max_memory / (1ull << 30), " GiB is less than the ",
                   memory_in_use(d) >> 20, " MiB the model and image already hold");
+        // cuDNN takes at most 2^31 - 1 elements per image, and the network's output convolution sees
+        // 2 * dim channels at full resolution (R^3 runs without PD): about 22 megapixels per tile at
+        // dim 48. Capped on every device, so CPU and GPU tile alike.
+        budget = std::min(budget, bpp * (double)INT32_MAX / (2.0 * net.config().dim));
         tile = fit_tile(H, W, o.overlap, align, bpp, budget);
     }
     return plan_tiles(H, W, tile, o.overlap, align);
