@@ -61,8 +61,8 @@ void col2im_add(const ConvShape& s, int64_t cin, const T* dcol, T* dx) {
 
 // One depthwise plane: y (Ho, Wo) (+)= correlate(x (H, W), w (KH, KW)) with zero padding `pad_y`
 // rows and `pad_x` columns, stride 1. The backward data pass is the same with the kernel flipped
-// (and paddings KH-1-pad, KW-1-pad), so both use this. Rows are processed tap-row by tap-row with the bounds hoisted
-// out of the inner loop, which the compiler vectorises.
+// (and paddings KH-1-pad, KW-1-pad), so both use this. Rows are processed tap-row by tap-row with
+// the bounds hoisted out of the inner loop, which the compiler vectorises.
 template <class T>
 void depthwise_plane(const T* x, const T* w, T* y, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t KH,
                      int64_t KW, int64_t pad_y, int64_t pad_x, T init, bool accumulate) {
