@@ -15,10 +15,13 @@ build_device "$@" || exit 1
 status=0
 ctest --test-dir build-device -L gpu --output-on-failure 2>&1 | tee "$out/gpu-tests.log" | tail -25 || status=1
 gpu_tests=build-device/tests/ams_gpu_tests
+# Each sanitizer gets a time limit (SANITIZER_TIMEOUT seconds, default 200) so one slow tool cannot
+# use up a device call of 10 minutes; exit 124 means it ran out of time.
 for tool in memcheck racecheck; do
-    compute-sanitizer --tool $tool --error-exitcode 99 $gpu_tests --source-file='*test_gpu_ops.cpp' \
-        > "$out/$tool.log" 2>&1
+    timeout "${SANITIZER_TIMEOUT:-200}" compute-sanitizer --tool $tool --error-exitcode 99 $gpu_tests \
+        --source-file='*test_gpu_ops.cpp' > "$out/$tool.log" 2>&1
     rc=$?
+    [ $rc -eq 124 ] && echo "compute-sanitizer $tool: timed out after ${SANITIZER_TIMEOUT:-200} s"
     echo "compute-sanitizer $tool: exit $rc ($(grep -c 'ERROR SUMMARY: 0 errors' "$out/$tool.log") clean summaries)"
     [ $rc -eq 0 ] || { status=1; grep -m 20 -E "Invalid|Race|ERROR" "$out/$tool.log"; }
 done
