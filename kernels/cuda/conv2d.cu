@@ -193,6 +193,8 @@ struct CudnnConv {
     cudnnConvolutionBwdDataAlgo_t bwd_data{};
     cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
     size_t fwd_ws = 0, bwd_data_ws = 0, bwd_filter_ws = 0;
+    // The math type each chosen algorithm runs under (set on the descriptor before each call).
+    cudnnMathType_t fwd_math{}, bwd_data_math{}, bwd_filter_math{};
 };
 
 using ConvKey = std::array<int64_t, 9>;
@@ -203,14 +205,22 @@ std::map<ConvKey, std::unique_ptr<CudnnConv>>& conv_cache() {
     return *m;
 }
 
+// The descriptor's math type: FMA (float32 accuracy) by default; with AMS_TF32=1, DEFAULT (TF32
+// allowed), then whichever type the chosen algorithm reports, as PyTorch does.
+cudnnMathType_t default_math() { return tf32_enabled() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+
+void use_math(const CudnnConv& c, cudnnMathType_t m) {
+    if (tf32_enabled()) CUDNN_CHECK(cudnnSetConvolutionMathType(c.conv, m));
+}
+
 // An algorithm from cuDNN's heuristics is acceptable when it is supported, deterministic, within
-// the workspace budget and runs under the descriptor's math type (FMA, or DEFAULT with AMS_TF32=1;
-// the descriptor is never switched to a tensor-op math type).
+// the workspace budget and, unless AMS_TF32=1, runs without tensor-op (TF32) math.
 template <class Perf>
 bool acceptable(const Perf& p) {
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kMaxWorkspace) return false;
     if (p.determinism != CUDNN_DETERMINISTIC) return false;
-    return p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    return tf32_enabled() ||
+           (p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
 }
 
 // Descriptors for one shape, created on first use. Caller holds g_conv_mu.
@@ -237,7 +247,8 @@ CudnnConv& conv_entry(const ConvShape& s) {
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(e->conv, (int)s.pad, (int)s.pad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                                 CUDNN_DATA_FLOAT));
     CUDNN_CHECK(cudnnSetConvolutionGroupCount(e->conv, (int)s.groups));
-    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, tf32_enabled() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, default_math()));
+    e->fwd_math = e->bwd_data_math = e->bwd_filter_math = default_math();
     CudnnConv& ref = *e;
     cache.emplace(key, std::move(e));
     return ref;
@@ -252,13 +263,16 @@ void pick_forward(CudnnConv& c) {
     c.fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;  // fallback: always supported, no workspace
     for (int i = 0; i < n; ++i) {
         size_t ws = 0;
-        if (acceptable(perf[i]) &&
-            cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, perf[i].algo, &ws) ==
-                CUDNN_STATUS_SUCCESS) {
+        if (!acceptable(perf[i])) continue;
+        use_math(c, perf[i].mathType);
+        if (cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, perf[i].algo, &ws) ==
+            CUDNN_STATUS_SUCCESS) {
             c.fwd = perf[i].algo;
+            c.fwd_math = perf[i].mathType;
             break;
         }
     }
+    use_math(c, c.fwd_math);
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, c.fwd, &c.fwd_ws));
     c.have_fwd = true;
 }
@@ -272,13 +286,16 @@ void pick_backward_data(CudnnConv& c) {
     c.bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;  // fallback: deterministic
     for (int i = 0; i < n; ++i) {
         size_t ws = 0;
-        if (acceptable(perf[i]) &&
-            cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, perf[i].algo, &ws) ==
-                CUDNN_STATUS_SUCCESS) {
+        if (!acceptable(perf[i])) continue;
+        use_math(c, perf[i].mathType);
+        if (cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, perf[i].algo, &ws) ==
+            CUDNN_STATUS_SUCCESS) {
             c.bwd_data = perf[i].algo;
+            c.bwd_data_math = perf[i].mathType;
             break;
         }
     }
+    use_math(c, c.bwd_data_math);
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, c.bwd_data, &c.bwd_data_ws));
     c.have_bwd_data = true;
 }
@@ -292,13 +309,16 @@ void pick_backward_filter(CudnnConv& c) {
     c.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;  // fallback: deterministic
     for (int i = 0; i < n; ++i) {
         size_t ws = 0;
-        if (acceptable(perf[i]) &&
-            cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, perf[i].algo, &ws) ==
-                CUDNN_STATUS_SUCCESS) {
+        if (!acceptable(perf[i])) continue;
+        use_math(c, perf[i].mathType);
+        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, perf[i].algo, &ws) ==
+            CUDNN_STATUS_SUCCESS) {
             c.bwd_filter = perf[i].algo;
+            c.bwd_filter_math = perf[i].mathType;
             break;
         }
     }
+    use_math(c, c.bwd_filter_math);
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, c.bwd_filter,
                                                                &c.bwd_filter_ws));
     c.have_bwd_filter = true;
@@ -313,6 +333,7 @@ void cudnn_forward(const ConvShape& s, const float* x, const float* w, float* y)
     }
     DeviceBuffer ws(c->fwd_ws);
     const float one = 1.f, zero = 0.f;  // beta 0: y is not read
+    use_math(*c, c->fwd_math);
     CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, c->x, x, c->w, w, c->conv, c->fwd, ws.as<void>(), c->fwd_ws,
                                         &zero, c->y, y));
     AMS_CUDA_LAUNCH_CHECK("cuDNN convolution forward");
@@ -329,12 +350,14 @@ void cudnn_backward(const ConvShape& s, const float* x, const float* w, const fl
     const float one = 1.f;  // beta 1: gradients accumulate
     if (dx) {
         DeviceBuffer ws(c->bwd_data_ws);
+        use_math(*c, c->bwd_data_math);
         CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, c->w, w, c->y, dy, c->conv, c->bwd_data, ws.as<void>(),
                                                  c->bwd_data_ws, &one, c->x, dx));
         AMS_CUDA_LAUNCH_CHECK("cuDNN convolution backward data");
     }
     if (dw) {
         DeviceBuffer ws(c->bwd_filter_ws);
+        use_math(*c, c->bwd_filter_math);
         CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, c->x, x, c->y, dy, c->conv, c->bwd_filter,
                                                    ws.as<void>(), c->bwd_filter_ws, &one, c->w, dw));
         AMS_CUDA_LAUNCH_CHECK("cuDNN convolution backward filter");
