@@ -9,18 +9,32 @@
 
 namespace ams::cuda {
 
+namespace {
+// Owners that release on every path, a throwing timed function included.
+struct Event {
+    cudaEvent_t e{};
+    Event() { CUDA_CHECK(cudaEventCreate(&e)); }
+    ~Event() { cudaEventDestroy(e); }
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+};
+struct RawBuffer {  // cudaMalloc, outside the pool: the pool keeps what it once held
+    void* p = nullptr;
+    explicit RawBuffer(size_t bytes) { CUDA_CHECK(cudaMalloc(&p, bytes)); }
+    ~RawBuffer() { cudaFree(p); }
+    RawBuffer(const RawBuffer&) = delete;
+    RawBuffer& operator=(const RawBuffer&) = delete;
+};
+}  // namespace
+
 double time_ms(const std::function<void()>& f) {
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    CUDA_CHECK(cudaEventRecord(start, stream()));
+    Event start, stop;
+    CUDA_CHECK(cudaEventRecord(start.e, stream()));
     f();
-    CUDA_CHECK(cudaEventRecord(stop, stream()));
-    CUDA_CHECK(cudaEventSynchronize(stop));
+    CUDA_CHECK(cudaEventRecord(stop.e, stream()));
+    CUDA_CHECK(cudaEventSynchronize(stop.e));
     float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(stop));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
     return ms;
 }
 
@@ -39,15 +53,12 @@ void flush_l2() {
 
 double copy_bandwidth_gbs() {
     const size_t bytes = (size_t)512 << 20;
-    void *a = nullptr, *b = nullptr;
-    CUDA_CHECK(cudaMalloc(&a, bytes));
-    CUDA_CHECK(cudaMalloc(&b, bytes));
-    CUDA_CHECK(cudaMemsetAsync(a, 1, bytes, stream()));
+    RawBuffer a(bytes), b(bytes);
+    CUDA_CHECK(cudaMemsetAsync(a.p, 1, bytes, stream()));
     std::vector<double> ms;
     for (int i = 0; i < 7; ++i)
-        ms.push_back(time_ms([&] { CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream())); }));
-    CUDA_CHECK(cudaFree(a));
-    CUDA_CHECK(cudaFree(b));
+        ms.push_back(
+            time_ms([&] { CUDA_CHECK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, stream())); }));
     std::sort(ms.begin(), ms.end());
     return 2.0 * (double)bytes / (ms[ms.size() / 2] * 1e-3) / 1e9;  // read + write
 }
