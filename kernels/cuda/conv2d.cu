@@ -193,7 +193,8 @@ struct CudnnConv {
     cudnnConvolutionBwdDataAlgo_t bwd_data{};
     cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
     size_t fwd_ws = 0, bwd_data_ws = 0, bwd_filter_ws = 0;
-    // The math type each chosen algorithm runs under (set on the descriptor before each call).
+    // The math type each chosen algorithm runs under (set on the descriptor before each call;
+    // chosen with the algorithm).
     cudnnMathType_t fwd_math{}, bwd_data_math{}, bwd_filter_math{};
 };
 
@@ -248,10 +249,31 @@ CudnnConv& conv_entry(const ConvShape& s) {
                                                 CUDNN_DATA_FLOAT));
     CUDNN_CHECK(cudnnSetConvolutionGroupCount(e->conv, (int)s.groups));
     CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, default_math()));
-    e->fwd_math = e->bwd_data_math = e->bwd_filter_math = default_math();
     CudnnConv& ref = *e;
     cache.emplace(key, std::move(e));
     return ref;
+}
+
+// The first acceptable algorithm of cuDNN's ranked list whose workspace query (under the
+// algorithm's math type) succeeds, else `fallback` under the default math; leaves the descriptor
+// on the chosen math type and stores algorithm, math type and workspace size.
+template <class Algo, class Perf, class WorkspaceQuery>
+void choose(const CudnnConv& c, const Perf* perf, int n, Algo fallback, WorkspaceQuery workspace, Algo& algo,
+            cudnnMathType_t& math, size_t& ws) {
+    algo = fallback;
+    math = default_math();
+    for (int i = 0; i < n; ++i) {
+        size_t w = 0;
+        if (!acceptable(perf[i])) continue;
+        use_math(c, perf[i].mathType);
+        if (workspace(perf[i].algo, &w) == CUDNN_STATUS_SUCCESS) {
+            algo = perf[i].algo;
+            math = perf[i].mathType;
+            break;
+        }
+    }
+    use_math(c, math);
+    CUDNN_CHECK(workspace(algo, &ws));
 }
 
 void pick_forward(CudnnConv& c) {
@@ -260,20 +282,11 @@ void pick_forward(CudnnConv& c) {
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), c.x, c.w, c.conv, c.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                        &n, perf));
-    c.fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;  // fallback: always supported, no workspace
-    for (int i = 0; i < n; ++i) {
-        size_t ws = 0;
-        if (!acceptable(perf[i])) continue;
-        use_math(c, perf[i].mathType);
-        if (cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, perf[i].algo, &ws) ==
-            CUDNN_STATUS_SUCCESS) {
-            c.fwd = perf[i].algo;
-            c.fwd_math = perf[i].mathType;
-            break;
-        }
-    }
-    use_math(c, c.fwd_math);
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, c.fwd, &c.fwd_ws));
+    choose(c, perf, n, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,  // fallback: always supported, no workspace
+           [&](cudnnConvolutionFwdAlgo_t a, size_t* ws) {
+               return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, a, ws);
+           },
+           c.fwd, c.fwd_math, c.fwd_ws);
     c.have_fwd = true;
 }
 
@@ -283,20 +296,11 @@ void pick_backward_data(CudnnConv& c) {
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), c.w, c.y, c.conv, c.x,
                                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
-    c.bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;  // fallback: deterministic
-    for (int i = 0; i < n; ++i) {
-        size_t ws = 0;
-        if (!acceptable(perf[i])) continue;
-        use_math(c, perf[i].mathType);
-        if (cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, perf[i].algo, &ws) ==
-            CUDNN_STATUS_SUCCESS) {
-            c.bwd_data = perf[i].algo;
-            c.bwd_data_math = perf[i].mathType;
-            break;
-        }
-    }
-    use_math(c, c.bwd_data_math);
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, c.bwd_data, &c.bwd_data_ws));
+    choose(c, perf, n, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,  // fallback: deterministic
+           [&](cudnnConvolutionBwdDataAlgo_t a, size_t* ws) {
+               return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, a, ws);
+           },
+           c.bwd_data, c.bwd_data_math, c.bwd_data_ws);
     c.have_bwd_data = true;
 }
 
@@ -306,21 +310,11 @@ void pick_backward_filter(CudnnConv& c) {
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), c.x, c.y, c.conv, c.w,
                                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf));
-    c.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;  // fallback: deterministic
-    for (int i = 0; i < n; ++i) {
-        size_t ws = 0;
-        if (!acceptable(perf[i])) continue;
-        use_math(c, perf[i].mathType);
-        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, perf[i].algo, &ws) ==
-            CUDNN_STATUS_SUCCESS) {
-            c.bwd_filter = perf[i].algo;
-            c.bwd_filter_math = perf[i].mathType;
-            break;
-        }
-    }
-    use_math(c, c.bwd_filter_math);
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, c.bwd_filter,
-                                                               &c.bwd_filter_ws));
+    choose(c, perf, n, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,  // fallback: deterministic
+           [&](cudnnConvolutionBwdFilterAlgo_t a, size_t* ws) {
+               return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, a, ws);
+           },
+           c.bwd_filter, c.bwd_filter_math, c.bwd_filter_ws);
     c.have_bwd_filter = true;
 }
 
