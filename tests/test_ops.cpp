@@ -4,6 +4,7 @@
 #include <map>
 
 #include "helpers.h"
+#include "kernels/cpu/cpu.h"
 
 using namespace ams;
 using test::rel_l2;
@@ -69,30 +70,43 @@ Inputs load_inputs(const OpCase& c, const SafetensorsFile& f, DType dtype, bool 
     return in;
 }
 
+// The case's forward and gradients, in F32 and F64, against its PyTorch fixture.
+void check_fixture(const OpCase& c) {
+    SafetensorsFile f = test::fixture(c.fixture);
+    Tensor ref = f.get("out");
+    for (DType dt : {DType::F32, DType::F64}) {
+        const double fwd_tol = dt == DType::F64 ? 1e-10 : 1e-5, grad_tol = dt == DType::F64 ? 1e-9 : 1e-4;
+        INFO(c.fixture, " in ", std::string(dtype_name(dt)));  // a const char* would print as an address
+        Inputs in = load_inputs(c, f, dt, true);
+        Tensor out = c.run(in, f.metadata);
+        REQUIRE(out.shape() == ref.shape());
+        CHECK(rel_l2(out, ref) < fwd_tol);
+        Tensor R = f.get("R").to(dt);
+        ops::dot(out, R.reshape(out.shape())).backward();
+        for (size_t i = 0; i < c.inputs.size(); ++i) {
+            INFO("gradient of ", c.inputs[i]);
+            REQUIRE(in[i].grad().defined());
+            CHECK(rel_l2(in[i].grad(), f.get("grad_" + c.inputs[i])) < grad_tol);
+        }
+    }
+}
+
 }  // namespace
 
 TEST_CASE("ops match PyTorch fixtures: forward and gradients, F32 and F64") {
-    for (const OpCase& c : cases()) {
-        SUBCASE(c.fixture.c_str()) {
-            SafetensorsFile f = test::fixture(c.fixture);
-            Tensor ref = f.get("out");
-            for (DType dt : {DType::F32, DType::F64}) {
-                const double fwd_tol = dt == DType::F64 ? 1e-10 : 1e-5, grad_tol = dt == DType::F64 ? 1e-9 : 1e-4;
-                INFO(c.fixture, " in ", std::string(dtype_name(dt)));  // a const char* would print as an address
-                Inputs in = load_inputs(c, f, dt, true);
-                Tensor out = c.run(in, f.metadata);
-                REQUIRE(out.shape() == ref.shape());
-                CHECK(rel_l2(out, ref) < fwd_tol);
-                Tensor R = f.get("R").to(dt);
-                ops::dot(out, R.reshape(out.shape())).backward();
-                for (size_t i = 0; i < c.inputs.size(); ++i) {
-                    INFO("gradient of ", c.inputs[i]);
-                    REQUIRE(in[i].grad().defined());
-                    CHECK(rel_l2(in[i].grad(), f.get("grad_" + c.inputs[i])) < grad_tol);
-                }
-            }
-        }
-    }
+    for (const OpCase& c : cases())
+        SUBCASE(c.fixture.c_str()) { check_fixture(c); }
+}
+
+TEST_CASE("conv2d in one-row im2col tiles matches the PyTorch fixtures") {
+    // The default tile holds these small images whole; one row per tile exercises the tile seams
+    // (padding rows, dW summed over tiles, dX rows shared by neighbouring tiles).
+    struct Restore {
+        int64_t prev;
+        ~Restore() { cpu::set_conv_col_tile_bytes(prev); }
+    } restore{cpu::set_conv_col_tile_bytes(1)};
+    for (const OpCase& c : cases())
+        if (c.fixture.rfind("conv2d", 0) == 0) SUBCASE(c.fixture.c_str()) { check_fixture(c); }
 }
 
 TEST_CASE("ops: gradients match finite differences in double precision on fresh inputs") {

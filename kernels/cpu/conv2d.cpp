@@ -1,6 +1,7 @@
 // conv2d (stride 1) on the CPU: 1x1 as one GEMM per image and group, depthwise as direct loops,
 // everything else as im2col + GEMM. Backward: dW = dY col^T, dX = col2im(W^T dY).
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
@@ -11,20 +12,40 @@ namespace ams::cpu {
 
 namespace {
 
-// col (cin*KH*KW, Ho*Wo) from one image-group x (cin, H, W), zero outside the image.
+// Output rows per im2col tile: the column buffer of a tile stays under this many bytes, so it is
+// reused from cache and a large image needs no Kc x Ho x Wo scratch (300 MB at 512x512 for the
+// Restormer's output conv). Large enough that training crops (64x64) are one tile.
+int64_t g_col_tile_bytes = int64_t(8) << 20;
+
+int64_t tile_rows(const ConvShape& s, int64_t Kc, size_t elem) {
+    const int64_t row_bytes = std::max<int64_t>(1, Kc * s.Wo() * (int64_t)elem);
+    return std::clamp<int64_t>(g_col_tile_bytes / row_bytes, 1, std::max<int64_t>(1, s.Ho()));
+}
+
+// A thread's scratch, grown as needed and never shrunk or cleared: im2col writes every element,
+// and fresh zeroed pages on every call cost more than the convolution itself.
 template <class T>
-void im2col(const ConvShape& s, int64_t cin, const T* x, T* col) {
-    const int64_t Ho = s.Ho(), Wo = s.Wo(), K2 = s.KH * s.KW;
+T* scratch(int slot, size_t n) {
+    thread_local std::vector<T> buf[2];
+    if (buf[slot].size() < n) buf[slot].resize(n);
+    return buf[slot].data();
+}
+
+// col (cin*KH*KW, rows*Wo) for the output rows [oy0, oy0+rows) of one image-group x (cin, H, W),
+// zero outside the image.
+template <class T>
+void im2col(const ConvShape& s, int64_t cin, const T* x, int64_t oy0, int64_t rows, T* col) {
+    const int64_t Wo = s.Wo(), K2 = s.KH * s.KW;
 #pragma omp parallel for schedule(static)
     for (int64_t row = 0; row < cin * K2; ++row) {
         int64_t ci = row / K2, ky = (row % K2) / s.KW, kx = row % s.KW;
         const T* xp = x + ci * s.H * s.W;
-        T* out = col + row * Ho * Wo;
+        T* out = col + row * rows * Wo;
         int64_t off = kx - s.pad;
         int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, s.W - off);
-        for (int64_t oy = 0; oy < Ho; ++oy) {
-            int64_t iy = oy + ky - s.pad;
-            T* o = out + oy * Wo;
+        for (int64_t r = 0; r < rows; ++r) {
+            int64_t iy = oy0 + r + ky - s.pad;
+            T* o = out + r * Wo;
             if (iy < 0 || iy >= s.H || ox0 >= ox1) {
                 std::fill(o, o + Wo, T(0));
                 continue;
@@ -37,22 +58,23 @@ void im2col(const ConvShape& s, int64_t cin, const T* x, T* col) {
     }
 }
 
-// dx (cin, H, W) += col2im(dcol); one thread per input channel so writes never collide.
+// dx (cin, H, W) += col2im(dcol) for the output rows [oy0, oy0+rows) that dcol holds; one thread
+// per input channel so writes never collide.
 template <class T>
-void col2im_add(const ConvShape& s, int64_t cin, const T* dcol, T* dx) {
-    const int64_t Ho = s.Ho(), Wo = s.Wo(), K2 = s.KH * s.KW;
+void col2im_add(const ConvShape& s, int64_t cin, const T* dcol, int64_t oy0, int64_t rows, T* dx) {
+    const int64_t Wo = s.Wo(), K2 = s.KH * s.KW;
 #pragma omp parallel for schedule(static)
     for (int64_t ci = 0; ci < cin; ++ci) {
         T* dxp = dx + ci * s.H * s.W;
         for (int64_t k = 0; k < K2; ++k) {
             int64_t ky = k / s.KW, kx = k % s.KW, off = kx - s.pad;
             int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, s.W - off);
-            const T* src = dcol + (ci * K2 + k) * Ho * Wo;
-            for (int64_t oy = 0; oy < Ho; ++oy) {
-                int64_t iy = oy + ky - s.pad;
+            const T* src = dcol + (ci * K2 + k) * rows * Wo;
+            for (int64_t r = 0; r < rows; ++r) {
+                int64_t iy = oy0 + r + ky - s.pad;
                 if (iy < 0 || iy >= s.H) continue;
                 T* d = dxp + iy * s.W + off;
-                const T* g = src + oy * Wo;
+                const T* g = src + r * Wo;
                 for (int64_t ox = ox0; ox < ox1; ++ox) d[ox] += g[ox];
             }
         }
@@ -170,6 +192,10 @@ bool is_pointwise(const ConvShape& s) { return s.KH == 1 && s.KW == 1 && s.pad =
 
 }  // namespace
 
+int64_t set_conv_col_tile_bytes(int64_t bytes) {
+    return std::exchange(g_col_tile_bytes, std::max<int64_t>(1, bytes));
+}
+
 // Images go to threads whole when the batch can keep every thread busy (training: many small
 // PD sub-images); a single image instead parallelises inside im2col and the GEMM. (Two explicit
 // paths: an `omp parallel if(false)` region would make the inner regions nested, and libgomp
@@ -180,16 +206,22 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y
     const int64_t cin = s.Cin / s.groups, cout = s.Cout / s.groups;
     const int64_t HoWo = s.Ho() * s.Wo(), Kc = cin * s.KH * s.KW;
     const bool pw = is_pointwise(s);
-    auto image = [&](int64_t n, std::vector<T>& col) {
+    const int64_t Wo = s.Wo(), rows = tile_rows(s, Kc, sizeof(T));
+    auto image = [&](int64_t n) {
         for (int64_t g = 0; g < s.groups; ++g) {
             const T* src = x + (n * s.Cin + g * cin) * s.H * s.W;
-            if (!pw) {
-                col.resize((size_t)(Kc * HoWo));
-                im2col(s, cin, src, col.data());
-                src = col.data();
+            const T* wg = w + g * cout * Kc;
+            T* yg = y + (n * s.Cout + g * cout) * HoWo;
+            if (pw) {
+                gemm<T>(false, false, cout, HoWo, Kc, T(1), wg, Kc, src, HoWo, T(0), yg, HoWo);
+                continue;
             }
-            gemm<T>(false, false, cout, HoWo, Kc, T(1), w + g * cout * Kc, Kc, src, HoWo, T(0),
-                    y + (n * s.Cout + g * cout) * HoWo, HoWo);
+            T* col = scratch<T>(0, (size_t)(Kc * rows * Wo));
+            for (int64_t oy0 = 0; oy0 < s.Ho(); oy0 += rows) {
+                const int64_t r = std::min(rows, s.Ho() - oy0), N = r * Wo;
+                im2col(s, cin, src, oy0, r, col);
+                gemm<T>(false, false, cout, N, Kc, T(1), wg, Kc, col, N, T(0), yg + oy0 * Wo, HoWo);
+            }
         }
         if (b)
             for (int64_t c = 0; c < s.Cout; ++c) {
@@ -198,15 +230,10 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y
             }
     };
     if (s.B >= omp_get_max_threads()) {
-#pragma omp parallel
-        {
-            std::vector<T> col;
-#pragma omp for schedule(static)
-            for (int64_t n = 0; n < s.B; ++n) image(n, col);
-        }
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.B; ++n) image(n);
     } else {
-        std::vector<T> col;
-        for (int64_t n = 0; n < s.B; ++n) image(n, col);
+        for (int64_t n = 0; n < s.B; ++n) image(n);
     }
 }
 
@@ -218,29 +245,32 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
     const int64_t cin = s.Cin / s.groups, cout = s.Cout / s.groups;
     const int64_t HoWo = s.Ho() * s.Wo(), Kc = cin * s.KH * s.KW;
     const bool pw = is_pointwise(s);
-    // One image's contributions: dx written in place, dw/db added into dw_t/db_t.
-    auto image = [&](int64_t n, T* dw_t, T* db_t, std::vector<T>& col, std::vector<T>& dcol) {
+    const int64_t Wo = s.Wo(), rows = tile_rows(s, Kc, sizeof(T));
+    // One image's contributions: dx written in place, dw/db added into dw_t/db_t. Row tiles go in
+    // order, so the sums stay deterministic.
+    auto image = [&](int64_t n, T* dw_t, T* db_t) {
         for (int64_t g = 0; g < s.groups; ++g) {
             const T* xg = x + (n * s.Cin + g * cin) * s.H * s.W;
             const T* wg = w + g * cout * Kc;
             const T* dyg = dy + (n * s.Cout + g * cout) * HoWo;
-            if (dw_t) {
-                const T* src = xg;
-                if (!pw) {
-                    col.resize((size_t)(Kc * HoWo));
-                    im2col(s, cin, xg, col.data());
-                    src = col.data();
-                }
-                gemm<T>(false, true, cout, Kc, HoWo, T(1), dyg, HoWo, src, HoWo, T(1), dw_t + g * cout * Kc, Kc);
+            T* dxg = dx ? dx + (n * s.Cin + g * cin) * s.H * s.W : nullptr;
+            if (pw) {
+                if (dw_t) gemm<T>(false, true, cout, Kc, HoWo, T(1), dyg, HoWo, xg, HoWo, T(1), dw_t + g * cout * Kc, Kc);
+                if (dxg) gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(1), dxg, HoWo);
+                continue;
             }
-            if (dx) {
-                T* dxg = dx + (n * s.Cin + g * cin) * s.H * s.W;
-                if (pw) {
-                    gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(1), dxg, HoWo);
-                } else {
-                    dcol.resize((size_t)(Kc * HoWo));
-                    gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(0), dcol.data(), HoWo);
-                    col2im_add(s, cin, dcol.data(), dxg);
+            T* col = scratch<T>(0, (size_t)(Kc * rows * Wo));
+            T* dcol = scratch<T>(1, (size_t)(Kc * rows * Wo));
+            for (int64_t oy0 = 0; oy0 < s.Ho(); oy0 += rows) {
+                const int64_t r = std::min(rows, s.Ho() - oy0), N = r * Wo;
+                const T* dyt = dyg + oy0 * Wo;
+                if (dw_t) {
+                    im2col(s, cin, xg, oy0, r, col);
+                    gemm<T>(false, true, cout, Kc, N, T(1), dyt, HoWo, col, N, T(1), dw_t + g * cout * Kc, Kc);
+                }
+                if (dxg) {
+                    gemm<T>(true, false, Kc, N, cout, T(1), wg, Kc, dyt, HoWo, T(0), dcol, N);
+                    col2im_add(s, cin, dcol, oy0, r, dxg);
                 }
             }
         }
@@ -255,8 +285,7 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
     };
     const int nt = omp_get_max_threads();
     if (s.B < nt) {
-        std::vector<T> col, dcol;
-        for (int64_t n = 0; n < s.B; ++n) image(n, dw, db, col, dcol);
+        for (int64_t n = 0; n < s.B; ++n) image(n, dw, db);
         return;
     }
     // dW and db sum over images: per-thread partials, added in thread order afterwards
@@ -267,10 +296,8 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
     {
         std::vector<T>& p = part[omp_get_thread_num()];
         p.assign(dw || db ? (size_t)(wsize + s.Cout) : 0, T(0));
-        std::vector<T> col, dcol;
 #pragma omp for schedule(static)
-        for (int64_t n = 0; n < s.B; ++n)
-            image(n, dw ? p.data() : nullptr, db ? p.data() + wsize : nullptr, col, dcol);
+        for (int64_t n = 0; n < s.B; ++n) image(n, dw ? p.data() : nullptr, db ? p.data() + wsize : nullptr);
     }
     for (const auto& p : part) {
         if (p.empty()) continue;

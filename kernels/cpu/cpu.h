@@ -26,6 +26,9 @@ template <class T>
 void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y);
 template <class T>
 void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
+// Dense convolutions run im2col in tiles of output rows whose column buffer stays under this many
+// bytes (default 8 MiB; at least 1); returns the previous value. Tests set 1: one row per tile.
+int64_t set_conv_col_tile_bytes(int64_t bytes);
 
 // ---- pixel (un)shuffle: unshuffle x (B, C, H, W) -> y (B, C*r*r, H/r, W/r),
 // y[b, c*r*r + i*r + j, h, w] = x[b, c, h*r + i, w*r + j]; shuffle is its inverse.
