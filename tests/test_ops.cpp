@@ -237,3 +237,26 @@ TEST_CASE("ops without a fixture of their own: gradients match finite difference
     CHECK(ops::l1_loss(a, b).item() == doctest::Approx(l1).epsilon(1e-12));
     CHECK(ops::dot(a, b).item() == doctest::Approx(d).epsilon(1e-12));
 }
+
+TEST_CASE("gelu_gate in F32 (vectorised erf) matches F64 (std::erf) over [-12, 12], forward and backward") {
+    // The fixtures sample only around zero; this covers the tails, where the float erf and exp are
+    // clamped, and the cancellation near zero.
+    const int64_t n = 4801;  // x1 from -12 to 12 in steps of 0.005; x2 = 1 - x1 / 24
+    std::vector<double> v(2 * n);
+    for (int64_t i = 0; i < n; ++i) v[i] = -12.0 + 0.005 * i, v[n + i] = 1.0 - v[i] / 24;
+    std::vector<double> y[2], g[2];
+    for (DType dt : {DType::F64, DType::F32}) {
+        Tensor x = Tensor::from_vector(v, {1, 2, 1, n}).to(dt).clone();
+        x.requires_grad_(true);
+        Tensor out = ops::gelu_gate(x);
+        ops::dot(out, Tensor::full(out.shape(), 1.0, dt)).backward();
+        y[dt == DType::F32] = out.to_double();
+        g[dt == DType::F32] = x.grad().to_double();
+    }
+    double max_y = 0, max_g = 0;
+    for (size_t i = 0; i < y[0].size(); ++i) max_y = std::max(max_y, std::fabs(y[1][i] - y[0][i]) / std::max(1.0, std::fabs(y[0][i])));
+    for (size_t i = 0; i < g[0].size(); ++i) max_g = std::max(max_g, std::fabs(g[1][i] - g[0][i]) / std::max(1.0, std::fabs(g[0][i])));
+    INFO("max error: forward ", max_y, ", backward ", max_g);
+    CHECK(max_y < 2e-6);
+    CHECK(max_g < 2e-6);
+}
