@@ -260,3 +260,8 @@ TEST_CASE("gelu_gate in F32 (vectorised erf) matches F64 (std::erf) over [-12, 1
     CHECK(max_y < 2e-6);
     CHECK(max_g < 2e-6);
 }
+
+TEST_CASE("tv_loss with no difference cell is 0, never 0/0") {
+    for (Shape s : {Shape{0, 3, 4, 4}, Shape{2, 3, 1, 5}, Shape{2, 3, 5, 1}})
+        CHECK(ops::tv_loss(Tensor::zeros(s)).item() == 0.0);
+}

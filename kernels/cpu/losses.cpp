@@ -56,7 +56,7 @@ void l1_backward(const T* a, const T* b, T* da, T* db, int64_t n, double g) {
 template <class T>
 double tv_forward(const T* x, int64_t BC, int64_t H, int64_t W) {
     const int64_t h = H - 1, w = W - 1;
-    if (h <= 0 || w <= 0) return 0.0;
+    if (h <= 0 || w <= 0 || BC == 0) return 0.0;  // no cell: the loss is 0 (as the CUDA path)
     return deterministic_sum(BC * h * w, [&](int64_t k) {
         int64_t p = k / (h * w), i = (k / w) % h, j = k % w;
         const T* r = x + (p * H + i) * W + j;
