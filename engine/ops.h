@@ -23,6 +23,12 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, bool with_b
 Tensor attention(const Tensor& qkv, const Tensor& temperature, int heads);
 // GDFN gate: (B, 2C, H, W) -> gelu(first half) * second half, (B, C, H, W).
 Tensor gelu_gate(const Tensor& x);
+// Inference only, CPU only: x + GDFN(LN(x)) in one op (the block's second half, with the
+// project_in, dwconv and project_out weights of conv2d), tiled so its wide activations stay in
+// cache. Same result as the separate ops to rounding; refuses inputs that need a gradient.
+Tensor ffn_residual_inference(const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, bool ln_with_bias,
+                              const Tensor& w_in, const Tensor& b_in, const Tensor& w_dw, const Tensor& b_dw,
+                              const Tensor& w_out, const Tensor& b_out);
 
 // ---- element-wise and layout
 Tensor add(const Tensor& a, const Tensor& b);

@@ -71,4 +71,39 @@ Tensor gelu_gate(const Tensor& x_) {
     return y;
 }
 
+Tensor ffn_residual_inference(const Tensor& x_, const Tensor& ln_w, const Tensor& ln_b, bool ln_with_bias,
+                              const Tensor& w_in, const Tensor& b_in, const Tensor& w_dw, const Tensor& b_dw,
+                              const Tensor& w_out, const Tensor& b_out) {
+    const char* op = "ffn_residual_inference";
+    AMS_CHECK(x_.ndim() == 4, op, ": expected (B, C, H, W), got ", shape_str(x_.shape()));
+    AMS_CHECK(x_.device() == Device::CPU, op, ": CPU only (the CUDA path runs the separate ops)");
+    AMS_CHECK(!autograd::needs_grad({x_, ln_w, ln_b, w_in, b_in, w_dw, b_dw, w_out, b_out}), op,
+              ": inference only, but an input needs a gradient");
+    const int64_t B = x_.dim(0), C = x_.dim(1), H = x_.dim(2), W = x_.dim(3), h2 = w_in.defined() ? w_in.dim(0) : 0;
+    AMS_CHECK(h2 > 0 && h2 % 2 == 0 && w_in.shape() == Shape({h2, C, 1, 1}), op, ": project_in weight ",
+              shape_str(w_in.shape()), " for ", C, " channels");
+    AMS_CHECK(w_dw.shape() == Shape({h2, 1, 3, 3}), op, ": dwconv weight ", shape_str(w_dw.shape()), ", expected (",
+              h2, ", 1, 3, 3)");
+    AMS_CHECK(w_out.shape() == Shape({C, h2 / 2, 1, 1}), op, ": project_out weight ", shape_str(w_out.shape()));
+    AMS_CHECK(ln_w.numel() == C && (!ln_with_bias || !ln_b.defined() || ln_b.numel() == C), op,
+              ": LayerNorm parameters for ", C, " channels");
+    AMS_CHECK((!b_in.defined() || b_in.numel() == h2) && (!b_dw.defined() || b_dw.numel() == h2) &&
+                  (!b_out.defined() || b_out.numel() == C),
+              op, ": bias sizes");
+    Tensor x = x_.contiguous();
+    for (const Tensor* t : {&ln_w, &ln_b, &w_in, &b_in, &w_dw, &b_dw, &w_out, &b_out})
+        if (t->defined()) detail::check_same(x, *t, op);
+    auto c = [](const Tensor& t) { return t.defined() ? t.contiguous() : Tensor(); };
+    Tensor lw = c(ln_w), lb = ln_with_bias ? c(ln_b) : Tensor(), wi = c(w_in), bi = c(b_in), wd = c(w_dw),
+           bd = c(b_dw), wo = c(w_out), bo = c(b_out);
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+    detail::cpu_dispatch(x, [&](auto tag) {
+        using T = decltype(tag);
+        cpu::FfnParams<T> p{ptr<T>(lw), ptr<T>(lb), ln_with_bias, kLayerNormEps, ptr<T>(wi), ptr<T>(bi),
+                            ptr<T>(wd), ptr<T>(bd), ptr<T>(wo), ptr<T>(bo), h2 / 2};
+        cpu::ffn_residual_forward<T>(ptr<T>(x), ptr<T>(y), B, C, H, W, p);
+    });
+    return y;
+}
+
 }  // namespace ams::ops

@@ -248,7 +248,16 @@ Tensor Restormer::run_blocks(const std::vector<Block>& bs, Tensor x) const {
         Tensor qkv = run_conv(b.qkv_dw, run_conv(b.qkv, n1));
         Tensor att = run_conv(b.attn_out, ops::attention(qkv, params_[b.temperature], b.heads));
         x = ops::add(x, att);
-        Tensor n2 = ops::layer_norm(x, params_[b.norm2_w], lnb ? params_[b.norm2_b] : Tensor(), lnb);
+        const Tensor ln_b = lnb ? params_[b.norm2_b] : Tensor();
+        if (x.device() == Device::CPU && !autograd::grad_enabled()) {
+            // Inference on the CPU: one tiled op instead of five full-size intermediates.
+            auto bias = [&](const Conv& c) { return c.b >= 0 ? params_[c.b] : Tensor(); };
+            x = ops::ffn_residual_inference(x, params_[b.norm2_w], ln_b, lnb, params_[b.ffn_in.w], bias(b.ffn_in),
+                                            params_[b.ffn_dw.w], bias(b.ffn_dw), params_[b.ffn_out.w],
+                                            bias(b.ffn_out));
+            continue;
+        }
+        Tensor n2 = ops::layer_norm(x, params_[b.norm2_w], ln_b, lnb);
         Tensor h = ops::gelu_gate(run_conv(b.ffn_dw, run_conv(b.ffn_in, n2)));
         x = ops::add(x, run_conv(b.ffn_out, h));
     }

@@ -265,3 +265,49 @@ TEST_CASE("tv_loss with no difference cell is 0, never 0/0") {
     for (Shape s : {Shape{0, 3, 4, 4}, Shape{2, 3, 1, 5}, Shape{2, 3, 5, 1}})
         CHECK(ops::tv_loss(Tensor::zeros(s)).item() == 0.0);
 }
+
+TEST_CASE("ffn_residual_inference matches the separate ops (LayerNorm, 1x1, dwconv 3x3, GELU gate, 1x1, add)") {
+    // Odd shapes, one-row tiles and the default tile, a batch of 1 (split into strips) and of 3,
+    // single-row and single-column images, with and without biases, both LayerNorm forms.
+    struct Case {
+        Shape x;
+        int64_t hidden;
+        bool bias, ln_with_bias;
+    };
+    const Case cases[] = {{{3, 5, 7, 11}, 6, true, true}, {{1, 4, 13, 9}, 5, false, false},
+                          {{2, 3, 1, 6}, 3, true, false}, {{2, 3, 6, 1}, 2, false, true}};
+    uint64_t seed = 500;
+    for (const Case& k : cases)
+        for (int64_t tile : {int64_t(1), int64_t(8) << 20})
+            for (DType dt : {DType::F64, DType::F32}) {
+                const int64_t C = k.x[1], h = k.hidden;
+                auto rnd = [&](const Shape& s, double mean = 0.0) { return test::random_tensor(s, ++seed, dt, mean, 0.4); };
+                Tensor x = rnd(k.x), lw = rnd({C}, 1.0), lb = rnd({C}), wi = rnd({2 * h, C, 1, 1}), wd = rnd({2 * h, 1, 3, 3}),
+                       wo = rnd({C, h, 1, 1});
+                Tensor bi = k.bias ? rnd({2 * h}) : Tensor(), bd = k.bias ? rnd({2 * h}) : Tensor(),
+                       bo = k.bias ? rnd({C}) : Tensor();
+                autograd::NoGradGuard ng;
+                Tensor ref = ops::add(x, ops::conv2d(ops::gelu_gate(ops::conv2d(ops::conv2d(ops::layer_norm(x, lw, lb, k.ln_with_bias),
+                                                                                           wi, bi, 0, 1),
+                                                                                wd, bd, 1, (int)(2 * h))),
+                                                     wo, bo, 0, 1));
+                int64_t prev = cpu::set_ffn_tile_bytes(tile);
+                Tensor out = ops::ffn_residual_inference(x, lw, lb, k.ln_with_bias, wi, bi, wd, bd, wo, bo);
+                cpu::set_ffn_tile_bytes(prev);
+                INFO(shape_str(k.x), " hidden ", h, " tile bytes ", tile, " ", std::string(dtype_name(dt)));
+                REQUIRE(out.shape() == ref.shape());
+                CHECK(rel_l2(out, ref) < (dt == DType::F64 ? 1e-13 : 1e-6));
+            }
+}
+
+TEST_CASE("ffn_residual_inference refuses inputs that need a gradient and bad weight shapes") {
+    Tensor x = Tensor::zeros({1, 4, 5, 5}), lw = Tensor::full({4}, 1.0), wi = Tensor::zeros({6, 4, 1, 1}),
+           wd = Tensor::zeros({6, 1, 3, 3}), wo = Tensor::zeros({4, 3, 1, 1});
+    CHECK_NOTHROW(ops::ffn_residual_inference(x, lw, Tensor(), false, wi, Tensor(), wd, Tensor(), wo, Tensor()));
+    CHECK_THROWS_WITH_AS(ops::ffn_residual_inference(x, lw, Tensor(), false, wi, Tensor(), Tensor::zeros({6, 1, 5, 5}), Tensor(), wo, Tensor()),
+                         doctest::Contains("dwconv weight"), Error);
+    Tensor xg = x.clone();
+    xg.requires_grad_(true);
+    CHECK_THROWS_WITH_AS(ops::ffn_residual_inference(xg, lw, Tensor(), false, wi, Tensor(), wd, Tensor(), wo, Tensor()),
+                         doctest::Contains("inference only"), Error);
+}
