@@ -76,15 +76,16 @@ void put_chunk(std::vector<unsigned char>& out, const char type[4], const unsign
     put_be32(out, crc32(out.data() + start, n + 4));  // the CRC covers type and data
 }
 
-std::vector<unsigned char> encode_png16(const std::string& path, const uint16_t* rgb, int w, int h) {
-    const size_t row = 1 + (size_t)w * 6;  // filter byte 0 (None), then big-endian RGB samples
+// px: interleaved samples, n per pixel (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA).
+std::vector<unsigned char> encode_png16(const std::string& path, const uint16_t* px, int n, int w, int h) {
+    const size_t row = 1 + (size_t)w * n * 2;  // filter byte 0 (None), then big-endian samples
     if (row * (size_t)h > (size_t)INT_MAX) AMS_FAIL(path, ": image too large for a 16-bit PNG");
     std::vector<unsigned char> raw(row * (size_t)h);
     for (int y = 0; y < h; ++y) {
         unsigned char* r = raw.data() + (size_t)y * row;
         r[0] = 0;
-        const uint16_t* s = rgb + (size_t)y * w * 3;
-        for (size_t i = 0; i < (size_t)w * 3; ++i) {
+        const uint16_t* s = px + (size_t)y * w * n;
+        for (size_t i = 0; i < (size_t)w * n; ++i) {
             r[1 + 2 * i] = (unsigned char)(s[i] >> 8);
             r[2 + 2 * i] = (unsigned char)(s[i] & 0xFF);
         }
@@ -98,7 +99,9 @@ std::vector<unsigned char> encode_png16(const std::string& path, const uint16_t*
     std::vector<unsigned char> ihdr;
     put_be32(ihdr, (uint32_t)w);
     put_be32(ihdr, (uint32_t)h);
-    ihdr.insert(ihdr.end(), {16, 2, 0, 0, 0});  // bit depth 16, colour type 2 (RGB), deflate, no interlace
+    static const unsigned char colour_type[5] = {0, 0, 4, 2, 6};  // grey, grey + alpha, RGB, RGBA
+    // bit depth 16, colour type, deflate, no filter method, no interlace
+    ihdr.insert(ihdr.end(), {16, colour_type[n], 0, 0, 0});
     put_chunk(out, "IHDR", ihdr.data(), ihdr.size());
     put_chunk(out, "IDAT", z, (size_t)zlen);
     put_chunk(out, "IEND", nullptr, 0);
@@ -118,7 +121,7 @@ bool is_image_path(const std::string& path) {
     return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp";
 }
 
-Tensor load_image(const std::string& path) {
+Tensor load_image(const std::string& path, ImageExtras* extras) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) AMS_FAIL(path, ": cannot load image: no such file");
     if (std::filesystem::is_directory(path, ec)) AMS_FAIL(path, ": cannot load image: is a directory");
@@ -137,7 +140,43 @@ Tensor load_image(const std::string& path) {
         to_planar(static_cast<const uint16_t*>(px), n, plane, 65535.f, t.data<float>());
     else
         to_planar(static_cast<const unsigned char*>(px), n, plane, 255.f, t.data<float>());
+    if (extras) {
+        extras->channels = n;
+        extras->alpha = Tensor();
+        if (n == 2 || n == 4) {
+            extras->alpha = Tensor::empty({1, 1, h, w});
+            float* a = extras->alpha.data<float>();
+            for (size_t i = 0; i < plane; ++i)
+                a[i] = deep ? (float)static_cast<const uint16_t*>(px)[i * n + n - 1] / 65535.f
+                            : (float)static_cast<const unsigned char*>(px)[i * n + n - 1] / 255.f;
+        }
+    }
     return t;
+}
+
+Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras) {
+    AMS_CHECK(rgb.ndim() == 4 && rgb.dim(0) == 1 && rgb.dim(1) == 3, "restore_file_channels: expected (1, 3, H, W), got ",
+              shape_str(rgb.shape()));
+    if (extras.channels == 3) return rgb;
+    Tensor src = rgb.to(Device::CPU).to(DType::F32).contiguous();
+    const int64_t H = src.dim(2), W = src.dim(3), plane = H * W;
+    const bool grey = extras.channels <= 2, alpha = extras.alpha.defined();
+    if (alpha)
+        AMS_CHECK(extras.alpha.shape() == Shape({1, 1, H, W}), "restore_file_channels: alpha ",
+                  shape_str(extras.alpha.shape()), " for a ", W, "x", H, " image");
+    const int64_t C = (grey ? 1 : 3) + (alpha ? 1 : 0);
+    Tensor out = Tensor::empty({1, C, H, W});
+    const float* s = src.data<float>();
+    float* d = out.data<float>();
+    if (grey)
+        for (int64_t i = 0; i < plane; ++i) d[i] = (s[i] + s[plane + i] + s[2 * plane + i]) / 3.f;
+    else
+        std::copy(s, s + 3 * plane, d);
+    if (alpha) {
+        Tensor a = extras.alpha.to(Device::CPU).to(DType::F32).contiguous();
+        std::copy(a.data<float>(), a.data<float>() + plane, d + (C - 1) * plane);
+    }
+    return out;
 }
 
 void save_image(const std::string& path, const Tensor& img, int bits) {
@@ -148,11 +187,13 @@ void save_image(const std::string& path, const Tensor& img, int bits) {
     if (bits == 16 && ext != ".png") AMS_FAIL(path, ": 16-bit images need .png (JPEG and BMP are 8-bit)");
     if (!img.defined()) AMS_FAIL(path, ": cannot save an undefined tensor");
     const Shape& s = img.shape();
-    const bool rgb = (s.size() == 4 && s[0] == 1 && s[1] == 3) || (s.size() == 3 && s[0] == 3);
-    if (!rgb) AMS_FAIL(path, ": save_image needs a (1, 3, H, W) or (3, H, W) tensor, got ", shape_str(s));
+    const bool shape_ok = (s.size() == 4 && s[0] == 1) || s.size() == 3;
+    const int64_t n = shape_ok ? s[s.size() - 3] : 0;
+    if (!shape_ok || n < 1 || n > 4)
+        AMS_FAIL(path, ": save_image needs a (1, C, H, W) or (C, H, W) tensor with C = 1 to 4, got ", shape_str(s));
     const int64_t h = s[s.size() - 2], w = s.back();
     // stb counts bytes in int, and 65535 is JPEG's limit: both far beyond any image here.
-    if (h < 1 || w < 1 || h > 65535 || w > 65535 || (h * w * 3 + h) * (bits / 8) > INT_MAX)
+    if (h < 1 || w < 1 || h > 65535 || w > 65535 || (h * w * n + h) * (bits / 8) > INT_MAX)
         AMS_FAIL(path, ": cannot save an image of ", w, "x", h, " pixels");
 
     Tensor src = img.to(Device::CPU).to(DType::F32).contiguous();
@@ -166,21 +207,21 @@ void save_image(const std::string& path, const Tensor& img, int bits) {
 
     std::vector<unsigned char> bytes;
     if (bits == 16) {
-        std::vector<uint16_t> rgb16(plane * 3);
+        std::vector<uint16_t> px16(plane * n);
         for (size_t i = 0; i < plane; ++i)
-            for (int c = 0; c < 3; ++c) rgb16[i * 3 + c] = (uint16_t)level(p[c * plane + i]);
-        bytes = encode_png16(path, rgb16.data(), (int)w, (int)h);
+            for (int64_t c = 0; c < n; ++c) px16[i * n + c] = (uint16_t)level(p[c * plane + i]);
+        bytes = encode_png16(path, px16.data(), (int)n, (int)w, (int)h);
     } else {
-        std::vector<unsigned char> rgb8(plane * 3);
+        std::vector<unsigned char> px8(plane * n);
         for (size_t i = 0; i < plane; ++i)
-            for (int c = 0; c < 3; ++c) rgb8[i * 3 + c] = (unsigned char)level(p[c * plane + i]);
+            for (int64_t c = 0; c < n; ++c) px8[i * n + c] = (unsigned char)level(p[c * plane + i]);
         int ok = 0;
         if (ext == ".png")
-            ok = stbi_write_png_to_func(append_bytes, &bytes, (int)w, (int)h, 3, rgb8.data(), (int)w * 3);
+            ok = stbi_write_png_to_func(append_bytes, &bytes, (int)w, (int)h, (int)n, px8.data(), (int)(w * n));
         else if (ext == ".bmp")
-            ok = stbi_write_bmp_to_func(append_bytes, &bytes, (int)w, (int)h, 3, rgb8.data());
+            ok = stbi_write_bmp_to_func(append_bytes, &bytes, (int)w, (int)h, (int)n, px8.data());
         else
-            ok = stbi_write_jpg_to_func(append_bytes, &bytes, (int)w, (int)h, 3, rgb8.data(), 95);
+            ok = stbi_write_jpg_to_func(append_bytes, &bytes, (int)w, (int)h, (int)n, px8.data(), 95);
         if (!ok) AMS_FAIL(path, ": encoding the image failed");
     }
     write_file_atomic(path, {{bytes.data(), bytes.size()}});

@@ -8,13 +8,25 @@
 
 namespace ams {
 
-// PNG, JPEG or BMP, 8 or 16 bits per sample -> float32 CPU tensor (1, 3, H, W) in [0, 1].
-// Grey images are replicated to 3 channels; alpha is dropped.
-Tensor load_image(const std::string& path);
+// What load_image set aside to give 3 channels: the file's channel count (1 grey, 2 grey + alpha,
+// 3 RGB, 4 RGBA) and its alpha plane (1, 1, H, W) in [0, 1], undefined without one.
+struct ImageExtras {
+    int channels = 3;
+    Tensor alpha;
+};
 
-// img: (1, 3, H, W) or (3, H, W) on any device. Values are clamped to [0, 1] (NaN -> 0) and rounded
-// to the nearest level. The format follows the extension: .png (bits 8 or 16), .jpg/.jpeg (8-bit,
-// quality 95), .bmp (8-bit). Written to a temporary file and renamed into place.
+// PNG, JPEG or BMP, 8 or 16 bits per sample -> float32 CPU tensor (1, 3, H, W) in [0, 1].
+// Grey images are replicated to 3 channels; alpha goes to `extras` (when given), not the tensor.
+Tensor load_image(const std::string& path, ImageExtras* extras = nullptr);
+
+// The inverse for a processed (1, 3, H, W) image: grey files get the mean of the 3 channels back,
+// and the alpha plane is appended. So a denoised grey or transparent image keeps its form.
+Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras);
+
+// img: (1, C, H, W) or (C, H, W) on any device, C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4
+// (RGBA). Values are clamped to [0, 1] (NaN -> 0) and rounded to the nearest level. The format
+// follows the extension: .png (bits 8 or 16), .jpg/.jpeg (8-bit, quality 95; alpha is not
+// stored), .bmp (8-bit; grey is stored as RGB). Written to a temporary file and renamed into place.
 void save_image(const std::string& path, const Tensor& img, int bits = 8);
 
 // Whether the extension is one load_image/save_image handle (png, jpg, jpeg, bmp; any case).

@@ -85,6 +85,38 @@ TEST_CASE("denoise, info and eval work end to end on a real odd-sized photo") {
     CHECK(r.out.find("\"mean_psnr\"") != std::string::npos);
 }
 
+TEST_CASE("denoise keeps a grey photo grey and an alpha channel as it was") {
+    Fixture fx;
+    Tensor rgb = load_image(fx.image);
+    const int64_t H = rgb.dim(2), W = rgb.dim(3);
+    Tensor grey = Tensor::empty({1, 1, H, W}), rgba = Tensor::empty({1, 4, H, W});
+    std::vector<float> g(H * W), v = rgb.to_vector(), a(4 * H * W);
+    for (int64_t i = 0; i < H * W; ++i) {
+        g[i] = v[i];
+        for (int c = 0; c < 3; ++c) a[c * H * W + i] = v[c * H * W + i];
+        a[3 * H * W + i] = (float)(i % 256) / 255.f;
+    }
+    save_image(fx.p("grey.png"), Tensor::from_vector(g, {1, 1, H, W}));
+    save_image(fx.p("rgba.png"), Tensor::from_vector(a, {1, 4, H, W}));
+    for (const char* name : {"grey.png", "rgba.png"}) {
+        Run r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p(name) + " --output " + fx.p(std::string("out_") + name) +
+                       " --device cpu");
+        INFO(r.out);
+        REQUIRE(r.code == 0);
+    }
+    ImageExtras ex;
+    load_image(fx.p("out_grey.png"), &ex);
+    CHECK(ex.channels == 1);
+    Tensor out = load_image(fx.p("out_rgba.png"), &ex);
+    CHECK(ex.channels == 4);
+    REQUIRE(ex.alpha.defined());
+    std::vector<float> alpha = ex.alpha.to_vector();
+    bool same = true;
+    for (int64_t i = 0; i < H * W; ++i) same = same && alpha[i] == a[3 * H * W + i];
+    CHECK(same);
+    CHECK(out.to_vector() != std::vector<float>(v.begin(), v.end()));  // the colour was denoised
+}
+
 TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; close to the untiled result") {
     Fixture fx;
     const std::string base = "denoise --weights " + fx.weights + " --input " + fx.image + " --device cpu --output ";

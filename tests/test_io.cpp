@@ -395,6 +395,60 @@ TEST_CASE("images: grey and alpha inputs become 3 channels") {
     CHECK(v.size() == (size_t)3 * w * h);
     for (int c = 0; c < 3; ++c)
         for (int i = 0; i < w * h; ++i) CHECK(v[c * w * h + i] == (float)(i * 20 + c) / 255.f);
+
+    // The extras record what was set aside; restore_file_channels gives the file's form back.
+    const std::pair<const char*, int> files[] = {{"g.png", 1}, {"ga.png", 2}, {"rgba.png", 4}};
+    for (const auto& [name, n] : files) {
+        INFO(name);
+        ImageExtras ex;
+        Tensor t = load_image(tmp / name, &ex);
+        CHECK(ex.channels == n);
+        CHECK(ex.alpha.defined() == (n == 2 || n == 4));
+        Tensor back = restore_file_channels(t, ex);
+        REQUIRE(back.shape() == Shape{1, n == 1 ? 1 : n == 2 ? 2 : 4, h, w});
+        std::vector<float> b = back.to_vector();
+        for (int i = 0; i < w * h; ++i) {
+            for (int c = 0; c < (n <= 2 ? 1 : 3); ++c) CHECK(b[c * w * h + i] == doctest::Approx((float)(i * 20 + (n == 4 ? c : 0)) / 255.f));
+            if (n == 2) CHECK(b[w * h + i] == 7.f / 255.f);
+            if (n == 4) CHECK(b[3 * w * h + i] == (float)(i * 20 + 3) / 255.f);
+        }
+    }
+    ImageExtras rgb;
+    Tensor t = load_image(tmp / "rgba.png");
+    CHECK(restore_file_channels(t, rgb).shape() == Shape{1, 3, h, w});
+}
+
+TEST_CASE("images: grey, grey + alpha and RGBA tensors save as such (8-bit PNG and BMP, 16-bit PNG)") {
+    TempDir tmp("channels");
+    const int h = 5, w = 7;
+    for (int n : {1, 2, 4})
+        for (const char* ext : {".png", ".bmp", ".png16"}) {
+            const bool deep = std::string(ext) == ".png16";
+            if (n <= 2 && std::string(ext) == ".bmp") continue;  // BMP stores grey as RGB
+            INFO(n, " channels, ", std::string(ext));
+            const int bits = deep ? 16 : 8;
+            std::mt19937 rng(n * 31 + bits);
+            std::uniform_int_distribution<int> u(0, deep ? 65535 : 255);
+            std::vector<float> v((size_t)n * h * w);
+            for (float& x : v) x = (float)u(rng) / (deep ? 65535.f : 255.f);
+            const std::string path = tmp / (std::string("c") + std::to_string(n) + (deep ? ".png" : ext));
+            save_image(path, Tensor::from_vector(v, {1, n, h, w}), bits);
+            if (deep) CHECK((unsigned char)read_bytes(path)[25] == (n == 1 ? 0 : n == 2 ? 4 : 6));  // PNG colour type
+            ImageExtras ex;
+            Tensor back = restore_file_channels(load_image(path, &ex), ex);
+            CHECK(ex.channels == n);
+            REQUIRE(back.shape() == Shape{1, n, h, w});
+            std::vector<float> b = back.to_vector();
+            double worst = 0;
+            for (size_t i = 0; i < v.size(); ++i) worst = std::max(worst, (double)std::fabs(b[i] - v[i]));
+            CHECK(worst <= (deep ? 0.6 / 65535.0 : 1e-6));
+        }
+    CHECK_THROWS_WITH_AS(save_image(tmp / "five.png", Tensor::zeros({1, 5, 2, 2})), doctest::Contains("C = 1 to 4"), Error);
+    // BMP writes grey as RGB: it loads back as 3 equal channels.
+    save_image(tmp / "g.bmp", Tensor::full({1, 1, 2, 3}, 0.4));
+    ImageExtras ex;
+    CHECK(load_image(tmp / "g.bmp", &ex).to_vector() == std::vector<float>(18, 102.f / 255.f));
+    CHECK(ex.channels == 3);
 }
 
 TEST_CASE("images: bad files and bad arguments give errors naming the file") {
@@ -419,7 +473,8 @@ TEST_CASE("images: bad files and bad arguments give errors naming the file") {
     CHECK_ERROR_NAMES(save_image(tmp / "x.tiff", img), ".png");
     CHECK_ERROR_NAMES(save_image(tmp / "x.jpg", img, 16), "x.jpg");
     CHECK_ERROR_NAMES(save_image(tmp / "x.png", img, 12), "x.png");
-    CHECK_ERROR_NAMES(save_image(tmp / "x.png", Tensor::zeros({1, 1, 4, 4})), "x.png");
+    CHECK_ERROR_NAMES(save_image(tmp / "x.png", Tensor::zeros({1, 5, 4, 4})), "x.png");
+    CHECK_ERROR_NAMES(save_image(tmp / "x.png", Tensor::zeros({4, 4})), "x.png");
     CHECK_ERROR_NAMES(save_image(tmp / "x.png", Tensor::zeros({2, 3, 4, 4})), "x.png");
     CHECK_ERROR_NAMES(save_image(tmp / "no/dir/x.png", img), "x.png");
     CHECK_FALSE(fs::exists(tmp / "x.png"));

@@ -19,7 +19,8 @@ int cmd_denoise(int argc, char** argv) {
     Args a("denoise", "--weights W --input FILE|DIR --output FILE|DIR [options]",
            "Denoises a photo (or every image in a folder, recursively; the output folder gets the same\n"
            "relative names). Any image size. Output format by extension: .png (8-bit, --bits 16 for 16-bit),\n"
-           ".jpg, .bmp, or .npy (float32 H x W x 3, unclipped).");
+           ".jpg, .bmp, or .npy (float32 H x W x C, unclipped). Grey photos come out grey and an alpha\n"
+           "channel is kept as it was (JPEG stores no alpha).");
     a.option("weights", "W", "weights file (.safetensors) from amsnet train/finetune or convert_checkpoint.py");
     a.option("input", "PATH", "noisy image or folder of images");
     a.option("output", "PATH", "output image or folder");
@@ -65,9 +66,10 @@ int cmd_denoise(int argc, char** argv) {
             make_directory(fs::path(dst).parent_path().string());
         }
         Stopwatch sw;
-        Tensor noisy = load_image(inputs[i]).to(dev);
+        ImageExtras extras;  // a grey photo comes out grey, a transparent one keeps its alpha
+        Tensor noisy = load_image(inputs[i], &extras).to(dev);
         Tensor clean = denoise_image(*m.net, noisy, o);
-        save_result(dst, clean, bits);
+        save_result(dst, restore_file_channels(clean, extras), bits);
         std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
                      dst.c_str(), (long long)noisy.dim(3), (long long)noisy.dim(2), format_duration(sw.seconds()).c_str());
     }

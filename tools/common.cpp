@@ -25,14 +25,14 @@ void save_result(const std::string& path, const Tensor& img, int bits) {
     std::string ext = fs::path(path).extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
     if (ext == ".npy") {
-        // (1, 3, H, W) -> (H, W, 3), the layout image tools expect.
+        // (1, C, H, W) -> (H, W, C), the layout image tools expect.
         Tensor h = img.to(Device::CPU).to(DType::F32).contiguous();
-        int64_t H = h.dim(-2), W = h.dim(-1);
-        Tensor hwc = Tensor::empty({H, W, 3});
+        int64_t C = h.dim(-3), H = h.dim(-2), W = h.dim(-1);
+        Tensor hwc = Tensor::empty({H, W, C});
         const float* s = h.data<float>();
         float* d = hwc.data<float>();
-        for (int64_t c = 0; c < 3; ++c)
-            for (int64_t i = 0; i < H * W; ++i) d[i * 3 + c] = s[c * H * W + i];
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t i = 0; i < H * W; ++i) d[i * C + c] = s[c * H * W + i];
         save_npy(path, hwc);
         return;
     }
