@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <unistd.h>
 
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
+#include "engine/timer.h"
 #include "models/amsnet.h"
 
 namespace ams::cli {
@@ -93,6 +95,30 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
 
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
     autograd::NoGradGuard ng;
+    // Progress on a terminal when there is more than one unit of work (a tile of one pass or of the
+    // R^3 stage): where it is, and the time left from the share of units done.
+    const int64_t tiles = [&] {
+        TileGrid g = plan_denoise(net, noisy, o);
+        return (int64_t)(g.rows.size() * g.cols.size());
+    }();
+    const int64_t units = tiles * (o.scheme == "plain" ? 1 : o.passes + (o.r3 > 0 ? 1 : 0));
+    const bool show = units > 1 && isatty(2);
+    Stopwatch sw;
+    int64_t done = 0, stage_start = 0;
+    std::string stage;
+    auto counted = [&](const RegionFn& fn) -> RegionFn {
+        return [&, fn](const Tensor& region, const ImageWindow& win) {
+            Tensor y = fn(region, win);
+            if (show && ++done < units) {
+                const double left = sw.seconds() / (double)done * (double)(units - done);
+                std::string where = stage;
+                if (tiles > 1) where += str(where.empty() ? "" : ", ", "tile ", done - stage_start, "/", tiles);
+                std::fprintf(stderr, "\r  %s: %lld%% done, %s left   ", where.c_str(), (long long)(100 * done / units),
+                             format_duration(left).c_str());
+            }
+            return y;
+        };
+    };
     bool told = false;
     auto tiled = [&](const Tensor& img, const RegionFn& fn) {
         TileGrid g = plan_denoise(net, img, o);
@@ -100,25 +126,30 @@ Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOpt
             std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(), g.rows.size(),
                          (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
         told = true;
-        return run_tiled(img, g, fn);
+        stage_start = done;
+        return run_tiled(img, g, counted(fn));
     };
-    if (o.scheme == "plain")
-        return tiled(noisy, [&](const Tensor& region, const ImageWindow&) { return net.forward_any_size(region); });
-    // Each pass is tiled from its flipped/transposed image, so its tiles' masks are keyed exactly
-    // as the untiled pass's.
-    const bool show = o.passes > 1 && isatty(2);
-    Tensor d = average_passes(noisy, o.passes, [&](const Tensor& img, int j) {
-        if (show) std::fprintf(stderr, "\r  pass %d/%d", j + 1, o.passes);
-        return tiled(img, [&](const Tensor& region, const ImageWindow& win) {
-            return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
+    Tensor d;
+    if (o.scheme == "plain") {
+        d = tiled(noisy, [&](const Tensor& region, const ImageWindow&) { return net.forward_any_size(region); });
+    } else {
+        // Each pass is tiled from its flipped/transposed image, so its tiles' masks are keyed exactly
+        // as the untiled pass's.
+        d = average_passes(noisy, o.passes, [&](const Tensor& img, int j) {
+            stage = o.passes > 1 ? str("pass ", j + 1, "/", o.passes) : "";
+            return tiled(img, [&](const Tensor& region, const ImageWindow& win) {
+                return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
+            });
         });
-    });
-    if (show) std::fprintf(stderr, "\r%*s\r", 16, "");
-    if (o.r3 > 0)
-        d = tiled(noisy, [&](const Tensor& region, const ImageWindow& win) {
-            Tensor dr = d.narrow(2, win.y0, region.dim(2)).narrow(3, win.x0, region.dim(3)).contiguous();
-            return amsnet_r3(net, region, dr, o.r3, o.r3_p, o.branches, o.seed, win);
-        });
+        if (o.r3 > 0) {
+            stage = "R^3";
+            d = tiled(noisy, [&](const Tensor& region, const ImageWindow& win) {
+                Tensor dr = d.narrow(2, win.y0, region.dim(2)).narrow(3, win.x0, region.dim(3)).contiguous();
+                return amsnet_r3(net, region, dr, o.r3, o.r3_p, o.branches, o.seed, win);
+            });
+        }
+    }
+    if (show) std::fprintf(stderr, "\r%*s\r", 72, "");
     return d;
 }
 
