@@ -20,6 +20,7 @@ for stage in "$@"; do
     ours)
         build_device || exit 1
         [ "$precision" = tf32 ] && export AMS_TF32=1
+        [ "$precision" = bf16 ] && export AMS_BF16=1
         build-device/amsnet bench --what suite --device cuda --warmup 3 --repeat 10 --json > "$out/suite.json" || status=1
         build-device/amsnet bench --what kernels --device cuda --warmup 3 --repeat 20 --json > "$out/kernels.json" || status=1
         ;;

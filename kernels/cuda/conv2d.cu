@@ -206,21 +206,21 @@ std::map<ConvKey, std::unique_ptr<CudnnConv>>& conv_cache() {
     return *m;
 }
 
-// The descriptor's math type: FMA (float32 accuracy) by default; with AMS_TF32=1, DEFAULT (TF32
-// allowed), then whichever type the chosen algorithm reports, as PyTorch does.
-cudnnMathType_t default_math() { return tf32_enabled() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+// The descriptor's math type: FMA (float32 accuracy) by default; with AMS_TF32=1 or AMS_BF16=1,
+// DEFAULT (TF32 allowed), then whichever type the chosen algorithm reports, as PyTorch does.
+cudnnMathType_t default_math() { return tensor_math_enabled() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
 
 void use_math(const CudnnConv& c, cudnnMathType_t m) {
-    if (tf32_enabled()) CUDNN_CHECK(cudnnSetConvolutionMathType(c.conv, m));
+    if (tensor_math_enabled()) CUDNN_CHECK(cudnnSetConvolutionMathType(c.conv, m));
 }
 
 // An algorithm from cuDNN's heuristics is acceptable when it is supported, deterministic, within
-// the workspace budget and, unless AMS_TF32=1, runs without tensor-op (TF32) math.
+// the workspace budget and, unless AMS_TF32=1 or AMS_BF16=1, runs without tensor-op (TF32) math.
 template <class Perf>
 bool acceptable(const Perf& p) {
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kMaxWorkspace) return false;
     if (p.determinism != CUDNN_DETERMINISTIC) return false;
-    return tf32_enabled() ||
+    return tensor_math_enabled() ||
            (p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
 }
 

@@ -10,13 +10,24 @@
 
 namespace ams::cuda {
 
+namespace {
+bool env_on(const char* name) {
+    const char* v = std::getenv(name);
+    return v && std::strcmp(v, "1") == 0;
+}
+}  // namespace
+
 bool tf32_enabled() {
-    static const bool on = [] {
-        const char* v = std::getenv("AMS_TF32");
-        return v && std::strcmp(v, "1") == 0;
-    }();
+    static const bool on = env_on("AMS_TF32");
     return on;
 }
+
+bool bf16_enabled() {
+    static const bool on = env_on("AMS_BF16");
+    return on;
+}
+
+bool tensor_math_enabled() { return tf32_enabled() || bf16_enabled(); }
 
 cublasHandle_t cublas() {
     static cublasHandle_t h = [] {
@@ -49,10 +60,16 @@ void sgemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
               "sgemm: dimensions ", M, "x", N, "x", K, " exceed cuBLAS's int range");
     // cuBLAS is column-major; a row-major matrix is its column-major transpose, so the row-major
     // C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                           (int)N, (int)M, (int)K, &alpha, B, (int)ldb, (long long)sb, A,
-                                           (int)lda, (long long)sa, &beta, C, (int)ldc, (long long)sc,
-                                           (int)batch));
+    const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (bf16_enabled())
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), opb, opa, (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F,
+                                                (int)ldb, (long long)sb, A, CUDA_R_32F, (int)lda, (long long)sa,
+                                                &beta, C, CUDA_R_32F, (int)ldc, (long long)sc, (int)batch,
+                                                CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+    else
+        CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), opb, opa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb,
+                                               (long long)sb, A, (int)lda, (long long)sa, &beta, C, (int)ldc,
+                                               (long long)sc, (int)batch));
     AMS_CUDA_LAUNCH_CHECK("cuBLAS sgemm");  // with AMS_CUDA_SYNC=1, a fault surfaces here
 }
 

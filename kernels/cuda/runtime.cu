@@ -10,6 +10,7 @@
 
 #include "engine/tensor.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/handles.h"
 
 namespace ams::cuda {
 
@@ -91,8 +92,10 @@ std::string device_description() {
     CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
     CUDA_CHECK(cudaDriverGetVersion(&drv));
     CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+    // The precision policy is part of every figure's context (AMS_TF32 / AMS_BF16).
+    const char* math = bf16_enabled() ? "bf16 products" : tf32_enabled() ? "tf32" : "fp32";
     return str(p.name, " (sm_", p.major, p.minor, ", ", p.totalGlobalMem >> 30, " GiB), driver ", drv / 1000, ".",
-               (drv % 1000) / 10, ", runtime ", rt / 1000, ".", (rt % 1000) / 10);
+               (drv % 1000) / 10, ", runtime ", rt / 1000, ".", (rt % 1000) / 10, ", precision ", math);
 }
 
 cudaStream_t stream() {
