@@ -23,9 +23,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, bool with_b
 Tensor attention(const Tensor& qkv, const Tensor& temperature, int heads);
 // GDFN gate: (B, 2C, H, W) -> gelu(first half) * second half, (B, C, H, W).
 Tensor gelu_gate(const Tensor& x);
-// Inference only, CPU only: x + GDFN(LN(x)) in one op (the block's second half, with the
-// project_in, dwconv and project_out weights of conv2d), tiled so its wide activations stay in
-// cache. Same result as the separate ops to rounding; refuses inputs that need a gradient.
+// Inference only, CPU only (kernels/cpu/block_fused.cpp), tiled over image rows so the wide
+// activations stay in cache; same results as the separate ops to rounding; both refuse inputs
+// that need a gradient. Weights as conv2d takes them.
+// dwconv3x3(conv1x1(LN(x))): the attention half's qkv, (B, P, H, W) for a (P, C, 1, 1) projection.
+Tensor norm_project_dw_inference(const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, bool ln_with_bias,
+                                 const Tensor& w_in, const Tensor& b_in, const Tensor& w_dw, const Tensor& b_dw);
+// x + GDFN(LN(x)): the block's feed-forward half.
 Tensor ffn_residual_inference(const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, bool ln_with_bias,
                               const Tensor& w_in, const Tensor& b_in, const Tensor& w_dw, const Tensor& b_dw,
                               const Tensor& w_out, const Tensor& b_out);

@@ -71,37 +71,76 @@ Tensor gelu_gate(const Tensor& x_) {
     return y;
 }
 
+namespace {
+
+// The checked, contiguous inputs of the fused inference pipeline D = dw3x3(W_in LN(x) + b_in) + b_dw.
+struct NormProjectDwInputs {
+    Tensor x, ln_w, ln_b, w_in, b_in, w_dw, b_dw;
+    int64_t P;  // projected channels
+};
+
+NormProjectDwInputs check_norm_project_dw(const char* op, const Tensor& x, const Tensor& ln_w, const Tensor& ln_b,
+                                          bool ln_with_bias, const Tensor& w_in, const Tensor& b_in,
+                                          const Tensor& w_dw, const Tensor& b_dw,
+                                          std::initializer_list<Tensor> more) {
+    AMS_CHECK(x.ndim() == 4, op, ": expected (B, C, H, W), got ", shape_str(x.shape()));
+    AMS_CHECK(x.device() == Device::CPU, op, ": CPU only (the CUDA path runs the separate ops)");
+    AMS_CHECK(!autograd::needs_grad({x, ln_w, ln_b, w_in, b_in, w_dw, b_dw}) && !autograd::needs_grad(more), op,
+              ": inference only, but an input needs a gradient");
+    const int64_t C = x.dim(1), P = w_in.defined() && w_in.ndim() == 4 ? w_in.dim(0) : 0;
+    AMS_CHECK(P > 0 && w_in.shape() == Shape({P, C, 1, 1}), op, ": projection weight ", shape_str(w_in.shape()),
+              " for ", C, " channels");
+    AMS_CHECK(w_dw.shape() == Shape({P, 1, 3, 3}), op, ": dwconv weight ", shape_str(w_dw.shape()), ", expected (", P,
+              ", 1, 3, 3)");
+    AMS_CHECK(ln_w.numel() == C && (!ln_with_bias || !ln_b.defined() || ln_b.numel() == C), op,
+              ": LayerNorm parameters for ", C, " channels");
+    AMS_CHECK((!b_in.defined() || b_in.numel() == P) && (!b_dw.defined() || b_dw.numel() == P), op, ": bias sizes");
+    for (const Tensor* t : {&ln_w, &ln_b, &w_in, &b_in, &w_dw, &b_dw})
+        if (t->defined()) detail::check_same(x, *t, op);
+    auto c = [](const Tensor& t) { return t.defined() ? t.contiguous() : Tensor(); };
+    return {x.contiguous(), c(ln_w), ln_with_bias ? c(ln_b) : Tensor(), c(w_in), c(b_in), c(w_dw), c(b_dw), P};
+}
+
+template <class T>
+cpu::NormProjectDw<T> norm_project_dw_params(const NormProjectDwInputs& in, bool ln_with_bias) {
+    return {ptr<T>(in.ln_w), ptr<T>(in.ln_b), ln_with_bias, kLayerNormEps, ptr<T>(in.w_in), ptr<T>(in.b_in),
+            ptr<T>(in.w_dw), ptr<T>(in.b_dw), in.P};
+}
+
+}  // namespace
+
+Tensor norm_project_dw_inference(const Tensor& x_, const Tensor& ln_w, const Tensor& ln_b, bool ln_with_bias,
+                                 const Tensor& w_in, const Tensor& b_in, const Tensor& w_dw, const Tensor& b_dw) {
+    NormProjectDwInputs in =
+        check_norm_project_dw("norm_project_dw_inference", x_, ln_w, ln_b, ln_with_bias, w_in, b_in, w_dw, b_dw, {});
+    const Tensor& x = in.x;
+    Tensor y = Tensor::empty({x.dim(0), in.P, x.dim(2), x.dim(3)}, x.dtype(), x.device());
+    detail::cpu_dispatch(x, [&](auto tag) {
+        using T = decltype(tag);
+        cpu::norm_project_dw_forward<T>(ptr<T>(x), ptr<T>(y), x.dim(0), x.dim(1), x.dim(2), x.dim(3),
+                                        norm_project_dw_params<T>(in, ln_with_bias));
+    });
+    return y;
+}
+
 Tensor ffn_residual_inference(const Tensor& x_, const Tensor& ln_w, const Tensor& ln_b, bool ln_with_bias,
                               const Tensor& w_in, const Tensor& b_in, const Tensor& w_dw, const Tensor& b_dw,
                               const Tensor& w_out, const Tensor& b_out) {
     const char* op = "ffn_residual_inference";
-    AMS_CHECK(x_.ndim() == 4, op, ": expected (B, C, H, W), got ", shape_str(x_.shape()));
-    AMS_CHECK(x_.device() == Device::CPU, op, ": CPU only (the CUDA path runs the separate ops)");
-    AMS_CHECK(!autograd::needs_grad({x_, ln_w, ln_b, w_in, b_in, w_dw, b_dw, w_out, b_out}), op,
-              ": inference only, but an input needs a gradient");
-    const int64_t B = x_.dim(0), C = x_.dim(1), H = x_.dim(2), W = x_.dim(3), h2 = w_in.defined() ? w_in.dim(0) : 0;
-    AMS_CHECK(h2 > 0 && h2 % 2 == 0 && w_in.shape() == Shape({h2, C, 1, 1}), op, ": project_in weight ",
-              shape_str(w_in.shape()), " for ", C, " channels");
-    AMS_CHECK(w_dw.shape() == Shape({h2, 1, 3, 3}), op, ": dwconv weight ", shape_str(w_dw.shape()), ", expected (",
-              h2, ", 1, 3, 3)");
-    AMS_CHECK(w_out.shape() == Shape({C, h2 / 2, 1, 1}), op, ": project_out weight ", shape_str(w_out.shape()));
-    AMS_CHECK(ln_w.numel() == C && (!ln_with_bias || !ln_b.defined() || ln_b.numel() == C), op,
-              ": LayerNorm parameters for ", C, " channels");
-    AMS_CHECK((!b_in.defined() || b_in.numel() == h2) && (!b_dw.defined() || b_dw.numel() == h2) &&
-                  (!b_out.defined() || b_out.numel() == C),
-              op, ": bias sizes");
-    Tensor x = x_.contiguous();
-    for (const Tensor* t : {&ln_w, &ln_b, &w_in, &b_in, &w_dw, &b_dw, &w_out, &b_out})
+    NormProjectDwInputs in = check_norm_project_dw(op, x_, ln_w, ln_b, ln_with_bias, w_in, b_in, w_dw, b_dw, {w_out, b_out});
+    const Tensor& x = in.x;
+    const int64_t C = x.dim(1);
+    AMS_CHECK(in.P % 2 == 0, op, ": project_in has ", in.P, " output channels, not 2 x hidden");
+    AMS_CHECK(w_out.shape() == Shape({C, in.P / 2, 1, 1}), op, ": project_out weight ", shape_str(w_out.shape()));
+    AMS_CHECK(!b_out.defined() || b_out.numel() == C, op, ": bias sizes");
+    for (const Tensor* t : {&w_out, &b_out})
         if (t->defined()) detail::check_same(x, *t, op);
-    auto c = [](const Tensor& t) { return t.defined() ? t.contiguous() : Tensor(); };
-    Tensor lw = c(ln_w), lb = ln_with_bias ? c(ln_b) : Tensor(), wi = c(w_in), bi = c(b_in), wd = c(w_dw),
-           bd = c(b_dw), wo = c(w_out), bo = c(b_out);
+    Tensor wo = w_out.contiguous(), bo = b_out.defined() ? b_out.contiguous() : Tensor();
     Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
     detail::cpu_dispatch(x, [&](auto tag) {
         using T = decltype(tag);
-        cpu::FfnParams<T> p{ptr<T>(lw), ptr<T>(lb), ln_with_bias, kLayerNormEps, ptr<T>(wi), ptr<T>(bi),
-                            ptr<T>(wd), ptr<T>(bd), ptr<T>(wo), ptr<T>(bo), h2 / 2};
-        cpu::ffn_residual_forward<T>(ptr<T>(x), ptr<T>(y), B, C, H, W, p);
+        cpu::FfnParams<T> p{norm_project_dw_params<T>(in, ln_with_bias), ptr<T>(wo), ptr<T>(bo)};
+        cpu::ffn_residual_forward<T>(ptr<T>(x), ptr<T>(y), x.dim(0), C, x.dim(2), x.dim(3), p);
     });
     return y;
 }

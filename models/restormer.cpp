@@ -243,21 +243,25 @@ Tensor Restormer::run_conv(const Conv& c, const Tensor& x) const {
 
 Tensor Restormer::run_blocks(const std::vector<Block>& bs, Tensor x) const {
     const bool lnb = cfg_.layernorm_with_bias;
+    // Inference on the CPU runs each half's LayerNorm, projection and depthwise conv (and the
+    // feed-forward's gate, output projection and residual) as one op tiled over rows, so the wide
+    // intermediates never exist at full size. Training and CUDA use the separate ops.
+    const bool fused = x.device() == Device::CPU && !autograd::grad_enabled();
+    auto bias = [&](const Conv& c) { return c.b >= 0 ? params_[c.b] : Tensor(); };
     for (const Block& b : bs) {
-        Tensor n1 = ops::layer_norm(x, params_[b.norm1_w], lnb ? params_[b.norm1_b] : Tensor(), lnb);
-        Tensor qkv = run_conv(b.qkv_dw, run_conv(b.qkv, n1));
+        const Tensor ln1_b = lnb ? params_[b.norm1_b] : Tensor(), ln2_b = lnb ? params_[b.norm2_b] : Tensor();
+        Tensor qkv = fused ? ops::norm_project_dw_inference(x, params_[b.norm1_w], ln1_b, lnb, params_[b.qkv.w],
+                                                            bias(b.qkv), params_[b.qkv_dw.w], bias(b.qkv_dw))
+                           : run_conv(b.qkv_dw, run_conv(b.qkv, ops::layer_norm(x, params_[b.norm1_w], ln1_b, lnb)));
         Tensor att = run_conv(b.attn_out, ops::attention(qkv, params_[b.temperature], b.heads));
         x = ops::add(x, att);
-        const Tensor ln_b = lnb ? params_[b.norm2_b] : Tensor();
-        if (x.device() == Device::CPU && !autograd::grad_enabled()) {
-            // Inference on the CPU: one tiled op instead of five full-size intermediates.
-            auto bias = [&](const Conv& c) { return c.b >= 0 ? params_[c.b] : Tensor(); };
-            x = ops::ffn_residual_inference(x, params_[b.norm2_w], ln_b, lnb, params_[b.ffn_in.w], bias(b.ffn_in),
+        if (fused) {
+            x = ops::ffn_residual_inference(x, params_[b.norm2_w], ln2_b, lnb, params_[b.ffn_in.w], bias(b.ffn_in),
                                             params_[b.ffn_dw.w], bias(b.ffn_dw), params_[b.ffn_out.w],
                                             bias(b.ffn_out));
             continue;
         }
-        Tensor n2 = ops::layer_norm(x, params_[b.norm2_w], ln_b, lnb);
+        Tensor n2 = ops::layer_norm(x, params_[b.norm2_w], ln2_b, lnb);
         Tensor h = ops::gelu_gate(run_conv(b.ffn_dw, run_conv(b.ffn_in, n2)));
         x = ops::add(x, run_conv(b.ffn_out, h));
     }

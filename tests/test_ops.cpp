@@ -291,10 +291,38 @@ TEST_CASE("ffn_residual_inference matches the separate ops (LayerNorm, 1x1, dwco
                                                                                            wi, bi, 0, 1),
                                                                                 wd, bd, 1, (int)(2 * h))),
                                                      wo, bo, 0, 1));
-                int64_t prev = cpu::set_ffn_tile_bytes(tile);
+                int64_t prev = cpu::set_fused_tile_bytes(tile);
                 Tensor out = ops::ffn_residual_inference(x, lw, lb, k.ln_with_bias, wi, bi, wd, bd, wo, bo);
-                cpu::set_ffn_tile_bytes(prev);
+                cpu::set_fused_tile_bytes(prev);
                 INFO(shape_str(k.x), " hidden ", h, " tile bytes ", tile, " ", std::string(dtype_name(dt)));
+                REQUIRE(out.shape() == ref.shape());
+                CHECK(rel_l2(out, ref) < (dt == DType::F64 ? 1e-13 : 1e-6));
+            }
+}
+
+TEST_CASE("norm_project_dw_inference matches the separate ops (LayerNorm, 1x1, dwconv 3x3)") {
+    struct Case {
+        Shape x;
+        int64_t P;
+        bool bias, ln_with_bias;
+    };
+    const Case cases[] = {{{3, 5, 7, 11}, 15, true, true}, {{1, 4, 13, 9}, 12, false, false},
+                          {{2, 3, 1, 6}, 9, true, false}, {{2, 3, 6, 1}, 9, false, true}};
+    uint64_t seed = 900;
+    for (const Case& k : cases)
+        for (int64_t tile : {int64_t(1), int64_t(8) << 20})
+            for (DType dt : {DType::F64, DType::F32}) {
+                const int64_t C = k.x[1];
+                auto rnd = [&](const Shape& s, double mean = 0.0) { return test::random_tensor(s, ++seed, dt, mean, 0.4); };
+                Tensor x = rnd(k.x), lw = rnd({C}, 1.0), lb = rnd({C}), wi = rnd({k.P, C, 1, 1}), wd = rnd({k.P, 1, 3, 3});
+                Tensor bi = k.bias ? rnd({k.P}) : Tensor(), bd = k.bias ? rnd({k.P}) : Tensor();
+                autograd::NoGradGuard ng;
+                Tensor ref = ops::conv2d(ops::conv2d(ops::layer_norm(x, lw, lb, k.ln_with_bias), wi, bi, 0, 1), wd, bd, 1,
+                                         (int)k.P);
+                int64_t prev = cpu::set_fused_tile_bytes(tile);
+                Tensor out = ops::norm_project_dw_inference(x, lw, lb, k.ln_with_bias, wi, bi, wd, bd);
+                cpu::set_fused_tile_bytes(prev);
+                INFO(shape_str(k.x), " P ", k.P, " tile bytes ", tile, " ", std::string(dtype_name(dt)));
                 REQUIRE(out.shape() == ref.shape());
                 CHECK(rel_l2(out, ref) < (dt == DType::F64 ? 1e-13 : 1e-6));
             }

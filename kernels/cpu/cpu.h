@@ -30,22 +30,30 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
 // bytes (default 8 MiB; at least 1); returns the previous value. Tests set 1: one row per tile.
 int64_t set_conv_col_tile_bytes(int64_t bytes);
 
-// ---- the Restormer block's feed-forward half for inference, fused in tiles of rows (CPU only):
-// y = x + W_out (gelu(d1) * d2) + b_out, (d1, d2) = dw3x3(W_in LN(x) + b_in) + b_dw, x and y
-// (B, C, H, W), hidden = h, W_in (2h, C), W_dw (2h, 3, 3), W_out (C, h); biases may be null.
+// ---- the Restormer block's two halves for inference, fused in tiles of rows (CPU only;
+// kernels/cpu/block_fused.cpp). x (B, C, H, W); biases may be null.
+// D = dw3x3(W_in LN(x) + b_in) + b_dw with W_in (P, C), W_dw (P, 3, 3): y (B, P, H, W).
 template <class T>
-struct FfnParams {
+struct NormProjectDw {
     const T *ln_w, *ln_b;
     bool ln_with_bias;
     double ln_eps;
-    const T *w_in, *b_in, *w_dw, *b_dw, *w_out, *b_out;
-    int64_t hidden;
+    const T *w_in, *b_in, *w_dw, *b_dw;
+    int64_t P;
+};
+template <class T>
+void norm_project_dw_forward(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, const NormProjectDw<T>& p);
+// y (B, C, H, W) = x + W_out (gelu(D[:h]) * D[h:]) + b_out, D from `in` with P = 2h, W_out (C, h).
+template <class T>
+struct FfnParams {
+    NormProjectDw<T> in;
+    const T *w_out, *b_out;
 };
 template <class T>
 void ffn_residual_forward(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, const FfnParams<T>& p);
-// Bytes of a thread's tile buffers (default 8 MiB, at least 1); returns the previous value. Tests
-// set it small to force one-row tiles.
-int64_t set_ffn_tile_bytes(int64_t bytes);
+// Bytes of a thread's tile buffers for both (default 8 MiB, at least 1); returns the previous
+// value. Tests set it small to force one-row tiles.
+int64_t set_fused_tile_bytes(int64_t bytes);
 
 // ---- pixel (un)shuffle: unshuffle x (B, C, H, W) -> y (B, C*r*r, H/r, W/r),
 // y[b, c*r*r + i*r + j, h, w] = x[b, c, h*r + i, w*r + j]; shuffle is its inverse.
