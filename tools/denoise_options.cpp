@@ -96,15 +96,11 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
     autograd::NoGradGuard ng;
     // Progress on a terminal when there is more than one unit of work (a tile of one pass or of the
-    // R^3 stage): where it is, and the time left from the share of units done.
-    const int64_t tiles = [&] {
-        TileGrid g = plan_denoise(net, noisy, o);
-        return (int64_t)(g.rows.size() * g.cols.size());
-    }();
-    const int64_t units = tiles * (o.scheme == "plain" ? 1 : o.passes + (o.r3 > 0 ? 1 : 0));
-    const bool show = units > 1 && isatty(2);
+    // R^3 stage): where it is, and the time left from the share of units done. Every stage has the
+    // first stage's tile count (a transposed pass swaps rows and columns).
+    int64_t tiles = 0, units = 0, done = 0, stage_start = 0;
+    bool show = false;
     Stopwatch sw;
-    int64_t done = 0, stage_start = 0;
     std::string stage;
     auto counted = [&](const RegionFn& fn) -> RegionFn {
         return [&, fn](const Tensor& region, const ImageWindow& win) {
@@ -119,13 +115,16 @@ Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOpt
             return y;
         };
     };
-    bool told = false;
     auto tiled = [&](const Tensor& img, const RegionFn& fn) {
         TileGrid g = plan_denoise(net, img, o);
-        if (g.rows.size() * g.cols.size() > 1 && !told)
-            std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(), g.rows.size(),
-                         (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
-        told = true;
+        if (tiles == 0) {  // the first stage
+            tiles = (int64_t)(g.rows.size() * g.cols.size());
+            units = tiles * (o.scheme == "plain" ? 1 : o.passes + (o.r3 > 0 ? 1 : 0));
+            show = units > 1 && isatty(2);
+            if (tiles > 1)
+                std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(),
+                             g.rows.size(), (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
+        }
         stage_start = done;
         return run_tiled(img, g, counted(fn));
     };
