@@ -37,7 +37,7 @@ void check_against_fixture(const std::string& fixture, DType dt, double fwd_tol,
     INFO("worst parameter gradient: ", worst_name, " ", worst);
     CHECK(worst < grad_tol);
 
-    autograd::NoGradGuard ng;  // from here on the CPU runs the fused feed-forward op
+    autograd::NoGradGuard ng;  // from here on the CPU runs the fused inference ops
     CHECK(rel_l2(net.forward(f.get("input").to(dt)), f.get("out")) < fwd_tol);
     Tensor padded = net.forward_any_size(f.get("padded_input").to(dt));
     CHECK(padded.shape() == f.get("padded_out").shape());

@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include <omp.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/parallel.h"
 
 namespace ams::cpu {
 
@@ -24,11 +24,11 @@ namespace {
 // feed-forward's D, G and W_out G). L3-sized, not L2: the GEMMs want long rows.
 int64_t g_tile_bytes = int64_t(8) << 20;
 
+// The thread's tile buffers (slots 0-1: ProjectedRows, 2-4: the feed-forward's D, G, W_out G).
+struct FusedScratch;
 template <class T>
-T* scratch(int slot, int64_t n) {
-    thread_local std::vector<T> buf[5];
-    if ((int64_t)buf[slot].size() < n) buf[slot].resize((size_t)n);
-    return buf[slot].data();
+T* scratch(size_t slot, int64_t n) {
+    return thread_scratch<FusedScratch, T>(slot, n);
 }
 
 // One output row of the depthwise 3x3 (padding 1) over the held rows [a0, a1) of one channel of A:

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/parallel.h"
 
 namespace ams::cpu {
 
@@ -22,13 +23,11 @@ int64_t tile_rows(const ConvShape& s, int64_t Kc, size_t elem) {
     return std::clamp<int64_t>(g_col_tile_bytes / row_bytes, 1, std::max<int64_t>(1, s.Ho()));
 }
 
-// A thread's scratch, grown as needed and never shrunk or cleared: im2col writes every element,
-// and fresh zeroed pages on every call cost more than the convolution itself.
+// The thread's column buffers (slot 0: im2col, 1: its gradient).
+struct ConvScratch;
 template <class T>
-T* scratch(int slot, size_t n) {
-    thread_local std::vector<T> buf[2];
-    if (buf[slot].size() < n) buf[slot].resize(n);
-    return buf[slot].data();
+T* scratch(size_t slot, int64_t n) {
+    return thread_scratch<ConvScratch, T>(slot, n);
 }
 
 // col (cin*KH*KW, rows*Wo) for the output rows [oy0, oy0+rows) of one image-group x (cin, H, W),
@@ -216,7 +215,7 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y
                 gemm<T>(false, false, cout, HoWo, Kc, T(1), wg, Kc, src, HoWo, T(0), yg, HoWo);
                 continue;
             }
-            T* col = scratch<T>(0, (size_t)(Kc * rows * Wo));
+            T* col = scratch<T>(0, Kc * rows * Wo);
             for (int64_t oy0 = 0; oy0 < s.Ho(); oy0 += rows) {
                 const int64_t r = std::min(rows, s.Ho() - oy0), N = r * Wo;
                 im2col(s, cin, src, oy0, r, col);
@@ -259,8 +258,8 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
                 if (dxg) gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(1), dxg, HoWo);
                 continue;
             }
-            T* col = scratch<T>(0, (size_t)(Kc * rows * Wo));
-            T* dcol = scratch<T>(1, (size_t)(Kc * rows * Wo));
+            T* col = scratch<T>(0, Kc * rows * Wo);
+            T* dcol = scratch<T>(1, Kc * rows * Wo);
             for (int64_t oy0 = 0; oy0 < s.Ho(); oy0 += rows) {
                 const int64_t r = std::min(rows, s.Ho() - oy0), N = r * Wo;
                 const T* dyt = dyg + oy0 * Wo;
