@@ -1,5 +1,5 @@
-// conv2d (stride 1) on the CPU: 1x1 as one GEMM per image and group, depthwise as direct loops,
-// everything else as im2col + GEMM. Backward: dW = dY col^T, dX = col2im(W^T dY).
+// conv2d (stride 1) on the CPU: 1x1 as one GEMM per image and group, depthwise as direct loops
+// (depthwise.cpp), everything else as im2col + GEMM. Backward: dW = dY col^T, dX = col2im(W^T dY).
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -76,112 +76,6 @@ void col2im_add(const ConvShape& s, int64_t cin, const T* dcol, int64_t oy0, int
                 const T* g = src + r * Wo;
                 for (int64_t ox = ox0; ox < ox1; ++ox) d[ox] += g[ox];
             }
-        }
-    }
-}
-
-// One depthwise plane: y (Ho, Wo) (+)= correlate(x (H, W), w (KH, KW)) with zero padding `pad_y`
-// rows and `pad_x` columns, stride 1. The backward data pass is the same with the kernel flipped
-// (and paddings KH-1-pad, KW-1-pad), so both use this. Rows are processed tap-row by tap-row with
-// the bounds hoisted out of the inner loop, which the compiler vectorises.
-template <class T>
-void depthwise_plane(const T* x, const T* w, T* y, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t KH,
-                     int64_t KW, int64_t pad_y, int64_t pad_x, T init, bool accumulate) {
-    for (int64_t oy = 0; oy < Ho; ++oy) {
-        T* yr = y + oy * Wo;
-        if (!accumulate) std::fill(yr, yr + Wo, init);
-        for (int64_t ky = 0; ky < KH; ++ky) {
-            int64_t iy = oy + ky - pad_y;
-            if (iy < 0 || iy >= H) continue;
-            const T* xr = x + iy * W;
-            const T* wr = w + ky * KW;
-            if (KW == 3 && pad_x == 1 && Wo == W && W >= 2) {
-                const T w0 = wr[0], w1 = wr[1], w2 = wr[2];
-                yr[0] += w1 * xr[0] + w2 * xr[1];
-#pragma omp simd
-                for (int64_t ox = 1; ox < W - 1; ++ox) yr[ox] += w0 * xr[ox - 1] + w1 * xr[ox] + w2 * xr[ox + 1];
-                yr[W - 1] += w0 * xr[W - 2] + w1 * xr[W - 1];
-                continue;
-            }
-            for (int64_t kx = 0; kx < KW; ++kx) {
-                const T wv = wr[kx];
-                int64_t off = kx - pad_x;
-                int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, W - off);
-                const T* xs = xr + off;
-#pragma omp simd
-                for (int64_t ox = ox0; ox < ox1; ++ox) yr[ox] += wv * xs[ox];
-            }
-        }
-    }
-}
-
-// Depthwise (one input and one output channel per group), any kernel size.
-template <class T>
-void depthwise_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y) {
-    const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < s.B; ++n)
-        for (int64_t c = 0; c < C; ++c)
-            depthwise_plane(x + (n * C + c) * s.H * s.W, w + c * s.KH * s.KW, y + (n * C + c) * Ho * Wo, s.H, s.W,
-                            Ho, Wo, s.KH, s.KW, s.pad, s.pad, b ? b[c] : T(0), false);
-}
-
-template <class T>
-void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
-    const int64_t Ho = s.Ho(), Wo = s.Wo(), C = s.Cin, K2 = s.KH * s.KW;
-    // dx: correlate dy with the flipped kernel (padding KH-1-pad, KW-1-pad), accumulating. Any plane
-    // in parallel.
-    if (dx) {
-        std::vector<T> flipped((size_t)(C * K2));
-        for (int64_t c = 0; c < C; ++c)
-            for (int64_t k = 0; k < K2; ++k) flipped[c * K2 + k] = w[c * K2 + K2 - 1 - k];
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int64_t n = 0; n < s.B; ++n)
-            for (int64_t c = 0; c < C; ++c)
-                depthwise_plane(dy + (n * C + c) * Ho * Wo, flipped.data() + c * K2, dx + (n * C + c) * s.H * s.W, Ho,
-                                Wo, s.H, s.W, s.KH, s.KW, s.KH - 1 - s.pad, s.KW - 1 - s.pad, T(0), true);
-    }
-    if (!dw && !db) return;
-    // dw, db: per channel, summed over the batch. Products accumulate element-wise into one row per
-    // tap (vectorises; rows are short), reduced once per channel at the end: deterministic.
-#pragma omp parallel
-    {
-        std::vector<T> acc((size_t)(K2 * Wo));
-#pragma omp for schedule(static)
-        for (int64_t c = 0; c < C; ++c) {
-            std::fill(acc.begin(), acc.end(), T(0));
-            T bias_acc = 0;
-            for (int64_t n = 0; n < s.B; ++n) {
-                const T* xp = x + (n * C + c) * s.H * s.W;
-                const T* gp = dy + (n * C + c) * Ho * Wo;
-                for (int64_t oy = 0; oy < Ho; ++oy) {
-                    const T* gr = gp + oy * Wo;
-                    if (db) {
-#pragma omp simd reduction(+ : bias_acc)
-                        for (int64_t ox = 0; ox < Wo; ++ox) bias_acc += gr[ox];
-                    }
-                    if (!dw) continue;
-                    for (int64_t ky = 0; ky < s.KH; ++ky) {
-                        int64_t iy = oy + ky - s.pad;
-                        if (iy < 0 || iy >= s.H) continue;
-                        for (int64_t kx = 0; kx < s.KW; ++kx) {
-                            int64_t off = kx - s.pad;
-                            int64_t ox0 = std::max<int64_t>(0, -off), ox1 = std::min<int64_t>(Wo, s.W - off);
-                            const T* xr = xp + iy * s.W + off;
-                            T* ar = acc.data() + (ky * s.KW + kx) * Wo;
-#pragma omp simd
-                            for (int64_t ox = ox0; ox < ox1; ++ox) ar[ox] += gr[ox] * xr[ox];
-                        }
-                    }
-                }
-            }
-            if (db) db[c] += bias_acc;
-            if (dw)
-                for (int64_t k = 0; k < K2; ++k) {
-                    T sum = 0;
-                    for (int64_t ox = 0; ox < Wo; ++ox) sum += acc[k * Wo + ox];
-                    dw[c * K2 + k] += sum;
-                }
         }
     }
 }

@@ -26,6 +26,11 @@ template <class T>
 void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y);
 template <class T>
 void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
+// The depthwise case (groups == Cin == Cout), which conv2d_* hand to kernels/cpu/depthwise.cpp.
+template <class T>
+void depthwise_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y);
+template <class T>
+void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
 // Dense convolutions run im2col in tiles of output rows whose column buffer stays under this many
 // bytes (default 8 MiB; at least 1); returns the previous value. Tests set 1: one row per tile.
 int64_t set_conv_col_tile_bytes(int64_t bytes);

@@ -148,6 +148,11 @@ def conv_fixtures():
         ("conv2d_dense", (2, 5, 7, 9), (4, 5, 3, 3), True, 1, 1),
         ("conv2d_1x1", (2, 6, 5, 7), (4, 6, 1, 1), False, 0, 1),
         ("conv2d_depthwise", (2, 6, 7, 5), (6, 1, 3, 3), False, 1, 6),
+        # The 3x3 depthwise path works in chunks of 8 floats / 4 doubles: widths past one chunk
+        # with a remainder, and one-row and one-column images.
+        ("conv2d_depthwise_wide", (3, 5, 6, 21), (5, 1, 3, 3), True, 1, 5),
+        ("conv2d_depthwise_row", (2, 3, 1, 11), (3, 1, 3, 3), True, 1, 3),
+        ("conv2d_depthwise_col", (2, 3, 9, 1), (3, 1, 3, 3), False, 1, 3),
         ("conv2d_grouped", (1, 6, 6, 5), (4, 3, 3, 3), True, 1, 2),
         ("conv2d_k5", (1, 3, 9, 8), (2, 3, 5, 5), True, 2, 1),
         # Non-square kernels: one padding for both axes, so the output is not the input's size.
