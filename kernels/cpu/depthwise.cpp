@@ -213,7 +213,9 @@ void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy,
 #pragma omp parallel
     {
         T* xp = fast ? zeroed_buffer<T>(1, (s.H + 2) * ld) : nullptr;
-        T* gp = fast ? zeroed_buffer<T>(2, Ho * ld_g) : nullptr;
+        // dy is read in place when its rows already are whole chunks (the Restormer's widths).
+        const bool pad_g = fast && ld_g != Wo;
+        T* gp = pad_g ? zeroed_buffer<T>(2, Ho * ld_g) : nullptr;
         T* acc = fast ? nullptr : thread_scratch<DepthwiseScratch, T>(3, K2 * Wo);
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < C; ++c) {
@@ -224,9 +226,10 @@ void depthwise_backward(const ConvShape& s, const T* x, const T* w, const T* dy,
             T total[10] = {};
             for (int64_t n = 0; n < s.B; ++n) {
                 copy_plane(x + (n * C + c) * s.H * s.W, xp, s.H, s.W, ld, 1);
-                copy_plane(dy + (n * C + c) * Ho * Wo, gp, Ho, Wo, ld_g, 0);
+                const T* gc = dy + (n * C + c) * Ho * Wo;
+                if (pad_g) copy_plane(gc, gp, Ho, Wo, ld_g, 0);
                 T sum[10];
-                grad3x3(xp, ld, gp, ld_g, Ho, sum);
+                grad3x3(xp, ld, pad_g ? gp : gc, ld_g, Ho, sum);
                 for (int k = 0; k < 10; ++k) total[k] += sum[k];
             }
             if (dw)
