@@ -23,6 +23,7 @@ void normalize_rows(const T* src, T* dst, T* norm, int64_t c, int64_t N) {
     for (int64_t i = 0; i < c; ++i) {
         const T* r = src + i * N;
         T acc = 0;
+#pragma omp simd reduction(+ : acc)
         for (int64_t j = 0; j < N; ++j) acc += r[j] * r[j];
         T nrm = std::max<T>(std::sqrt(acc), T(kNormEps));
         norm[i] = nrm;
@@ -41,8 +42,10 @@ void normalize_rows_backward(const T* dst, const T* ddst, const T* norm, T* dsrc
         T* d = dsrc + i * N;
         bool clamped = norm[i] <= T(kNormEps);
         T proj = 0;
-        if (!clamped)
+        if (!clamped) {
+#pragma omp simd reduction(+ : proj)
             for (int64_t j = 0; j < N; ++j) proj += g[j] * y[j];
+        }
         T inv = T(1) / norm[i];
         for (int64_t j = 0; j < N; ++j) d[j] += (g[j] - y[j] * proj) * inv;
     }
