@@ -86,6 +86,7 @@ void layernorm_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db
                     const T* xc = xb + c * HW + p0;
                     const T* gc = gb + c * HW + p0;
                     T dwc = 0, dbc = 0;
+#pragma omp simd reduction(+ : dwc, dbc)
                     for (int64_t i = 0; i < cnt; ++i) {
                         T dz = gc[i] * w[c];
                         if (with_bias) {
