@@ -11,6 +11,7 @@ Tensor conv2d(const Tensor& x_, const Tensor& w_, const Tensor& b_, int padding,
     AMS_CHECK(x_.ndim() == 4 && w_.ndim() == 4, "conv2d: x ", shape_str(x_.shape()), " and w ",
               shape_str(w_.shape()), " must be 4-D");
     detail::check_same(x_, w_, "conv2d");
+    if (b_.defined()) detail::check_same(x_, b_, "conv2d");
     Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : Tensor();
     cpu::ConvShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), padding, groups};
     AMS_CHECK(groups > 0 && s.Cin % groups == 0 && s.Cout % groups == 0 && w.dim(1) == s.Cin / groups,

@@ -164,6 +164,10 @@ void attention_forward(const float* qkv, const float* temperature, float* out, f
                        int64_t N, int heads) {
     const int64_t c = C / heads;
     if (B == 0 || C == 0) return;
+    if (N == 0) {  // empty images: zero rows give a uniform softmax (as on the CPU) and no output;
+        fill(attn, B * heads * c * c, 1.0f / (float)c);  // cuBLAS refuses a leading dimension of 0
+        return;
+    }
     DeviceBuffer norms((size_t)(B * 2 * C) * sizeof(float));
     row_norms(qkv, norms.as<float>(), B, C, N);
     gram(qkv, attn, B, C, N, heads);  // attn holds G until the softmax replaces it
@@ -177,7 +181,7 @@ void attention_forward(const float* qkv, const float* temperature, float* out, f
 void attention_backward(const float* qkv, const float* temperature, const float* attn, const float* dout, float* dqkv,
                         float* dtemperature, int64_t B, int64_t C, int64_t N, int heads) {
     const int64_t c = C / heads, cc = B * heads * c * c;
-    if (B == 0 || C == 0 || (!dqkv && !dtemperature)) return;
+    if (B == 0 || C == 0 || N == 0 || (!dqkv && !dtemperature)) return;  // N == 0: every gradient is 0
     DeviceBuffer norms((size_t)(B * 2 * C) * sizeof(float)), coef((size_t)(B * 2 * C) * sizeof(float));
     DeviceBuffer G((size_t)cc * sizeof(float)), dA((size_t)cc * sizeof(float)), M((size_t)cc * sizeof(float));
     DeviceBuffer tpart((size_t)(B * heads) * sizeof(float));

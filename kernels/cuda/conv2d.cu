@@ -4,6 +4,7 @@
 //   pointwise (1x1, pad 0, groups 1): cuBLAS strided-batched SGEMM per image, Y = W X;
 //   everything else (dense, grouped): cuDNN, algorithm chosen once per shape and cached.
 // Bias add and bias gradient are custom kernels for every kind. Backward accumulates (beta = 1).
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
@@ -216,13 +217,19 @@ void use_math(const CudnnConv& c, cudnnMathType_t m) {
 
 // An algorithm from cuDNN's heuristics is acceptable when it is supported, deterministic, within
 // the workspace budget and, unless AMS_TF32=1 or AMS_BF16=1, runs without tensor-op (TF32) math.
+// ALLOW_CONVERSION is never acceptable: it converts float32 operands to FP16 (5-bit exponent:
+// large activations overflow, small gradients flush to zero), which is not the TF32 promised.
 template <class Perf>
-bool acceptable(const Perf& p) {
-    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kMaxWorkspace) return false;
-    if (p.determinism != CUDNN_DETERMINISTIC) return false;
-    return tensor_math_enabled() ||
-           (p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+bool acceptable(const Perf& p, size_t budget) {
+    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > budget) return false;
+    if (p.determinism != CUDNN_DETERMINISTIC || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
+    return tensor_math_enabled() || p.mathType != CUDNN_TENSOR_OP_MATH;
 }
+
+// At most 1 GiB of workspace, and at most half the device memory free when the shape is first
+// seen: a large denoise chunk must not get an algorithm whose workspace cannot be allocated when a
+// leaner one would run.
+size_t workspace_budget() { return std::min(kMaxWorkspace, memory_available() / 2); }
 
 // Descriptors for one shape, created on first use. Caller holds g_conv_mu.
 CudnnConv& conv_entry(const ConvShape& s) {
@@ -262,11 +269,12 @@ void choose(const CudnnConv& c, const Perf* perf, int n, Algo fallback, Workspac
             cudnnMathType_t& math, size_t& ws) {
     algo = fallback;
     math = default_math();
+    const size_t budget = workspace_budget();
     for (int i = 0; i < n; ++i) {
         size_t w = 0;
-        if (!acceptable(perf[i])) continue;
+        if (!acceptable(perf[i], budget)) continue;
         use_math(c, perf[i].mathType);
-        if (workspace(perf[i].algo, &w) == CUDNN_STATUS_SUCCESS) {
+        if (workspace(perf[i].algo, &w) == CUDNN_STATUS_SUCCESS && w <= budget) {
             algo = perf[i].algo;
             math = perf[i].mathType;
             break;
