@@ -3,6 +3,7 @@
 // contiguous here); outputs are contiguous, on the inputs' device and dtype (F32; F64 on the CPU).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/tensor.h"
 
@@ -72,5 +73,24 @@ Tensor random_mask(const Shape& shape, double p, uint64_t seed, uint64_t stream,
 // (seed, stream) partition the pixels.
 Tensor branch_mask(const Shape& shape, int k, int branch, uint64_t seed, uint64_t stream, Device device,
                    const MaskWindow& win = {});
+
+// ---- fused mask + PD (engine/ops_mask.cpp): the masks above, drawn inside the pixel-downsampling.
+// Which pixels to hide: with probability p each when k == 0 (training), else those of branch
+// `branch` of k (inference); drawn as random_mask / branch_mask draw the (B*s*s, 1, h, w) mask of
+// the sub-images with window `win`.
+struct MaskDraw {
+    uint64_t seed = 0, stream = 0;
+    double p = 0;
+    int k = 0, branch = 0;
+    MaskWindow win = {};
+};
+// The denoiser's input in one pass: pd_down(x, s) with the pixels `m` hides set to 0; *hidden, when
+// given, receives those pixels as a (B*s*s, 1, h, w) 0/1 mask in x's dtype. x gets the gradient
+// at the visible pixels.
+Tensor masked_pd_down(const Tensor& x, int s, const MaskDraw& m, Tensor* hidden = nullptr);
+// The inverse for k = outs.size() branches (m.k and m.branch ignored): the (B, C, h*s, w*s) image
+// whose every pixel is pd_up(outs[b]) there, b the branch that hides it. Each outs[b] gets the
+// gradient at its own pixels.
+Tensor pd_stitch(const std::vector<Tensor>& outs, int s, const MaskDraw& m);
 
 }  // namespace ams::ops

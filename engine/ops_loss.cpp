@@ -1,8 +1,7 @@
-// Scalar-valued ops (dot, masked L1, L1, total variation) and the random masks. On the GPU the
+// Scalar-valued ops (dot, masked L1, L1, total variation). On the GPU the
 // scalar and its incoming gradient stay on the device; on the CPU the gradient is read directly.
 #include "engine/dispatch.h"
 #include "engine/ops.h"
-#include "engine/rng.h"
 
 namespace ams::ops {
 
@@ -91,51 +90,6 @@ Tensor tv_loss(const Tensor& x_) {
                               cuda::tv_backward(ptr<T>(x), grad_ptr<T>(x), BC, H, W, ptr<T>(g)));
         });
     return y;
-}
-
-namespace {
-// The (B, 1, h, w) mask's window, with the defaults filled in and checked.
-rng::Window resolve(const Shape& shape, const MaskWindow& win) {
-    AMS_CHECK(shape.size() == 4 && shape[1] == 1, "mask shape must be (B, 1, H, W)");
-    rng::Window r{shape[2], shape[3], win.full_h ? win.full_h : shape[2], win.full_h ? win.full_w : shape[3], win.y0,
-             win.x0};
-    AMS_CHECK(r.full_h >= 1 && r.full_w >= 1 && r.y0 >= 0 && r.x0 >= 0 && r.y0 < r.full_h && r.x0 < r.full_w,
-              "mask window at (", r.y0, ", ", r.x0, ") outside its full size ", r.full_h, "x", r.full_w);
-    return r;
-}
-}  // namespace
-
-Tensor random_mask(const Shape& shape, double p, uint64_t seed, uint64_t stream, Device device, const MaskWindow& win) {
-    const rng::Window w = resolve(shape, win);
-    Tensor m = Tensor::empty(shape, DType::F32, device);
-    int64_t n = m.numel();
-    if (device == Device::CPU) {
-        float* d = m.data<float>();
-        for (int64_t i = 0; i < n; ++i) d[i] = rng::draw_uniform(seed, stream, w.counter(i)) < (float)p ? 1.f : 0.f;
-    } else {
-#ifdef AMS_HAVE_CUDA
-        cuda::bernoulli_mask(m.data<float>(), n, p, seed, stream, w);
-#endif
-    }
-    return m;
-}
-
-Tensor branch_mask(const Shape& shape, int k, int branch, uint64_t seed, uint64_t stream, Device device,
-                   const MaskWindow& win) {
-    AMS_CHECK(k >= 1 && branch >= 0 && branch < k, "branch_mask: branch ", branch, " of ", k);
-    const rng::Window w = resolve(shape, win);
-    Tensor m = Tensor::empty(shape, DType::F32, device);
-    int64_t n = m.numel();
-    if (device == Device::CPU) {
-        float* d = m.data<float>();
-        for (int64_t i = 0; i < n; ++i)
-            d[i] = rng::draw_below(seed, stream, w.counter(i), (uint32_t)k) == (uint32_t)branch ? 1.f : 0.f;
-    } else {
-#ifdef AMS_HAVE_CUDA
-        cuda::branch_mask(m.data<float>(), n, k, branch, seed, stream, w);
-#endif
-    }
-    return m;
 }
 
 }  // namespace ams::ops

@@ -65,6 +65,19 @@ struct Window {
     }
 };
 
+// Which pixels of a (B, h, w) array of sub-image pixels a mask hides, drawn per element with the
+// window's counter: k == 0: each with probability p (training's Bernoulli mask); k >= 1: those
+// whose uniform branch in [0, k) is `branch` (the k complementary masks of inference, SPEC Eq. 5).
+struct MaskRule {
+    uint64_t seed, stream;
+    Window win;
+    float p;
+    uint32_t k, branch;
+    AMS_HD bool hidden(int64_t i) const {
+        const uint64_t c = win.counter(i);
+        return k == 0 ? draw_uniform(seed, stream, c) < p : draw_below(seed, stream, c, k) == branch;
+    }
+};
 // Purposes of randomness; a stream is (purpose, step) packed into 64 bits.
 enum Purpose : uint32_t { kCrop = 1, kFlip = 2, kMask = 3, kR3Replace = 4, kR3Mask = 5, kInit = 6, kTest = 7 };
 

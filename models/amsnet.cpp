@@ -34,17 +34,14 @@ Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int bra
     const int64_t H = noisy.dim(2), W = noisy.dim(3);
     const ops::MaskWindow mwin = sub_window(H, W, pd, win);
     Tensor x = ops::pad_to_multiple(noisy, 8 * pd);
-    Tensor sub = pd > 1 ? ops::pd_down(x, pd) : x;  // (B*s*s, C, h, w)
-    Shape mshape{sub.dim(0), 1, sub.dim(2), sub.dim(3)};
-    Tensor acc;
+    ops::MaskDraw m{seed, stream, 0, branches, 0, mwin};
+    // Branch b sees the PD sub-images with its hidden pixels zeroed and keeps its output there.
+    std::vector<Tensor> outs;
     for (int b = 0; b < branches; ++b) {
-        Tensor hidden = ops::branch_mask(mshape, branches, b, seed, stream, sub.device(), mwin).to(sub.dtype());
-        Tensor out = net.forward(ops::mask_mul(sub, complement(hidden)));
-        Tensor kept = ops::mask_mul(out, hidden);
-        acc = acc.defined() ? ops::add(acc, kept) : kept;
+        m.branch = b;
+        outs.push_back(net.forward(ops::masked_pd_down(x, pd, m)));
     }
-    Tensor full = pd > 1 ? ops::pd_up(acc, pd) : acc;
-    return ops::crop(full, 0, 0, (int)H, (int)W);
+    return ops::crop(ops::pd_stitch(outs, pd, m), 0, 0, (int)H, (int)W);
 }
 
 Tensor average_passes(const Tensor& x, int passes, const std::function<Tensor(const Tensor&, int)>& restore) {
@@ -81,12 +78,9 @@ Tensor amsnet_train_loss(const Restormer& net, const Tensor& batch, int pd, uint
     AMS_CHECK(p_hidden > 0 && p_hidden < 1, "--mask-p must be in (0, 1), got ", p_hidden);
     AMS_CHECK(batch.dim(2) % (8 * pd) == 0 && batch.dim(3) % (8 * pd) == 0, "training crop ", batch.dim(2), "x",
               batch.dim(3), " must be a multiple of 8 * pd = ", 8 * pd);
-    Tensor sub = ops::pd_down(batch, pd);
-    Shape mshape{sub.dim(0), 1, sub.dim(2), sub.dim(3)};
-    Tensor hidden =
-        ops::random_mask(mshape, p_hidden, seed, rng::make_stream(rng::kMask, step), sub.device()).to(sub.dtype());
-    Tensor out = net.forward(ops::mask_mul(sub, complement(hidden)));
-    return ops::masked_l1(out, sub, hidden);
+    Tensor hidden;
+    Tensor input = ops::masked_pd_down(batch, pd, {seed, rng::make_stream(rng::kMask, step), p_hidden}, &hidden);
+    return ops::masked_l1(net.forward(input), ops::pd_down(batch, pd), hidden);
 }
 
 Tensor amsnet_finetune_loss(const Restormer& net, const Tensor& batch, int pd, int branches, double lambda,

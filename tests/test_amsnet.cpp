@@ -75,6 +75,73 @@ TEST_CASE("PD down/up are exact inverses on odd sub-image sizes") {
     }
 }
 
+// The fused mask + PD ops against the separate ops they replace (pd_down / pd_up against PyTorch,
+// mask_mul, random_mask / branch_mask): exactly equal, since they move the same values.
+TEST_CASE("fused mask + PD: masked_pd_down and pd_stitch equal pd_down/pd_up with mask_mul, any stride, windows") {
+    auto complement = [](const Tensor& m) { return ops::add(Tensor::full(m.shape(), 1.0, m.dtype(), m.device()), ops::scale(m, -1.0)); };
+    for (DType dt : {DType::F32, DType::F64})
+        for (int s : {1, 2, 3})
+            for (ops::MaskWindow win : {ops::MaskWindow{}, ops::MaskWindow{11, 13, 3, 2}}) {
+                INFO("stride ", s, " window ", win.full_h, "x", win.full_w, " dtype ", dtype_name(dt));
+                Tensor x = test::random_tensor({2, 3, 5 * s, 7 * s}, 40 + s, dt);
+                Shape ms{2 * s * s, 1, 5, 7};
+                // Training: a Bernoulli mask and its flags.
+                ops::MaskDraw m{9, 4, 0.3, 0, 0, win};
+                Tensor hidden;
+                Tensor in = ops::masked_pd_down(x, s, m, &hidden);
+                Tensor ref_hidden = ops::random_mask(ms, 0.3, 9, 4, Device::CPU, win).to(dt);
+                CHECK(hidden.to_vector() == ref_hidden.to_vector());
+                CHECK(in.to_vector() == ops::mask_mul(ops::pd_down(x, s), complement(ref_hidden)).to_vector());
+                // Inference: k branches, then the stitch of their outputs.
+                for (int k : {2, 3, 4}) {
+                    std::vector<Tensor> outs;
+                    Tensor ref;
+                    for (int b = 0; b < k; ++b) {
+                        ops::MaskDraw mb{9, 5, 0, k, b, win};
+                        Tensor bm = ops::branch_mask(ms, k, b, 9, 5, Device::CPU, win).to(dt);
+                        CHECK(ops::masked_pd_down(x, s, mb).to_vector() ==
+                              ops::mask_mul(ops::pd_down(x, s), complement(bm)).to_vector());
+                        outs.push_back(test::random_tensor({2 * s * s, 3, 5, 7}, 60 + b, dt));
+                        Tensor kept = ops::mask_mul(outs.back(), bm);
+                        ref = ref.defined() ? ops::add(ref, kept) : kept;
+                    }
+                    CHECK(ops::pd_stitch(outs, s, {9, 5, 0, 0, 0, win}).to_vector() == ops::pd_up(ref, s).to_vector());
+                }
+            }
+}
+
+TEST_CASE("fused mask + PD: gradients match finite differences (double), and only reach the pixels each op reads") {
+    for (int s : {1, 2}) {
+        Tensor x = test::random_tensor({1, 3, 4 * s, 6 * s}, 70, DType::F64);
+        test::gradcheck([s](const std::vector<Tensor>& in) { return ops::masked_pd_down(in[0], s, {3, 8, 0.4}); }, {x});
+        test::gradcheck([s](const std::vector<Tensor>& in) { return ops::masked_pd_down(in[0], s, {3, 8, 0, 3, 1}); }, {x});
+        std::vector<Tensor> outs;
+        for (int b = 0; b < 3; ++b) outs.push_back(test::random_tensor({s * s, 3, 4, 6}, 80 + b, DType::F64));
+        test::gradcheck([s](const std::vector<Tensor>& in) { return ops::pd_stitch(in, s, {3, 9}); }, outs);
+    }
+    // Branch b's output gets a gradient exactly at the pixels branch b hides, 0 elsewhere.
+    std::vector<Tensor> outs;
+    for (int b = 0; b < 3; ++b) {
+        outs.push_back(test::random_tensor({4, 2, 5, 3}, 90 + b, DType::F64));
+        outs.back().requires_grad_(true);
+    }
+    ops::dot(ops::pd_stitch(outs, 2, {3, 9}), Tensor::full({1, 2, 10, 6}, 1.0, DType::F64)).backward();
+    for (int b = 0; b < 3; ++b) {
+        std::vector<double> g = outs[b].grad().to_double(), m = ops::branch_mask({4, 1, 5, 3}, 3, b, 3, 9, Device::CPU).to_double();
+        for (size_t i = 0; i < g.size(); ++i) REQUIRE(g[i] == m[(i / 30) * 15 + i % 15]);
+    }
+}
+
+TEST_CASE("fused mask + PD: bad arguments give clear errors") {
+    Tensor x = Tensor::zeros({1, 3, 8, 8});
+    CHECK_THROWS_WITH_AS(ops::masked_pd_down(x, 3, {1, 1, 0.5}), doctest::Contains("not divisible by stride 3"), Error);
+    CHECK_THROWS_WITH_AS(ops::masked_pd_down(x, 2, {1, 1, 1.5}), doctest::Contains("probability"), Error);
+    CHECK_THROWS_WITH_AS(ops::masked_pd_down(x, 2, {1, 1, 0, 2, 2}), doctest::Contains("branch 2 of 2"), Error);
+    CHECK_THROWS_WITH_AS(ops::pd_stitch({Tensor::zeros({4, 3, 4, 4}), Tensor::zeros({4, 3, 4, 5})}, 2, {}),
+                         doctest::Contains("differs"), Error);
+    CHECK_THROWS_WITH_AS(ops::pd_stitch({Tensor::zeros({3, 3, 4, 4})}, 2, {}), doctest::Contains("not divisible"), Error);
+}
+
 TEST_CASE("masked L1 gradient is exactly zero at visible pixels and 1/(hidden*C) in size at hidden ones") {
     Tensor pred = test::random_tensor({2, 3, 6, 7}, 1, DType::F64), target = test::random_tensor({2, 3, 6, 7}, 2, DType::F64);
     Tensor mask = ops::random_mask({2, 1, 6, 7}, 0.5, 3, 4, Device::CPU).to(DType::F64);

@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/rng.h"  // MaskRule
+
 namespace ams::cpu {
 
 // ---- matrix product: C (M, N) = alpha * op(A) op(B) + beta * C, row-major. Splits the work over
@@ -74,6 +76,17 @@ template <class T>
 void pd_down(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, int s, bool accumulate);
 template <class T>
 void pd_up(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, int s, bool accumulate);
+// Fused mask + PD: the same maps restricted to the sub-image pixels p (flat index into the
+// (B*s*s, h, w) sub-images, h = H/s) with rule.hidden(p) == keep_hidden; shared over channels.
+// down: y gets 0 at the other pixels (untouched when accumulating), and flags (B*s*s, 1, h, w),
+// when given, 1 at the hidden pixels and 0 elsewhere. up (called with the sub-image size, as pd_up)
+// leaves the other pixels of y untouched, so the k branches of a partition fill y between them.
+template <class T>
+void pd_down_masked(const T* x, T* y, T* flags, int64_t B, int64_t C, int64_t H, int64_t W, int s,
+                    const rng::MaskRule& rule, bool keep_hidden, bool accumulate);
+template <class T>
+void pd_up_masked(const T* x, T* y, int64_t B, int64_t C, int64_t h, int64_t w, int s, const rng::MaskRule& rule,
+                  bool keep_hidden, bool accumulate);
 
 // ---- channel LayerNorm at each pixel: x (B, C, HW), w (C), b (C) or null.
 // BiasFree (with_bias false): y = x / sqrt(var + eps) * w; WithBias: (x - mu) / sqrt(var + eps) * w + b.

@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "engine/rng.h"       // Window
+#include "engine/rng.h"       // Window, MaskRule
 #include "kernels/cpu/cpu.h"  // ConvShape, PadShape
 #include "kernels/cuda/runtime.h"
 
@@ -26,6 +26,10 @@ void pixel_unshuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, 
 void pixel_shuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
 void pd_down(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int s, bool accumulate);
 void pd_up(const float* x, float* y, int64_t B, int64_t C, int64_t h, int64_t w, int s, bool accumulate);
+void pd_down_masked(const float* x, float* y, float* flags, int64_t B, int64_t C, int64_t H, int64_t W, int s,
+                    const rng::MaskRule& rule, bool keep_hidden, bool accumulate);
+void pd_up_masked(const float* x, float* y, int64_t B, int64_t C, int64_t h, int64_t w, int s,
+                  const rng::MaskRule& rule, bool keep_hidden, bool accumulate);
 
 void layernorm_forward(const float* x, const float* w, const float* b, float* y, int64_t B, int64_t C,
                        int64_t HW, bool with_bias, double eps);
@@ -68,11 +72,8 @@ void l1_backward(const float* a, const float* b, float* da, float* db, int64_t n
 void tv_forward(const float* x, int64_t BC, int64_t H, int64_t W, float* loss_dev);
 void tv_backward(const float* x, float* dx, int64_t BC, int64_t H, int64_t W, const float* g_dev);
 
-// Masks as windows of larger ones (engine/rng.h Window): c(i) = win.counter(i).
-// m[i] = uniform(seed, stream, c(i)) < p  (as 1.0 / 0.0)
-void bernoulli_mask(float* m, int64_t n, double p, uint64_t seed, uint64_t stream, rng::Window win);
-// m[i] = (draw_below(seed, stream, c(i), k) == branch)
-void branch_mask(float* m, int64_t n, int k, int branch, uint64_t seed, uint64_t stream, rng::Window win);
+// m[i] = rule.hidden(i) as 1.0 / 0.0 (engine/rng.h MaskRule: the same draws as the CPU).
+void mask_flags(float* m, int64_t n, const rng::MaskRule& rule);
 
 void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                 float beta2, float eps, float weight_decay, int64_t step);

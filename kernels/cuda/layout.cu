@@ -1,7 +1,9 @@
-// Layout ops on the GPU: pixel (un)shuffle, pixel-downsampling, reflect pad, crop, channel concat.
+// Layout ops on the GPU: pixel (un)shuffle, pixel-downsampling (plain and fused with AMSNet's
+// masks), reflect pad, crop, channel concat.
 // Index maps are those of kernels/cpu/pixel_shuffle.cpp, pd.cpp, pad.cpp and elementwise.cpp. One
 // thread per element of the side that is written; the permutations are bijections and the pad
 // backward gathers, so no two threads ever write the same element (no atomics, deterministic).
+#include "engine/rng.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
 
@@ -66,6 +68,37 @@ __global__ void pd_up_kernel(const float* x, float* y, int64_t B, int64_t C, int
         int64_t c = t % C, b = t / C;
         int64_t i = Y % s, yy = Y / s, j = X % s, xx = X / s;
         put(y, idx, x[((((b * s + i) * s + j) * C + c) * h + yy) * w + xx], acc);
+    }
+}
+
+// Fused mask + PD (kernels/cpu/pd.cpp pd_down_masked / pd_up_masked): one thread per sub-image
+// pixel p of (B*s*s, h, w), which draws rule.hidden(p) once and moves its C channels.
+__global__ void pd_down_masked_kernel(const float* x, float* y, float* flags, int64_t B, int64_t C, int64_t H,
+                                      int64_t W, int s, rng::MaskRule rule, bool keep_hidden, bool acc) {
+    const int64_t h = H / s, w = W / s, n = B * s * s * h * w;
+    AMS_GRID_STRIDE(p, n) {
+        const int64_t xx = p % w, yy = (p / w) % h, nb = p / (w * h);
+        const int64_t j = nb % s, i = (nb / s) % s, b = nb / (s * s);
+        const bool hid = rule.hidden(p), keep = hid == keep_hidden;
+        if (flags) flags[p] = hid ? 1.f : 0.f;
+        if (acc && !keep) continue;
+        for (int64_t c = 0; c < C; ++c) {
+            const int64_t o = ((nb * C + c) * h + yy) * w + xx;
+            const float v = keep ? x[((b * C + c) * H + yy * s + i) * W + xx * s + j] : 0.f;
+            put(y, o, v, acc);
+        }
+    }
+}
+
+__global__ void pd_up_masked_kernel(const float* x, float* y, int64_t B, int64_t C, int64_t h, int64_t w, int s,
+                                    rng::MaskRule rule, bool keep_hidden, bool acc) {
+    const int64_t H = h * s, W = w * s, n = B * s * s * h * w;
+    AMS_GRID_STRIDE(p, n) {
+        if (rule.hidden(p) != keep_hidden) continue;
+        const int64_t xx = p % w, yy = (p / w) % h, nb = p / (w * h);
+        const int64_t j = nb % s, i = (nb / s) % s, b = nb / (s * s);
+        for (int64_t c = 0; c < C; ++c)
+            put(y, ((b * C + c) * H + yy * s + i) * W + xx * s + j, x[((nb * C + c) * h + yy) * w + xx], acc);
     }
 }
 
@@ -204,6 +237,23 @@ void pd_up(const float* x, float* y, int64_t B, int64_t C, int64_t h, int64_t w,
     if (n == 0) return;
     pd_up_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, y, B, C, h, w, s, accumulate);
     AMS_CUDA_LAUNCH_CHECK("pd_up");
+}
+
+void pd_down_masked(const float* x, float* y, float* flags, int64_t B, int64_t C, int64_t H, int64_t W, int s,
+                    const rng::MaskRule& rule, bool keep_hidden, bool accumulate) {
+    const int64_t n = B * s * s * (H / s) * (W / s);
+    if (n == 0) return;
+    pd_down_masked_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, y, flags, B, C, H, W, s, rule, keep_hidden,
+                                                                   accumulate);
+    AMS_CUDA_LAUNCH_CHECK("pd_down_masked");
+}
+
+void pd_up_masked(const float* x, float* y, int64_t B, int64_t C, int64_t h, int64_t w, int s,
+                  const rng::MaskRule& rule, bool keep_hidden, bool accumulate) {
+    const int64_t n = B * s * s * h * w;
+    if (n == 0) return;
+    pd_up_masked_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, y, B, C, h, w, s, rule, keep_hidden, accumulate);
+    AMS_CUDA_LAUNCH_CHECK("pd_up_masked");
 }
 
 void reflect_pad_forward(const PadShape& s, const float* x, float* y) {

@@ -90,6 +90,15 @@ std::vector<Case> cases() {
         {"pd_down 3", {{{1, 5, 21, 12}}}, {}, [](const Inputs& in) { return ops::pd_down(in[0], 3); }},
         {"pd_up 2", {{{8, 6, 7, 13}}}, {}, [](const Inputs& in) { return ops::pd_up(in[0], 2); }},
         {"pd_up 3", {{{9, 2, 5, 7}}}, {}, [](const Inputs& in) { return ops::pd_up(in[0], 3); }},
+        // fused mask + PD (masks drawn in the kernels), Bernoulli and branch masks, tile windows
+        {"masked_pd_down 2 Bernoulli", {{{2, 3, 14, 26}}}, {}, [](const Inputs& in) { return ops::masked_pd_down(in[0], 2, {5, 6, 0.4}); }},
+        {"masked_pd_down 3 branch, window", {{{1, 3, 21, 12}}}, {},
+         [](const Inputs& in) { return ops::masked_pd_down(in[0], 3, {5, 6, 0, 3, 1, {13, 9, 2, 3}}); }},
+        {"masked_pd_down 1 branch", {{{2, 3, 7, 13}}}, {}, [](const Inputs& in) { return ops::masked_pd_down(in[0], 1, {5, 7, 0, 8, 5}); }},
+        {"pd_stitch 2, 3 branches", {{{8, 3, 7, 13}}, {{8, 3, 7, 13}}, {{8, 3, 7, 13}}}, {},
+         [](const Inputs& in) { return ops::pd_stitch({in[0], in[1], in[2]}, 2, {5, 6}); }},
+        {"pd_stitch 3, 2 branches, window", {{{9, 3, 5, 7}}, {{9, 3, 5, 7}}}, {},
+         [](const Inputs& in) { return ops::pd_stitch({in[0], in[1]}, 3, {5, 6, 0, 0, 0, {11, 8, 4, 1}}); }},
         // Restormer blocks
         {"layer_norm BiasFree", {{x, 0.3}, w_ln}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},
         {"layer_norm WithBias", {{x, 0.3}, w_ln, {{6}}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
@@ -328,6 +337,19 @@ TEST_CASE("GPU random masks are identical to the CPU's for the same key") {
           ops::random_mask(ws, 0.4, seed, 3, Device::CUDA, win).to_vector());
     CHECK(ops::branch_mask(ws, 3, 2, seed, 3, Device::CPU, win).to_vector() ==
           ops::branch_mask(ws, 3, 2, seed, 3, Device::CUDA, win).to_vector());
+}
+
+TEST_CASE("GPU fused mask + PD hides exactly the CPU's pixels and writes the same flags") {
+    const uint64_t seed = base_seed() + 17;
+    Tensor x = test::random_tensor({2, 3, 30, 42}, seed, DType::F32);
+    for (int s : {1, 2, 3})
+        for (ops::MaskDraw m : {ops::MaskDraw{seed, 3, 0.3}, ops::MaskDraw{seed, 3, 0, 4, 2, {19, 23, 5, 7}}}) {
+            INFO("stride ", s, " k ", m.k);
+            Tensor hc, hg;
+            Tensor c = ops::masked_pd_down(x, s, m, &hc), g = ops::masked_pd_down(x.to(Device::CUDA), s, m, &hg);
+            CHECK(c.to_vector() == g.to_vector());  // a copy: bit-identical
+            CHECK(hc.to_vector() == hg.to_vector());
+        }
 }
 
 TEST_CASE("GPU AdamW steps match the CPU's") {
