@@ -123,6 +123,12 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
         const int s = std::string(st.name) == "train" ? 5 : 2;
         cases.push_back({str("pd_down ", s), {R({B / (s * s) > 0 ? B / (s * s) : 1, 3, H * s, W * s})},
                          [s](const auto& in) { return ops::pd_down(in[0], s); }});
+        // AMSNet's fused input and output: the masked PD sub-images, and 2 branch outputs stitched back.
+        const int64_t images = B / (s * s) > 0 ? B / (s * s) : 1;
+        cases.push_back({str("masked_pd_down ", s), {R({images, 3, H * s, W * s})},
+                         [s](const auto& in) { return ops::masked_pd_down(in[0], s, {7, 8, 0.5}); }});
+        cases.push_back({str("pd_stitch ", s, ", 2 branches"), {R({images * s * s, 3, H, W}), R({images * s * s, 3, H, W})},
+                         [s](const auto& in) { return ops::pd_stitch({in[0], in[1]}, s, {7, 8}); }});
 
         for (Case& c : cases) {
             for (Tensor& t : c.inputs) t.requires_grad_(true);
