@@ -326,13 +326,12 @@ void pick_backward_filter(CudnnConv& c) {
     c.have_bwd_filter = true;
 }
 
+// The lock covers the calls too: the math type is set on the shape's shared descriptor just before
+// each call, so two host threads running the same shape must not interleave.
 void cudnn_forward(const ConvShape& s, const float* x, const float* w, float* y) {
-    CudnnConv* c;
-    {
-        std::lock_guard<std::mutex> lock(g_conv_mu);
-        c = &conv_entry(s);
-        pick_forward(*c);
-    }
+    std::lock_guard<std::mutex> lock(g_conv_mu);
+    CudnnConv* c = &conv_entry(s);
+    pick_forward(*c);
     DeviceBuffer ws(c->fwd_ws);
     const float one = 1.f, zero = 0.f;  // beta 0: y is not read
     use_math(*c, c->fwd_math);
@@ -342,13 +341,10 @@ void cudnn_forward(const ConvShape& s, const float* x, const float* w, float* y)
 }
 
 void cudnn_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw) {
-    CudnnConv* c;
-    {
-        std::lock_guard<std::mutex> lock(g_conv_mu);
-        c = &conv_entry(s);
-        if (dx) pick_backward_data(*c);
-        if (dw) pick_backward_filter(*c);
-    }
+    std::lock_guard<std::mutex> lock(g_conv_mu);
+    CudnnConv* c = &conv_entry(s);
+    if (dx) pick_backward_data(*c);
+    if (dw) pick_backward_filter(*c);
     const float one = 1.f;  // beta 1: gradients accumulate
     if (dx) {
         DeviceBuffer ws(c->bwd_data_ws);
