@@ -160,9 +160,74 @@ void free(void* p) noexcept {
     if (cudaFreeAsync(p, stream()) != cudaSuccess) cudaGetLastError();
 }
 
+namespace {
+
+// A host-to-device copy from pageable memory may make the host wait for the stream to drain (the
+// driver stages it through its own pinned buffer), so uploading a training batch would stop the
+// host from queueing the next step while the GPU still runs this one. Copies up to kMaxStaged go
+// through a ring of pinned buffers instead: a host memcpy, then an asynchronous DMA. A buffer is
+// written again only after the event recorded behind its last DMA has passed (kSlots uploads
+// ago, normally long done). Never destroyed, like the pool's accounting.
+class PinnedStaging {
+public:
+    static PinnedStaging& get() {
+        static auto* s = new PinnedStaging;
+        return *s;
+    }
+    // Queues dst <- src (bytes) on the engine stream; false when too large to stage.
+    bool upload(void* dst, const void* src, size_t bytes) {
+        if (bytes > kMaxStaged) return false;
+        std::lock_guard<std::mutex> lock(mu_);
+        Slot& s = slots_[next_];
+        next_ = (next_ + 1) % kSlots;
+        if (s.pending) CUDA_CHECK(cudaEventSynchronize(s.done));
+        s.pending = false;
+        if (s.capacity < bytes) {
+            if (s.host) CUDA_CHECK(cudaFreeHost(s.host));
+            s.host = nullptr;
+            size_t cap = size_t(1) << 16;
+            while (cap < bytes) cap *= 2;
+            CUDA_CHECK(cudaMallocHost(&s.host, cap));
+            s.capacity = cap;
+        }
+        if (!s.done) CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
+        std::memcpy(s.host, src, bytes);
+        CUDA_CHECK(cudaMemcpyAsync(dst, s.host, bytes, cudaMemcpyHostToDevice, stream()));
+        CUDA_CHECK(cudaEventRecord(s.done, stream()));
+        s.pending = true;
+        return true;
+    }
+
+private:
+    static constexpr size_t kMaxStaged = size_t(64) << 20;
+    static constexpr int kSlots = 4;
+    struct Slot {
+        void* host = nullptr;
+        size_t capacity = 0;
+        cudaEvent_t done = nullptr;
+        bool pending = false;
+    };
+    std::mutex mu_;
+    Slot slots_[kSlots];
+    int next_ = 0;
+};
+
+// Ordinary (pageable) host memory: neither device memory nor pinned or registered host memory.
+bool pageable_host(const void* p) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        cudaGetLastError();  // clear the sticky error of a failed query: treat as pageable
+        return true;
+    }
+    return a.type == cudaMemoryTypeUnregistered;
+}
+
+}  // namespace
+
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
     if (bytes == 0) return;
-    (void)src_on_device;  // cudaMemcpyDefault infers the direction (unified addressing)
+    if (dst_on_device && !src_on_device && pageable_host(src) && PinnedStaging::get().upload(dst, src, bytes)) return;
+    // cudaMemcpyDefault infers the direction (unified addressing).
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream()));
     // The host reads its copy right after we return. (Host-to-device from pageable memory returns
     // once the source was staged, so the caller may free or reuse it at once.)

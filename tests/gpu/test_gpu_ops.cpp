@@ -353,6 +353,23 @@ TEST_CASE("GPU fused mask + PD hides exactly the CPU's pixels and writes the sam
         }
 }
 
+TEST_CASE("uploads through the pinned staging ring arrive intact, in order, whatever the host does next") {
+    // More uploads than ring slots, of growing and shrinking sizes (slots are reallocated), one
+    // larger than the ring takes (the plain path), each source overwritten right after its upload.
+    const uint64_t seed = base_seed() + 31;
+    std::vector<Tensor> host, dev;
+    for (int64_t n : std::initializer_list<int64_t>{1, 1000, 3, 70000, 5, 1 << 20, 17, 250000, 2, 20 << 20, 999}) {
+        Tensor h = test::random_tensor({n}, seed + n, DType::F32);
+        host.push_back(h.clone());
+        dev.push_back(h.to(Device::CUDA));
+        h.fill_(-1.0);  // the device copy must not see this
+    }
+    for (size_t i = 0; i < host.size(); ++i) {
+        INFO("upload ", i, " of ", host[i].numel(), " floats");
+        CHECK(dev[i].to(Device::CPU).to_vector() == host[i].to_vector());
+    }
+}
+
 TEST_CASE("GPU AdamW steps match the CPU's") {
     const uint64_t seed = base_seed() + 23;
     auto make = [](Device d) {
