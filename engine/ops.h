@@ -24,6 +24,10 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, bool with_b
 Tensor attention(const Tensor& qkv, const Tensor& temperature, int heads);
 // GDFN gate: (B, 2C, H, W) -> gelu(first half) * second half, (B, C, H, W).
 Tensor gelu_gate(const Tensor& x);
+// GDFN's depthwise 3x3 (padding 1) and gate in one op: gelu_gate(conv2d(x, w, b, 1, 2C)) for x
+// (B, 2C, H, W), w (2C, 1, 3, 3), b (2C) or undefined. Autograd keeps x, not the depthwise output
+// (backward recomputes it).
+Tensor dwconv_gate(const Tensor& x, const Tensor& w, const Tensor& b);
 // Inference only, CPU only (kernels/cpu/block_fused.cpp), tiled over image rows so the wide
 // activations stay in cache; same results as the separate ops to rounding; both refuse inputs
 // that need a gradient. Weights as conv2d takes them.

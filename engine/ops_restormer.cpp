@@ -1,4 +1,5 @@
-// Restormer's own ops through the facade: channel LayerNorm, the MDTA attention core, GDFN gate.
+// Restormer's own ops through the facade: channel LayerNorm, the MDTA attention core, GDFN gate
+// (alone, and fused with the depthwise conv before it).
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 
@@ -67,6 +68,31 @@ Tensor gelu_gate(const Tensor& x_) {
         autograd::record(y, [x, B, C, N](const Tensor& g) {
             AMS_DEVICE_SWITCH(g, cpu::gelu_gate_backward<T>(ptr<T>(x), ptr<T>(g), grad_ptr<T>(x), B, C, N),
                               cuda::gelu_gate_backward(ptr<T>(x), ptr<T>(g), grad_ptr<T>(x), B, C, N));
+        });
+    return y;
+}
+
+Tensor dwconv_gate(const Tensor& x_, const Tensor& w_, const Tensor& b_) {
+    AMS_CHECK(x_.ndim() == 4 && x_.dim(1) % 2 == 0, "dwconv_gate: expected (B, 2C, H, W), got ", shape_str(x_.shape()));
+    const int64_t C2 = x_.dim(1);
+    AMS_CHECK(w_.shape() == Shape({C2, 1, 3, 3}), "dwconv_gate: weight ", shape_str(w_.shape()), " for ", C2,
+              " channels, expected (", C2, ", 1, 3, 3)");
+    AMS_CHECK(!b_.defined() || b_.shape() == Shape({C2}), "dwconv_gate: bias ", shape_str(b_.shape()), " for ", C2,
+              " channels");
+    detail::check_same(x_, w_, "dwconv_gate");
+    if (b_.defined()) detail::check_same(x_, b_, "dwconv_gate");
+    Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : Tensor();
+    const int64_t B = x.dim(0), C = C2 / 2, H = x.dim(2), W = x.dim(3);
+    Tensor y = Tensor::empty({B, C, H, W}, x.dtype(), x.device());
+    AMS_DEVICE_SWITCH(x, cpu::dwconv_gate_forward<T>(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y), B, C, H, W),
+                      cuda::dwconv_gate_forward(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y), B, C, H, W));
+    if (autograd::needs_grad({x, w, b}))
+        autograd::record(y, [x, w, b, B, C, H, W](const Tensor& g) {
+            AMS_DEVICE_SWITCH(g,
+                cpu::dwconv_gate_backward<T>(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w),
+                                             grad_ptr<T>(b), B, C, H, W),
+                cuda::dwconv_gate_backward(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w),
+                                           grad_ptr<T>(b), B, C, H, W));
         });
     return y;
 }

@@ -264,6 +264,41 @@ TEST_CASE("gelu_gate in F32 (vectorised erf) matches F64 (std::erf) over [-12, 1
     CHECK(max_g < 2e-6);
 }
 
+TEST_CASE("dwconv_gate equals gelu_gate(depthwise conv) (PyTorch-checked ops), forward and gradients") {
+    for (DType dt : {DType::F32, DType::F64})
+        for (Shape xs : {Shape{3, 10, 7, 11}, Shape{1, 4, 1, 9}, Shape{2, 6, 8, 1}, Shape{2, 84, 16, 16}})
+            for (bool bias : {true, false}) {
+                INFO(shape_str(xs), " bias ", bias, " ", dtype_name(dt));
+                const int64_t C2 = xs[1];
+                Tensor x = test::random_tensor(xs, 5, dt), w = test::random_tensor({C2, 1, 3, 3}, 6, dt, 0, 0.5);
+                Tensor b = bias ? test::random_tensor({C2}, 7, dt, 0, 0.3) : Tensor();
+                Tensor R = test::random_tensor({xs[0], C2 / 2, xs[2], xs[3]}, 8, dt);
+                auto grads = [&](bool fused) {
+                    std::vector<Tensor> in = {x.clone(), w.clone()};
+                    if (bias) in.push_back(b.clone());
+                    for (Tensor& t : in) t.requires_grad_(true);
+                    Tensor bb = bias ? in[2] : Tensor();
+                    Tensor y = fused ? ops::dwconv_gate(in[0], in[1], bb)
+                                     : ops::gelu_gate(ops::conv2d(in[0], in[1], bb, 1, (int)C2));
+                    ops::dot(y, R).backward();
+                    std::vector<Tensor> r = {y};
+                    for (Tensor& t : in) r.push_back(t.grad());
+                    return r;
+                };
+                std::vector<Tensor> f = grads(true), s = grads(false);
+                const double tol = dt == DType::F64 ? 1e-13 : 1e-6;
+                for (size_t i = 0; i < f.size(); ++i) {
+                    INFO("output 0, then gradients of x, w, b: ", i);
+                    CHECK(rel_l2(f[i], s[i]) <= tol);
+                }
+            }
+    Tensor x = test::random_tensor({2, 6, 5, 7}, 9, DType::F64), w = test::random_tensor({6, 1, 3, 3}, 10, DType::F64, 0, 0.5);
+    Tensor b = test::random_tensor({6}, 11, DType::F64);
+    test::gradcheck([](const Inputs& in) { return ops::dwconv_gate(in[0], in[1], in[2]); }, {x, w, b});
+    CHECK_THROWS_WITH_AS(ops::dwconv_gate(x, Tensor::zeros({6, 1, 5, 5}, DType::F64), Tensor()),
+                         doctest::Contains("expected (6, 1, 3, 3)"), Error);
+}
+
 TEST_CASE("tv_loss with no difference cell is 0, never 0/0") {
     for (Shape s : {Shape{0, 3, 4, 4}, Shape{2, 3, 1, 5}, Shape{2, 3, 5, 1}})
         CHECK(ops::tv_loss(Tensor::zeros(s)).item() == 0.0);

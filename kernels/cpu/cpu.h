@@ -111,6 +111,14 @@ template <class T>
 void gelu_gate_forward(const T* x, T* y, int64_t B, int64_t C, int64_t N);
 template <class T>
 void gelu_gate_backward(const T* x, const T* dy, T* dx, int64_t B, int64_t C, int64_t N);
+// GDFN's depthwise 3x3 (padding 1) and gate as one op (kernels/cpu/dwconv_gate.cpp):
+// x (B, 2C, H, W), w (2C, 1, 3, 3), b (2C) or null -> y (B, C, H, W) = gelu_gate(dwconv(x) + b).
+// The depthwise output is not kept: backward recomputes it, one image at a time.
+template <class T>
+void dwconv_gate_forward(const T* x, const T* w, const T* b, T* y, int64_t B, int64_t C, int64_t H, int64_t W);
+template <class T>
+void dwconv_gate_backward(const T* x, const T* w, const T* b, const T* dy, T* dx, T* dw, T* db, int64_t B, int64_t C,
+                          int64_t H, int64_t W);
 
 // ---- reflect pad (PyTorch 'reflect': edge not repeated) and crop, on (BC, H, W) planes.
 struct PadShape {

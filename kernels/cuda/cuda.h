@@ -43,6 +43,10 @@ void attention_backward(const float* qkv, const float* temperature, const float*
 
 void gelu_gate_forward(const float* x, float* y, int64_t B, int64_t C, int64_t N);
 void gelu_gate_backward(const float* x, const float* dy, float* dx, int64_t B, int64_t C, int64_t N);
+void dwconv_gate_forward(const float* x, const float* w, const float* b, float* y, int64_t B, int64_t C, int64_t H,
+                         int64_t W);
+void dwconv_gate_backward(const float* x, const float* w, const float* b, const float* dy, float* dx, float* dw,
+                          float* db, int64_t B, int64_t C, int64_t H, int64_t W);
 
 void reflect_pad_forward(const PadShape& s, const float* x, float* y);
 void reflect_pad_backward(const PadShape& s, const float* dy, float* dx);

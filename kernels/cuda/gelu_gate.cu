@@ -1,5 +1,5 @@
 // GDFN gate: y = gelu(x1) * x2 with x1, x2 the channel halves of x (B, 2C, N); exact erf GELU as
-// kernels/cpu/gelu_gate.cpp. Memory-bound: 16-byte accesses when C*N is a multiple of 4 and the
+// kernels/cpu/gelu_gate.cpp. Also the gate fused with the depthwise 3x3 before it (dwconv_gate). Memory-bound: 16-byte accesses when C*N is a multiple of 4 and the
 // buffers are 16-byte aligned (always, for pool allocations), else one float per thread.
 #include <cstdint>
 
@@ -63,7 +63,70 @@ __global__ void gelu_gate_backward_kernel(const float* x, const float* dy, float
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
+// Depthwise 3x3 (zero padding 1) of plane xp (H, W) at (oy, ox), bias first, taps row-major.
+__device__ inline float dw3x3(const float* xp, const float* w9, float bias, int64_t H, int64_t W, int64_t oy,
+                              int64_t ox) {
+    float acc = bias;
+    for (int ky = 0; ky < 3; ++ky) {
+        const int64_t iy = oy + ky - 1;
+        if (iy < 0 || iy >= H) continue;
+        for (int kx = 0; kx < 3; ++kx) {
+            const int64_t ix = ox + kx - 1;
+            if (ix >= 0 && ix < W) acc += w9[ky * 3 + kx] * xp[iy * W + ix];
+        }
+    }
+    return acc;
+}
+
+// GDFN's depthwise 3x3 + gate, one thread per output element of y (B, C, H, W): both halves'
+// depthwise values computed in registers, never stored. The backward kernel recomputes them and
+// writes d(depthwise output) (B, 2C, H, W) for the depthwise conv's own backward.
+__global__ void dwconv_gate_forward_kernel(const float* x, const float* w, const float* b, float* y, int64_t B,
+                                           int64_t C, int64_t H, int64_t W) {
+    const int64_t HW = H * W, n = B * C * HW;
+    AMS_GRID_STRIDE(i, n) {
+        const int64_t p = i % HW, c = (i / HW) % C, img = i / (C * HW);
+        const float* x1 = x + (img * 2 * C + c) * HW;
+        const float a = dw3x3(x1, w + c * 9, b ? b[c] : 0.f, H, W, p / W, p % W);
+        const float g = dw3x3(x1 + C * HW, w + (C + c) * 9, b ? b[C + c] : 0.f, H, W, p / W, p % W);
+        y[i] = gelu_gate(a, g);
+    }
+}
+
+__global__ void dwconv_gate_grad_kernel(const float* x, const float* w, const float* b, const float* dy, float* dd,
+                                        int64_t B, int64_t C, int64_t H, int64_t W) {
+    const int64_t HW = H * W, n = B * C * HW;
+    AMS_GRID_STRIDE(i, n) {
+        const int64_t p = i % HW, c = (i / HW) % C, img = i / (C * HW);
+        const int64_t o1 = (img * 2 * C + c) * HW, o2 = o1 + C * HW;
+        const float a = dw3x3(x + o1, w + c * 9, b ? b[c] : 0.f, H, W, p / W, p % W);
+        const float g = dw3x3(x + o2, w + (C + c) * 9, b ? b[C + c] : 0.f, H, W, p / W, p % W);
+        float d1 = 0.f, d2 = 0.f;
+        gelu_gate_grad(a, g, dy[i], d1, d2);
+        dd[o1 + p] = d1;
+        dd[o2 + p] = d2;
+    }
+}
+
 }  // namespace
+
+void dwconv_gate_forward(const float* x, const float* w, const float* b, float* y, int64_t B, int64_t C, int64_t H,
+                         int64_t W) {
+    const int64_t n = B * C * H * W;
+    if (n == 0) return;
+    dwconv_gate_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, w, b, y, B, C, H, W);
+    AMS_CUDA_LAUNCH_CHECK("dwconv_gate forward");
+}
+
+void dwconv_gate_backward(const float* x, const float* w, const float* b, const float* dy, float* dx, float* dw,
+                          float* db, int64_t B, int64_t C, int64_t H, int64_t W) {
+    const int64_t n = B * C * H * W;
+    if (n == 0 || (!dx && !dw && !db)) return;
+    DeviceBuffer dd((size_t)(2 * n) * sizeof(float));  // every element written by the grad kernel
+    dwconv_gate_grad_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, w, b, dy, dd.as<float>(), B, C, H, W);
+    AMS_CUDA_LAUNCH_CHECK("dwconv_gate backward (gate)");
+    conv2d_backward(ConvShape{B, 2 * C, H, W, 2 * C, 3, 3, 1, 2 * C}, x, w, dd.as<float>(), dx, dw, db);
+}
 
 void gelu_gate_forward(const float* x, float* y, int64_t B, int64_t C, int64_t N) {
     const int64_t CN = C * N, n = B * CN;

@@ -110,6 +110,9 @@ std::vector<Case> cases() {
          [](const Inputs& in) { return ops::attention(ops::conv2d(in[0], in[2], Tensor(), 0, 18), in[1], 3); }},
         {"gelu_gate", {{{2, 12, 7, 13}}}, {}, [](const Inputs& in) { return ops::gelu_gate(in[0]); }},
         {"gelu_gate vectorised", {{{2, 12, 8, 16}}}, {}, [](const Inputs& in) { return ops::gelu_gate(in[0]); }},
+        {"dwconv_gate bias", {{{2, 10, 7, 13}}, {{10, 1, 3, 3}}, {{10}}}, {},
+         [](const Inputs& in) { return ops::dwconv_gate(in[0], in[1], in[2]); }},
+        {"dwconv_gate one column", {{{2, 6, 9, 1}}, {{6, 1, 3, 3}}}, {}, [](const Inputs& in) { return ops::dwconv_gate(in[0], in[1], Tensor()); }},
         // element-wise and layout
         {"add", {{x}, {x}}, {}, [](const Inputs& in) { return ops::add(in[0], in[1]); }},
         {"add odd length", {{{1, 1, 3, 7}}, {{1, 1, 3, 7}}}, {}, [](const Inputs& in) { return ops::add(in[0], in[1]); }},
@@ -152,6 +155,7 @@ std::vector<Case> cases() {
     const Shape X{2, 4, 48, 80};
     std::vector<Case> big = {
         {"big conv depthwise 3x3 bias", {{X}, {{4, 1, 3, 3}}, {{4}}}, {}, conv(1, 4)},
+        {"big dwconv_gate", {{X}, {{4, 1, 3, 3}}, {{4}}}, {}, [](const Inputs& in) { return ops::dwconv_gate(in[0], in[1], in[2]); }},
         {"big conv 1x1 bias", {{X}, {{6, 4, 1, 1}}, {{6}}}, {}, conv(0, 1)},
         {"big conv dense 3x3 bias", {{X}, {{6, 4, 3, 3}}, {{6}}}, {}, conv(1, 1)},
         {"big layer_norm WithBias", {{X, 0.3}, {{4}, 1.0, 0.2}, {{4}}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
