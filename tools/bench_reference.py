@@ -124,8 +124,13 @@ def main():
     dev = torch.device(a.device)
     if a.device == "cuda":
         assert torch.cuda.is_available(), "--device cuda: PyTorch sees no GPU"
-        torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
+        tf32 = a.precision == "tf32"
+        try:  # torch >= 2.9: the new API (mixing it with allow_tf32 raises under torch.compile)
+            torch.backends.cuda.matmul.fp32_precision = "tf32" if tf32 else "ieee"
+            torch.backends.cudnn.conv.fp32_precision = "tf32" if tf32 else "ieee"
+        except AttributeError:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
 
@@ -172,16 +177,21 @@ def main():
 
     results = []
 
-    def report(key, name, items, unit, fn):
+    def report(key, name, items, unit, make):
+        """make() builds the timed function: a failure there or in a run is this entry's error only."""
         if a.only and key not in a.only.split(","):
             return
         try:
-            seconds, peak = measure(fn)
+            seconds, peak = measure(make())
             r = dict(key=key, name=name, seconds=seconds, throughput=items / seconds, unit=unit,
                      peak_memory_bytes=peak)
         except torch.cuda.OutOfMemoryError as e:  # the 4K photo may not fit the reference's untiled inference
             torch.cuda.empty_cache()
             r = dict(key=key, name=name, error="out of memory: " + str(e).split("\n")[0])
+        except Exception as e:  # e.g. torch.compile failing on one shape: keep the other entries
+            if a.device == "cuda":
+                torch.cuda.empty_cache()
+            r = dict(key=key, name=name, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
         results.append(r)
         print(json.dumps(r), file=sys.stderr, flush=True)
 
@@ -210,13 +220,15 @@ def main():
         return run
 
     for b in (2, 8):
-        report(f"train_b{b}", f"amsnet-B training step (batch {b}, crop 160, pd 5)", b, "images/s", train_step(b))
-    report("infer_256", "amsnet inference 256x256 (pd 2, 2 branches)", 1, "images/s", infer(256, 256, False))
+        report(f"train_b{b}", f"amsnet-B training step (batch {b}, crop 160, pd 5)", b, "images/s",
+               lambda b=b: train_step(b))
+    report("infer_256", "amsnet inference 256x256 (pd 2, 2 branches)", 1, "images/s", lambda: infer(256, 256, False))
     report("infer_256_r3", "amsnet inference 256x256 (pd 2, 2 branches, R^3 x8)", 1, "images/s",
-           infer(256, 256, True))
-    report("infer_1024", "amsnet inference 1024x1024 (pd 2, 2 branches)", 1, "images/s", infer(1024, 1024, False))
+           lambda: infer(256, 256, True))
+    report("infer_1024", "amsnet inference 1024x1024 (pd 2, 2 branches)", 1, "images/s",
+           lambda: infer(1024, 1024, False))
     report("infer_3840x2160", "amsnet inference 3840x2160 (pd 2, 2 branches)", 1, "images/s",
-           infer(3840, 2160, False))
+           lambda: infer(3840, 2160, False))
 
     name = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
     out = dict(engine="pytorch " + ("torch.compile" if a.compile else "eager"), torch=torch.__version__,

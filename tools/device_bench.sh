@@ -6,7 +6,9 @@
 # then the comparison table (tools/bench_compare.py) from whatever JSON is there.
 # Prepare here:  mkdir -p .devcarry && cp -r /usr/include/doctest /usr/include/stb .devcarry/
 #                mkdir -p .devcarry/amsnet-ref && git --git-dir=<lll143653/amsnet mirror> archive HEAD codes LICENSE | tar x -C .devcarry/amsnet-ref
-# Run there:     bash tools/device_bench.sh ours eager compile    (PRECISION=fp32|tf32|bf16, default fp32)
+# Run there:     bash tools/device_bench.sh ours eager    (PRECISION=fp32|tf32|bf16, default fp32; carry
+#                .devcarry). Give `compile` its own call: torch.compile alone may take minutes. Each
+#                stage stops after STAGE_SECONDS (default 500) so a device call of 10 minutes holds it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-device-logs}
@@ -18,20 +20,25 @@ status=0
 for stage in "$@"; do
     case $stage in
     ours)
-        build_device || exit 1
+        BUILD_TARGETS=amsnet build_device || exit 1
         [ "$precision" = tf32 ] && export AMS_TF32=1
         [ "$precision" = bf16 ] && export AMS_BF16=1
-        build-device/amsnet bench --what suite --device cuda --warmup 3 --repeat 10 --json > "$out/suite.json" || status=1
-        build-device/amsnet bench --what kernels --device cuda --warmup 3 --repeat 20 --json > "$out/kernels.json" || status=1
+        timeout -k 10 "${STAGE_SECONDS:-500}" build-device/amsnet bench --what suite --device cuda --warmup 3 \
+            --repeat 10 --json > "$out/suite.json" || status=1
+        timeout -k 10 "${STAGE_SECONDS:-500}" build-device/amsnet bench --what kernels --device cuda --warmup 3 \
+            --repeat 20 --json > "$out/kernels.json" || status=1
         ;;
     eager | compile)
         flag=; [ $stage = compile ] && flag=--compile
-        PYTHONUNBUFFERED=1 python3 tools/bench_reference.py --amsnet-src "$ref" --device cuda --precision "$precision" \
-            $flag > "$out/torch_$stage.json" 2> "$out/torch_$stage.log" || { status=1; tail -5 "$out/torch_$stage.log"; }
+        [ -d "$ref/codes" ] || { echo "FAIL: $ref/codes is missing: carry .devcarry (see the top of this script)"; exit 1; }
+        PYTHONUNBUFFERED=1 timeout -k 10 "${STAGE_SECONDS:-500}" python3 tools/bench_reference.py --amsnet-src "$ref" \
+            --device cuda --precision "$precision" $flag > "$out/torch_$stage.json" 2> "$out/torch_$stage.log" ||
+            { status=1; tail -5 "$out/torch_$stage.log"; }
         ;;
     *) echo "device_bench.sh: unknown stage '$stage' (ours, eager or compile)"; exit 2 ;;
     esac
 done
-refs=$(ls "$out"/torch_eager.json "$out"/torch_compile.json 2>/dev/null)
+refs=
+for f in "$out"/torch_eager.json "$out"/torch_compile.json; do [ -s "$f" ] && refs="$refs $f"; done  # not empty ones
 [ -s "$out/suite.json" ] && python3 tools/bench_compare.py "$out/suite.json" $refs | tee "$out/compare.md"
 exit $status

@@ -67,23 +67,31 @@ __global__ void strided_copy_kernel(float* dst, const float* src, int64_t n, Str
 
 }  // namespace
 
-bool available() {
-    static const bool ok = [] {
+namespace {
+// Why no device is usable ("" when one is), probed once.
+const std::string& probe() {
+    static const std::string reason = []() -> std::string {
         int n = 0;
-        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-            cudaGetLastError();  // no driver / no device: clear the error, report false
-            return false;
+        cudaError_t e = cudaGetDeviceCount(&n);
+        if (e != cudaSuccess || n == 0) {
+            cudaGetLastError();  // no driver / no device: clear the error, report why
+            return e != cudaSuccess ? std::string("cudaGetDeviceCount: ") + cudaGetErrorString(e) : "no CUDA device";
         }
         // A device this binary has no code for (other architecture) is not usable either.
         cudaFuncAttributes attr;
-        if (cudaFuncGetAttributes(&attr, probe_kernel) != cudaSuccess) {
+        e = cudaFuncGetAttributes(&attr, probe_kernel);
+        if (e != cudaSuccess) {
             cudaGetLastError();
-            return false;
+            return std::string("no code for this device in the binary (") + cudaGetErrorString(e) + ")";
         }
-        return true;
+        return "";
     }();
-    return ok;
+    return reason;
 }
+}  // namespace
+
+bool available() { return probe().empty(); }
+std::string unavailable_reason() { return probe(); }
 
 std::string device_description() {
     int dev = 0, drv = 0, rt = 0;
