@@ -1,7 +1,8 @@
-// GDFN's depthwise 3x3 and GELU gate as one op on the CPU: per image, the depthwise output goes to
-// a per-thread scratch plane set and straight into the gate, so it never exists for the whole
-// batch and autograd keeps only the op's input (the separate ops keep the 2C-channel depthwise
-// output too). The arithmetic is that of depthwise.cpp and gelu_gate.cpp, in the same order.
+// GDFN's depthwise 3x3 and GELU gate as one op on the CPU, the reference for the CUDA kernels:
+// one image at a time, the depthwise output goes to the calling thread's scratch and straight into
+// the gate, so it never exists for the whole batch and autograd keeps only the op's input (the
+// separate ops keep the 2C-channel depthwise output too). The arithmetic is that of depthwise.cpp
+// and gelu_gate.cpp, in the same order.
 #include <algorithm>
 
 #include "kernels/cpu/cpu.h"
