@@ -68,7 +68,7 @@ Tensor tv_loss(const Tensor& x);                   // SPEC Eq. 9, mean over (B, 
 // element (b, y0 + y, x0 + x) of a (B, 1, full_h, full_w) mask, so tiles of an image get exactly
 // the draws the whole image gets. The default window is the mask itself.
 struct MaskWindow {
-    int64_t full_h = 0, full_w = 0, y0 = 0, x0 = 0;  // full_h = 0: the mask's own size
+    int64_t full_h = 0, full_w = 0, y0 = 0, x0 = 0;  // full_h / full_w = 0: the mask's own height / width
 };
 // (B, 1, H, W) of 0/1: hidden (1) with probability p, per pixel.
 Tensor random_mask(const Shape& shape, double p, uint64_t seed, uint64_t stream, Device device,

@@ -17,7 +17,7 @@ namespace {
 rng::MaskRule resolve(const Shape& shape, const MaskDraw& m) {
     AMS_CHECK(shape.size() == 4 && shape[1] == 1, "mask shape must be (B, 1, H, W)");
     const MaskWindow& win = m.win;
-    rng::Window r{shape[2], shape[3], win.full_h ? win.full_h : shape[2], win.full_h ? win.full_w : shape[3], win.y0,
+    rng::Window r{shape[2], shape[3], win.full_h ? win.full_h : shape[2], win.full_w ? win.full_w : shape[3], win.y0,
                   win.x0};
     AMS_CHECK(r.full_h >= 1 && r.full_w >= 1 && r.y0 >= 0 && r.x0 >= 0 && r.y0 < r.full_h && r.x0 < r.full_w,
               "mask window at (", r.y0, ", ", r.x0, ") outside its full size ", r.full_h, "x", r.full_w);

@@ -190,9 +190,10 @@ public:
         next_ = (next_ + 1) % kSlots;
         if (s.pending) CUDA_CHECK(cudaEventSynchronize(s.done));
         s.pending = false;
-        if (s.capacity < bytes) {
+        if (s.capacity < bytes) {  // rare (sizes double): the implicit sync of these calls is fine
             if (s.host) CUDA_CHECK(cudaFreeHost(s.host));
             s.host = nullptr;
+            s.capacity = 0;  // consistent even if the allocation below throws
             size_t cap = size_t(1) << 16;
             while (cap < bytes) cap *= 2;
             CUDA_CHECK(cudaMallocHost(&s.host, cap));

@@ -266,13 +266,13 @@ TEST_CASE("GPU ops match the CPU reference: forward and gradients") {
 }
 
 TEST_CASE("GPU dense convolutions past cuDNN's element limit run in image chunks and match the CPU") {
-    // With the limit lowered to 2500 elements, a batch of 5 (455 inputs, 1092 outputs per image)
-    // runs as chunks of 2, 2 and 1 images; the filter gradient accumulates over them. 455 is odd,
-    // so the chunks' input pointers are only 4- or 8-byte aligned, as any odd-sized image gives.
+    // With the limit lowered to 3300 elements, a batch of 5 (455 inputs, 1092 outputs per image)
+    // runs as chunks of 3 and 2 images; the filter gradient accumulates over them. The second
+    // chunk's input starts 1365 floats in: a pointer only 4-byte aligned, as odd-sized images give.
     struct Restore {
         int64_t prev;
         ~Restore() { cuda::set_cudnn_max_elements(prev); }
-    } restore{cuda::set_cudnn_max_elements(2500)};
+    } restore{cuda::set_cudnn_max_elements(3300)};
     const uint64_t seed = base_seed() + 29;
     const Case c{"chunked conv dense 3x3 bias", {{{5, 5, 7, 13}}, {{12, 5, 3, 3}}, {{12}}}, {},
                  [](const Inputs& in) { return ops::conv2d(in[0], in[1], in[2], 1, 1); }};
@@ -360,9 +360,12 @@ TEST_CASE("GPU fused mask + PD hides exactly the CPU's pixels and writes the sam
 TEST_CASE("uploads through the pinned staging ring arrive intact, in order, whatever the host does next") {
     // More uploads than ring slots, of growing and shrinking sizes (slots are reallocated), one
     // larger than the ring takes (the plain path), each source overwritten right after its upload.
+    // The stream is kept busy before every upload, so a slot comes round again while its last DMA
+    // may still be queued: reusing it without waiting for that DMA would corrupt the earlier upload.
     const uint64_t seed = base_seed() + 31;
     std::vector<Tensor> host, dev;
     for (int64_t n : std::initializer_list<int64_t>{1, 1000, 3, 70000, 5, 1 << 20, 17, 250000, 2, 20 << 20, 999}) {
+        for (int r = 0; r < 50; ++r) cuda::flush_l2();  // ~100 MB memsets queued ahead of the copy
         Tensor h = test::random_tensor({n}, seed + n, DType::F32);
         host.push_back(h.clone());
         dev.push_back(h.to(Device::CUDA));
