@@ -51,12 +51,18 @@ Tensor masked_l1(const Tensor& pred_, const Tensor& target_, const Tensor& mask_
     Tensor p = pred_.contiguous(), t = target_.contiguous(), m = mask_.contiguous();
     int64_t B = p.dim(0), C = p.dim(1), N = p.dim(2) * p.dim(3);
     Tensor y = scalar_like(p, 0);
-    AMS_DEVICE_SWITCH(p, y.fill_(cpu::masked_l1_forward<T>(ptr<T>(p), ptr<T>(t), ptr<T>(m), B, C, N, nullptr)),
-                      cuda::masked_l1_forward(ptr<T>(p), ptr<T>(t), ptr<T>(m), ptr<T>(y), B, C, N));
+    // The hidden count, counted once: on the CPU a number, on the GPU two device doubles (count,
+    // sum) that stay there for the backward.
+    double hidden = 0;
+    Tensor stats = p.is_cuda() ? Tensor::empty({2}, DType::F64, p.device()) : Tensor();
+    AMS_DEVICE_SWITCH(p, y.fill_(cpu::masked_l1_forward<T>(ptr<T>(p), ptr<T>(t), ptr<T>(m), B, C, N, &hidden)),
+                      cuda::masked_l1_forward(ptr<T>(p), ptr<T>(t), ptr<T>(m), ptr<T>(y), B, C, N, ptr<double>(stats)));
     if (autograd::needs_grad({p}))
-        autograd::record(y, [p, t, m, B, C, N](const Tensor& g) {
-            AMS_DEVICE_SWITCH(g, cpu::masked_l1_backward<T>(ptr<T>(p), ptr<T>(t), ptr<T>(m), grad_ptr<T>(p), B, C, N, g.item()),
-                              cuda::masked_l1_backward(ptr<T>(p), ptr<T>(t), ptr<T>(m), grad_ptr<T>(p), B, C, N, ptr<T>(g)));
+        autograd::record(y, [p, t, m, B, C, N, hidden, stats](const Tensor& g) {
+            AMS_DEVICE_SWITCH(g,
+                cpu::masked_l1_backward<T>(ptr<T>(p), ptr<T>(t), ptr<T>(m), grad_ptr<T>(p), B, C, N, hidden, g.item()),
+                cuda::masked_l1_backward(ptr<T>(p), ptr<T>(t), ptr<T>(m), grad_ptr<T>(p), B, C, N, ptr<double>(stats),
+                                         ptr<T>(g)));
         });
     return y;
 }

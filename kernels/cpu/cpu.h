@@ -161,12 +161,13 @@ double dot(const T* a, const T* b, int64_t n);
 
 // ---- losses (return the loss; backward accumulates g * dL/dx into dx).
 // masked L1: mean of |pred - target| over hidden pixels (mask (B, 1, N) = 1) and all C channels.
+// The forward also gives the hidden count, which the backward takes instead of counting again.
 template <class T>
 double masked_l1_forward(const T* pred, const T* target, const T* mask, int64_t B, int64_t C, int64_t N,
-                         int64_t* hidden_count);
+                         double* hidden_count);
 template <class T>
 void masked_l1_backward(const T* pred, const T* target, const T* mask, T* dpred, int64_t B, int64_t C,
-                        int64_t N, double g);
+                        int64_t N, double hidden_count, double g);
 // plain L1 mean over n elements; gradient into da (sign) and db (-sign).
 template <class T>
 double l1_forward(const T* a, const T* b, int64_t n);

@@ -14,21 +14,20 @@ T sign(T v) { return T((v > 0) - (v < 0)); }  // sign(0) = 0, as PyTorch's L1 gr
 
 template <class T>
 double masked_l1_forward(const T* pred, const T* target, const T* mask, int64_t B, int64_t C, int64_t N,
-                         int64_t* hidden_count) {
+                         double* hidden_count) {
     double hidden = deterministic_sum(B * N, [&](int64_t i) { return (double)mask[i]; });
     double s = deterministic_sum(B * C * N, [&](int64_t i) {
         int64_t b = i / (C * N), p = i % N;
         return (double)mask[b * N + p] * std::fabs((double)pred[i] - (double)target[i]);
     });
-    if (hidden_count) *hidden_count = (int64_t)std::llround(hidden);
+    if (hidden_count) *hidden_count = hidden;
     return hidden > 0 ? s / (hidden * C) : 0.0;
 }
 
 template <class T>
 void masked_l1_backward(const T* pred, const T* target, const T* mask, T* dpred, int64_t B, int64_t C,
-                        int64_t N, double g) {
-    double hidden = deterministic_sum(B * N, [&](int64_t i) { return (double)mask[i]; });
-    if (hidden <= 0) return;
+                        int64_t N, double hidden, double g) {
+    if (hidden <= 0) return;  // no hidden pixel: the loss is the constant 0
     const T scale = T(g / (hidden * C));
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < B * C * N; ++i) {
@@ -86,9 +85,9 @@ void tv_backward(const T* x, T* dx, int64_t BC, int64_t H, int64_t W, double g) 
 
 #define AMS_INST(T)                                                                                   \
     template double masked_l1_forward<T>(const T*, const T*, const T*, int64_t, int64_t, int64_t,    \
-                                         int64_t*);                                                   \
+                                         double*);                                                    \
     template void masked_l1_backward<T>(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t, \
-                                        double);                                                      \
+                                        double, double);                                              \
     template double l1_forward<T>(const T*, const T*, int64_t);                                       \
     template void l1_backward<T>(const T*, const T*, T*, T*, int64_t, double);                        \
     template double tv_forward<T>(const T*, int64_t, int64_t, int64_t);                               \

@@ -67,10 +67,12 @@ void accumulate_scaled(float* dst, const float* src, int64_t n, const float* g_d
 void mask_mul(const float* x, const float* m, float* y, int64_t B, int64_t C, int64_t N, bool accumulate);
 void dot(const float* a, const float* b, int64_t n, float* out_dev);
 
+// stats_dev (2 doubles on the device): the hidden count and the masked sum; the backward reads
+// the count from there instead of counting again.
 void masked_l1_forward(const float* pred, const float* target, const float* mask, float* loss_dev,
-                       int64_t B, int64_t C, int64_t N);
+                       int64_t B, int64_t C, int64_t N, double* stats_dev);
 void masked_l1_backward(const float* pred, const float* target, const float* mask, float* dpred,
-                        int64_t B, int64_t C, int64_t N, const float* g_dev);
+                        int64_t B, int64_t C, int64_t N, const double* hidden_dev, const float* g_dev);
 void l1_forward(const float* a, const float* b, int64_t n, float* loss_dev);
 void l1_backward(const float* a, const float* b, float* da, float* db, int64_t n, const float* g_dev);
 void tv_forward(const float* x, int64_t BC, int64_t H, int64_t W, float* loss_dev);

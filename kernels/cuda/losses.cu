@@ -118,9 +118,8 @@ __global__ void tv_backward_kernel(const float* x, float* dx, int64_t BC, int64_
 }  // namespace
 
 void masked_l1_forward(const float* pred, const float* target, const float* mask, float* loss_dev, int64_t B,
-                       int64_t C, int64_t N) {
-    DeviceBuffer sums(2 * sizeof(double));
-    double* s = sums.as<double>();
+                       int64_t C, int64_t N, double* stats_dev) {
+    double* s = stats_dev;  // [0] hidden count (kept for the backward), [1] masked sum
     split_reduce<double>(1, B * N, MaskTerm{mask}, StoreDouble{s}, "masked_l1 hidden count");
     split_reduce<double>(1, B * C * N, MaskedAbsTerm{pred, target, mask, C, N}, StoreDouble{s + 1}, "masked_l1 sum");
     masked_l1_finish_kernel<<<1, 1, 0, stream()>>>(s, loss_dev, C);
@@ -128,13 +127,11 @@ void masked_l1_forward(const float* pred, const float* target, const float* mask
 }
 
 void masked_l1_backward(const float* pred, const float* target, const float* mask, float* dpred, int64_t B,
-                        int64_t C, int64_t N, const float* g_dev) {
+                        int64_t C, int64_t N, const double* hidden_dev, const float* g_dev) {
     const int64_t n = B * C * N;
     if (!dpred || n == 0) return;
-    DeviceBuffer hidden(sizeof(double));
-    split_reduce<double>(1, B * N, MaskTerm{mask}, StoreDouble{hidden.as<double>()}, "masked_l1 hidden count");
-    masked_l1_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(pred, target, mask, dpred, C, N, n,
-                                                                      hidden.as<double>(), g_dev);
+    masked_l1_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(pred, target, mask, dpred, C, N, n, hidden_dev,
+                                                                      g_dev);
     AMS_CUDA_LAUNCH_CHECK("masked_l1 backward");
 }
 
