@@ -111,6 +111,9 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
                          [w = R({C}), b = R({C})](const auto& in) { return ops::layer_norm(in[0], w, b, false); }});
         cases.push_back({"gelu_gate (GDFN)", {R({B, 2 * hidden, H, W})},
                          [](const auto& in) { return ops::gelu_gate(in[0]); }});
+        cases.push_back({"dwconv_gate (GDFN fused)", {R({B, 2 * hidden, H, W}), R({2 * hidden, 1, 3, 3})},
+                         [](const auto& in) { return ops::dwconv_gate(in[0], in[1], Tensor()); },
+                         2.0 * B * N * 2 * hidden * 9});
         cases.push_back({"add", {R({B, C, H, W}), R({B, C, H, W})},
                          [](const auto& in) { return ops::add(in[0], in[1]); }});
         cases.push_back({"pixel_unshuffle 2", {R({B, C, H, W})},
