@@ -3,7 +3,7 @@
 # builds with the headers carried in .devcarry/, runs the GPU suites (a missing or unusable GPU is
 # a failure here, not a skip), then the GPU op suite under compute-sanitizer memcheck and
 # racecheck side by side. Everything stays inside CHECK_SECONDS (default 540) so one device call
-# of 10 minutes holds it. Logs (6 files) go to $OUT (or ./device-logs); the last line says PASS or FAIL.
+# of 10 minutes holds it. Logs (6 files, 7 after a failure) go to $OUT (or ./device-logs); the last line says PASS or FAIL.
 #
 # Prepare here:  mkdir -p .devcarry && cp -r /usr/include/doctest /usr/include/stb .devcarry/
 # Run there:     set -o pipefail; bash tools/device_check.sh 2>&1 | tee $OUT/check.log   (carry .devcarry)
@@ -25,13 +25,20 @@ source tools/device_build.sh
 BUILD_TARGETS="amsnet ams_gpu_tests" build_device "$@" || { echo "FAIL"; exit 1; }
 echo "built in ${SECONDS} s"
 export AMS_REQUIRE_GPU=1  # tests/gpu/main.cpp: no usable GPU fails instead of skipping
+gpu_tests_bin=build-device/tests/ams_gpu_tests
 status=0
 timeout -k 10 "$(left)" ctest --test-dir build-device -L gpu --timeout 200 --output-on-failure \
     > "$out/gpu-tests.log" 2>&1 || status=1
 tail -30 "$out/gpu-tests.log"
 grep -q -E "Skipped|Not Run|No tests were found" "$out/gpu-tests.log" && { echo "FAIL: GPU tests skipped or not run"; status=1; }
+# A failure: run the GPU op suite again synchronising after every launch (AMS_CUDA_SYNC=1), so an
+# asynchronous error names the kernel that caused it (gpu-sync.log, a seventh file).
+if [ $status -ne 0 ] && [ "$(left)" -gt 200 ]; then
+    AMS_CUDA_SYNC=1 timeout -k 10 120 $gpu_tests_bin --source-file='*test_gpu_ops.cpp' > "$out/gpu-sync.log" 2>&1
+    echo "rerun with AMS_CUDA_SYNC=1: exit $? (gpu-sync.log)"
+    grep -m 10 -E "ERROR|error|FAILED|failed" "$out/gpu-sync.log"
+fi
 # Both sanitizers at once (the machine has cores to spare), each bounded by what time is left.
-gpu_tests=build-device/tests/ams_gpu_tests
 budget=$(($(left) - 15))
 [ "$budget" -gt "${SANITIZER_TIMEOUT:-400}" ] && budget=${SANITIZER_TIMEOUT:-400}
 if [ "$budget" -lt 30 ]; then
@@ -40,7 +47,7 @@ if [ "$budget" -lt 30 ]; then
 else
     declare -A pid
     for tool in memcheck racecheck; do
-        timeout -k 10 "$budget" compute-sanitizer --tool $tool --error-exitcode 99 $gpu_tests \
+        timeout -k 10 "$budget" compute-sanitizer --tool $tool --error-exitcode 99 $gpu_tests_bin \
             --source-file='*test_gpu_ops.cpp' > "$out/$tool.log" 2>&1 &
         pid[$tool]=$!
     done
