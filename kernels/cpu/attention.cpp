@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/parallel.h"
 
 namespace ams::cpu {
 
@@ -52,13 +53,24 @@ void normalize_rows_backward(const T* dst, const T* ddst, const T* norm, T* dsrc
 }
 }  // namespace
 
-// Scratch for one (image, head) pair.
+// Scratch for one (image, head) pair, in the calling thread's reused buffers: fresh vectors (c x N
+// floats, 16 MB for a 512x512 image) cost page faults and zero-filling on every call. Every element
+// is written before it is read.
+struct AttnScratch;
+template <class T>
+struct Buf {
+    T* p;
+    T* data() const { return p; }
+    T& operator[](int64_t i) const { return p[i]; }
+};
 template <class T>
 struct PairScratch {
-    std::vector<T> qn, kn, qnorm, knorm, dqn, dkn, dA, S;
+    Buf<T> qn, kn, qnorm, knorm, dqn, dkn, dA, S;
+    static Buf<T> slot(size_t i, int64_t n) { return {thread_scratch<AttnScratch, T>(i, n)}; }
     PairScratch(int64_t c, int64_t N, bool backward)
-        : qn(c * N), kn(c * N), qnorm(c), knorm(c), dqn(backward ? c * N : 0), dkn(backward ? c * N : 0),
-          dA(c * c), S(c * c) {}
+        : qn(slot(0, c * N)), kn(slot(1, c * N)), qnorm(slot(2, c)), knorm(slot(3, c)),
+          dqn(backward ? slot(4, c * N) : Buf<T>{nullptr}), dkn(backward ? slot(5, c * N) : Buf<T>{nullptr}),
+          dA(slot(6, c * c)), S(slot(7, c * c)) {}
 };
 
 // Runs body(pair, scratch, thread) over all B*heads pairs: pairs go to threads whole when there
