@@ -237,28 +237,30 @@ void Restormer::init(uint64_t seed) {
 
 // ---------------------------------------------------------------- forward
 
+Tensor Restormer::conv_bias(const Conv& c) const { return c.b >= 0 ? params_[c.b] : Tensor(); }
+
 Tensor Restormer::run_conv(const Conv& c, const Tensor& x) const {
-    return ops::conv2d(x, params_[c.w], c.b >= 0 ? params_[c.b] : Tensor(), c.pad, c.groups);
+    return ops::conv2d(x, params_[c.w], conv_bias(c), c.pad, c.groups);
 }
 
 Tensor Restormer::run_blocks(const std::vector<Block>& bs, Tensor x) const {
     const bool lnb = cfg_.layernorm_with_bias;
     // Inference on the CPU runs each half's LayerNorm, projection and depthwise conv (and the
     // feed-forward's gate, output projection and residual) as one op tiled over rows, so the wide
-    // intermediates never exist at full size. Training and CUDA use the separate ops.
+    // intermediates never exist at full size. Training and CUDA use the separate ops, except the
+    // feed-forward's depthwise conv and gate on the GPU (below).
     const bool fused = x.device() == Device::CPU && !autograd::grad_enabled();
-    auto bias = [&](const Conv& c) { return c.b >= 0 ? params_[c.b] : Tensor(); };
     for (const Block& b : bs) {
         const Tensor ln1_b = lnb ? params_[b.norm1_b] : Tensor(), ln2_b = lnb ? params_[b.norm2_b] : Tensor();
         Tensor qkv = fused ? ops::norm_project_dw_inference(x, params_[b.norm1_w], ln1_b, lnb, params_[b.qkv.w],
-                                                            bias(b.qkv), params_[b.qkv_dw.w], bias(b.qkv_dw))
+                                                            conv_bias(b.qkv), params_[b.qkv_dw.w], conv_bias(b.qkv_dw))
                            : run_conv(b.qkv_dw, run_conv(b.qkv, ops::layer_norm(x, params_[b.norm1_w], ln1_b, lnb)));
         Tensor att = run_conv(b.attn_out, ops::attention(qkv, params_[b.temperature], b.heads));
         x = ops::add(x, att);
         if (fused) {
-            x = ops::ffn_residual_inference(x, params_[b.norm2_w], ln2_b, lnb, params_[b.ffn_in.w], bias(b.ffn_in),
-                                            params_[b.ffn_dw.w], bias(b.ffn_dw), params_[b.ffn_out.w],
-                                            bias(b.ffn_out));
+            x = ops::ffn_residual_inference(x, params_[b.norm2_w], ln2_b, lnb, params_[b.ffn_in.w], conv_bias(b.ffn_in),
+                                            params_[b.ffn_dw.w], conv_bias(b.ffn_dw), params_[b.ffn_out.w],
+                                            conv_bias(b.ffn_out));
             continue;
         }
         Tensor n2 = ops::layer_norm(x, params_[b.norm2_w], ln2_b, lnb);
@@ -266,7 +268,7 @@ Tensor Restormer::run_blocks(const std::vector<Block>& bs, Tensor x) const {
         // only (18% less training memory; backward recomputes the depthwise output, cheap there).
         // The CPU keeps the separate ops: the recomputation costs it 5-8% of a training step.
         Tensor p = run_conv(b.ffn_in, n2);
-        Tensor h = x.is_cuda() ? ops::dwconv_gate(p, params_[b.ffn_dw.w], bias(b.ffn_dw))
+        Tensor h = x.is_cuda() ? ops::dwconv_gate(p, params_[b.ffn_dw.w], conv_bias(b.ffn_dw))
                                : ops::gelu_gate(run_conv(b.ffn_dw, p));
         x = ops::add(x, run_conv(b.ffn_out, h));
     }

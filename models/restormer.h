@@ -58,6 +58,7 @@ private:
     };
     Conv conv(const std::string& name, int cin, int cout, int k, int groups, bool bias);
     std::vector<Block> blocks(const std::string& name, int n, int dim, int heads);
+    Tensor conv_bias(const Conv& c) const;  // the conv's bias, undefined without one
     Tensor run_conv(const Conv& c, const Tensor& x) const;
     Tensor run_blocks(const std::vector<Block>& bs, Tensor x) const;
 
