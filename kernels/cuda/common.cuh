@@ -22,6 +22,22 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 __host__ __device__ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 __host__ __device__ inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+// Depthwise correlation of plane xp (H, W) with kernel wp (KH, KW), zero padding `pad`, stride 1,
+// at output (oy, ox): bias first, then the taps row-major (the CPU reference's order).
+__device__ inline float depthwise_at(const float* xp, const float* wp, float bias, int64_t H, int64_t W, int64_t KH,
+                                     int64_t KW, int64_t pad, int64_t oy, int64_t ox) {
+    float acc = bias;
+    for (int64_t ky = 0; ky < KH; ++ky) {
+        const int64_t iy = oy + ky - pad;
+        if (iy < 0 || iy >= H) continue;
+        for (int64_t kx = 0; kx < KW; ++kx) {
+            const int64_t ix = ox + kx - pad;
+            if (ix >= 0 && ix < W) acc += wp[ky * KW + kx] * xp[iy * W + ix];
+        }
+    }
+    return acc;
+}
+
 #define AMS_GRID_STRIDE(i, n) \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 

@@ -72,18 +72,8 @@ __global__ void dw_forward_kernel(Geo g, const float* x, const float* w, const f
         int64_t oy = t % g.Ho;
         t /= g.Ho;
         int64_t c = t % g.C;
-        const float* xp = x + t * g.H * g.W;  // t = n * C + c
-        const float* wp = w + c * g.KH * g.KW;
-        float acc = b ? b[c] : 0.f;
-        for (int64_t ky = 0; ky < g.KH; ++ky) {
-            int64_t iy = oy + ky - g.pad;
-            if (iy < 0 || iy >= g.H) continue;
-            for (int64_t kx = 0; kx < g.KW; ++kx) {
-                int64_t ix = ox + kx - g.pad;
-                if (ix >= 0 && ix < g.W) acc += wp[ky * g.KW + kx] * xp[iy * g.W + ix];
-            }
-        }
-        y[idx] = acc;
+        y[idx] = depthwise_at(x + t * g.H * g.W, w + c * g.KH * g.KW, b ? b[c] : 0.f, g.H, g.W, g.KH, g.KW, g.pad, oy,
+                              ox);  // t = n * C + c
     }
 }
 

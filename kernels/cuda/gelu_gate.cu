@@ -63,19 +63,10 @@ __global__ void gelu_gate_backward_kernel(const float* x, const float* dy, float
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
-// Depthwise 3x3 (zero padding 1) of plane xp (H, W) at (oy, ox), bias first, taps row-major.
+// Depthwise 3x3 (zero padding 1) of plane xp (H, W) at (oy, ox), as the depthwise conv kernel.
 __device__ inline float dw3x3(const float* xp, const float* w9, float bias, int64_t H, int64_t W, int64_t oy,
                               int64_t ox) {
-    float acc = bias;
-    for (int ky = 0; ky < 3; ++ky) {
-        const int64_t iy = oy + ky - 1;
-        if (iy < 0 || iy >= H) continue;
-        for (int kx = 0; kx < 3; ++kx) {
-            const int64_t ix = ox + kx - 1;
-            if (ix >= 0 && ix < W) acc += w9[ky * 3 + kx] * xp[iy * W + ix];
-        }
-    }
-    return acc;
+    return depthwise_at(xp, w9, bias, H, W, 3, 3, 1, oy, ox);
 }
 
 // GDFN's depthwise 3x3 + gate, one thread per output element of y (B, C, H, W): both halves'
