@@ -2,28 +2,19 @@
 #include "kernels/cuda/handles.h"
 
 #include <climits>
-#include <cstdlib>
-#include <cstring>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/runtime.h"
 
 namespace ams::cuda {
 
-namespace {
-bool env_on(const char* name) {
-    const char* v = std::getenv(name);
-    return v && std::strcmp(v, "1") == 0;
-}
-}  // namespace
-
 bool tf32_enabled() {
-    static const bool on = env_on("AMS_TF32");
+    static const bool on = env_flag("AMS_TF32");
     return on;
 }
 
 bool bf16_enabled() {
-    static const bool on = env_on("AMS_BF16");
+    static const bool on = env_flag("AMS_BF16");
     return on;
 }
 

@@ -14,12 +14,13 @@
 
 namespace ams::cuda {
 
-namespace {
-
-bool env_is_1(const char* name) {
+bool env_flag(const char* name) {
     const char* v = std::getenv(name);
     return v && std::strcmp(v, "1") == 0;
 }
+
+namespace {
+
 
 // Never destroyed: Storage destructors of static tensors may run after ordinary statics are gone.
 struct Accounting {
@@ -35,7 +36,7 @@ Accounting& acct() {
 // AMS_CUDA_POISON=1: fresh allocations are filled with 0xFF bytes (a NaN as float32), so a kernel
 // that leaves part of its output unwritten fails the tests instead of passing on stale zeros.
 bool poison() {
-    static const bool on = env_is_1("AMS_CUDA_POISON");
+    static const bool on = env_flag("AMS_CUDA_POISON");
     return on;
 }
 
@@ -307,7 +308,7 @@ size_t memory_available() {
 }
 
 bool debug_sync() {
-    static const bool on = env_is_1("AMS_CUDA_SYNC");
+    static const bool on = env_flag("AMS_CUDA_SYNC");
     return on;
 }
 

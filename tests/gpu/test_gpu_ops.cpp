@@ -223,8 +223,7 @@ void compare(const Case& c, uint64_t seed, unsigned grad_mask, bool prefill) {
 }  // namespace
 
 TEST_CASE("GPU poisoning is active: fresh CUDA tensors read as NaN") {
-    const char* v = std::getenv("AMS_CUDA_POISON");
-    if (!v || std::string(v) != "1") {
+    if (!cuda::env_flag("AMS_CUDA_POISON")) {
         MESSAGE("AMS_CUDA_POISON is not 1: unwritten outputs would not be detected");
         return;
     }
