@@ -1,10 +1,13 @@
-// Gaussian blur (separable, reflect borders): the classical baseline the denoiser must beat.
+// Gaussian blur (separable, reflect borders): the classical baseline the denoiser must beat, and
+// the filter of the chroma smoothing (train/chroma.h).
 #pragma once
 #include "engine/tensor.h"
 
 namespace ams {
 
-// img (1, C, H, W) float32 CPU -> blurred copy; kernel radius ceil(3 sigma).
+// img (..., H, W), any device and float dtype -> blurred float32 CPU copy, each H x W plane on its
+// own; kernel radius ceil(3 sigma), borders mirrored without repeating the edge (numpy's
+// "reflect"), again and again when the radius exceeds the image.
 Tensor gaussian_blur(const Tensor& img, double sigma);
 
 }  // namespace ams
