@@ -1,0 +1,119 @@
+#include "train/chroma.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "engine/check.h"
+#include "engine/image_io.h"
+#include "kernels/cpu/cpu.h"
+#include "train/gaussian.h"
+
+namespace ams {
+
+namespace {
+
+using Mat3 = std::array<std::array<double, 3>, 3>;
+
+// BT.601 RGB -> YCbCr (JPEG's constants, no offsets).
+constexpr Mat3 kToYcc = {{{0.299, 0.587, 0.114}, {-0.168736, -0.331264, 0.5}, {0.5, -0.418688, -0.081312}}};
+
+Mat3 inverse(const Mat3& m) {
+    Mat3 r;
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j)  // cofactor of m[j][i]
+            r[i][j] = m[(j + 1) % 3][(i + 1) % 3] * m[(j + 2) % 3][(i + 2) % 3] -
+                      m[(j + 1) % 3][(i + 2) % 3] * m[(j + 2) % 3][(i + 1) % 3];
+    const double det = m[0][0] * r[0][0] + m[0][1] * r[1][0] + m[0][2] * r[2][0];
+    for (auto& row : r)
+        for (double& v : row) v /= det;
+    return r;
+}
+const Mat3 kToRgb = inverse(kToYcc);
+
+// (N, 3, H, W) float32 CPU, contiguous -> the same layout through the 3x3 map m.
+Tensor transform(const Tensor& x, const Mat3& m) {
+    Tensor y = Tensor::empty(x.shape());
+    const int64_t N = x.dim(0), P = x.dim(2) * x.dim(3);
+    const float* s = x.data<float>();
+    float* d = y.data<float>();
+    for (int64_t n = 0; n < N; ++n) {
+        const float* a = s + n * 3 * P;
+        float* b = d + n * 3 * P;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < P; ++i)
+            for (int c = 0; c < 3; ++c)
+                b[c * P + i] = (float)(m[c][0] * a[i] + m[c][1] * a[P + i] + m[c][2] * a[2 * P + i]);
+    }
+    return y;
+}
+
+Tensor rgb_images(const Tensor& img, const char* what) {
+    AMS_CHECK(img.ndim() == 4 && img.dim(1) == 3, what, " needs (N, 3, H, W) images, got ", shape_str(img.shape()));
+    return img.to(Device::CPU).to(DType::F32).contiguous();
+}
+
+}  // namespace
+
+Tensor chroma_smooth(const Tensor& img_, double sigma) {
+    AMS_CHECK(sigma >= 0 && std::isfinite(sigma), "chroma smoothing: sigma must be >= 0, got ", sigma);
+    Tensor img = rgb_images(img_, "chroma smoothing");
+    if (sigma == 0 || img.numel() == 0) return img;
+    Tensor ycc = transform(img, kToYcc);
+    for (int64_t n = 0; n < img.dim(0); ++n) {  // blur planes 1 and 2 of each image in place
+        Tensor chroma = ycc.narrow(0, n, 1).narrow(1, 1, 2);
+        chroma.copy_(gaussian_blur(chroma, sigma));
+    }
+    return transform(ycc, kToRgb);
+}
+
+double luma_chroma_objective(const Tensor& u_, const Tensor& noisy_, double lambda, double chroma_weight) {
+    Tensor u = rgb_images(u_, "the luma/chroma objective"), noisy = rgb_images(noisy_, "the luma/chroma objective");
+    AMS_CHECK(u.shape() == noisy.shape(), "the luma/chroma objective: shapes ", shape_str(u.shape()), " and ",
+              shape_str(noisy.shape()), " differ");
+    const int64_t N = u.dim(0), H = u.dim(2), W = u.dim(3);
+    Tensor ycc = transform(u, kToYcc);
+    double total = 0;
+    for (int64_t n = 0; n < N; ++n) {
+        const float* y = ycc.data<float>() + n * 3 * H * W;
+        const double prior = cpu::tv_forward<float>(y, 1, H, W) +
+                             chroma_weight * (cpu::tv_forward<float>(y + H * W, 1, H, W) +
+                                              cpu::tv_forward<float>(y + 2 * H * W, 1, H, W));
+        const int64_t off = n * 3 * H * W;
+        total += cpu::l1_forward<float>(u.data<float>() + off, noisy.data<float>() + off, 3 * H * W) + lambda * prior;
+    }
+    return total;
+}
+
+ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
+                                   const std::function<Tensor(const Tensor&)>& restore, double lambda,
+                                   double chroma_weight, int max_images, int crop,
+                                   const std::function<void(int, int)>& progress) {
+    AMS_CHECK(!files.empty(), "chroma calibration: no images");
+    AMS_CHECK(max_images >= 1 && crop >= 8, "chroma calibration: bad crop count or size");
+    ChromaCalibration c;
+    c.crop = crop;
+    for (int s = 0; s <= 16; ++s) c.sigmas.push_back(0.25 * s);
+    c.objective.assign(c.sigmas.size(), 0.0);
+    const size_t n = std::min(files.size(), (size_t)max_images);
+    for (size_t i = 0; i < n; ++i) {
+        Tensor img = load_image(files[i * files.size() / n]);
+        const int64_t h = std::min<int64_t>(crop, img.dim(2)), w = std::min<int64_t>(crop, img.dim(3));
+        Tensor noisy = img.narrow(2, (img.dim(2) - h) / 2, h).narrow(3, (img.dim(3) - w) / 2, w).contiguous();
+        Tensor restored = restore(noisy).to(Device::CPU);
+        for (size_t s = 0; s < c.sigmas.size(); ++s)
+            c.objective[s] += luma_chroma_objective(chroma_smooth(restored, c.sigmas[s]), noisy, lambda, chroma_weight) / n;
+        ++c.crops;
+        if (progress) progress(c.crops, (int)n);
+    }
+    // The least blur among the sigmas within rounding of the minimum: none unless it helps.
+    const double best = *std::min_element(c.objective.begin(), c.objective.end());
+    for (size_t s = 0; s < c.sigmas.size(); ++s)
+        if (c.objective[s] <= best + 1e-9 * std::fabs(best)) {
+            c.sigma = c.sigmas[s];
+            break;
+        }
+    return c;
+}
+
+}  // namespace ams

@@ -1,0 +1,44 @@
+// Chroma smoothing: the last stage of an inference scheme that was calibrated for it.
+//
+// Camera noise after demosaicing and JPEG is correlated over ~16 pixels in chroma (docs/results.md:
+// PolyU's Cb/Cr noise still correlates 0.26 eight pixels apart), wider than a masked predictor can
+// average away, while the true chroma of photos is smooth. A Gaussian of the chroma alone removes
+// those blotches and leaves luma, where the detail is, to the network.
+//
+// Colour space: BT.601 YCbCr, full range, without offsets (a linear, exactly invertible map).
+// Its strength is not set by hand: calibrate_chroma() picks the sigma that minimises the
+// self-supervised fine-tuning objective with the prior split into luma and chroma, on the
+// training images (no clean image).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace ams {
+
+// img (N, 3, H, W), any device -> float32 CPU copy with Cb and Cr blurred by sigma (0: a copy).
+Tensor chroma_smooth(const Tensor& img, double sigma);
+
+// mean |u - noisy| + lambda * (TV(Y) + chroma_weight * (TV(Cb) + TV(Cr))) of (N, 3, H, W) images,
+// TV as the fine-tuning loss's (each plane's mean over cells of sqrt(dx^2 + dy^2 + eps)) summed over
+// images. With chroma_weight 1 the prior is the loss's RGB prior moved to luma/chroma.
+double luma_chroma_objective(const Tensor& u, const Tensor& noisy, double lambda, double chroma_weight);
+
+struct ChromaCalibration {
+    double sigma = 0;                        // the chosen one
+    std::vector<double> sigmas, objective;   // the grid and its objective (mean over crops)
+    int crops = 0, crop = 0;
+};
+
+// Restores a centre crop (at most `crop` pixels square) of each of up to `max_images` of `files`
+// (evenly spaced over the list) with `restore` ((1, 3, h, w) CPU -> restored, any device), and
+// returns the sigma of the grid 0, 0.25, ..., 4 that minimises luma_chroma_objective summed over the
+// crops (the smallest of those within rounding of the minimum). `progress` (may be empty) hears each crop done.
+ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
+                                   const std::function<Tensor(const Tensor&)>& restore, double lambda,
+                                   double chroma_weight, int max_images = 32, int crop = 128,
+                                   const std::function<void(int, int)>& progress = {});
+
+}  // namespace ams
