@@ -10,6 +10,7 @@
 #include "engine/npy.h"
 #include "helpers.h"
 #include "models/model_file.h"
+#include "train/chroma.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -229,6 +230,68 @@ TEST_CASE("finetune defaults to the scheme stored with the B weights and stores 
     m = load_model(fx.p("p2/model.safetensors"), Device::CPU);
     CHECK(m.metadata.at("inference_branches") == "2");
     CHECK(m.metadata.at("inference_passes") == "1");
+}
+
+TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise applies it unless told otherwise") {
+    Fixture fx;
+    Restormer net(preset_config("tiny"));
+    net.init(3);
+    const std::string w = fx.p("p.safetensors"), data = " --data " + test::data_path("sidd-samples") + " --include NOISY_1";
+    save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "2"}, {"training", "{\"mode\":\"finetune\",\"lambda\":0.5}"}});
+    // --calibrate-only: the weights and their metadata, plus the calibration (lambda from their record).
+    // A huge chroma weight makes the strongest blur of the grid the answer.
+    Run r = amsnet("finetune --calibrate-only --chroma-weight 1e5" + data + " --weights " + w + " --out " + fx.p("c") +
+                   " --device cpu");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    ModelFile m = load_model(fx.p("c/model.safetensors"), Device::CPU);
+    CHECK(m.metadata.at("inference_pd") == "1");
+    CHECK(m.metadata.at("inference_chroma_sigma") == "4");
+    CHECK(m.metadata.at("chroma_calibration").find("\"lambda\":0.5") != std::string::npos);
+    CHECK(m.metadata.at("chroma_calibration").find("\"crops\":3") != std::string::npos);
+    CHECK_FALSE(fs::exists(fx.p("c/checkpoint.safetensors")));
+    // denoise: the stored sigma by default, --chroma-sigma 0 turns it off; the difference is exactly
+    // the chroma smoothing of the unsmoothed result.
+    const std::string base = "denoise --weights " + fx.p("c/model.safetensors") + " --input " + fx.image + " --device cpu";
+    r = amsnet(base + " --output " + fx.p("with.npy"));
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("chroma sigma 4") != std::string::npos);
+    REQUIRE(amsnet(base + " --output " + fx.p("without.npy") + " --chroma-sigma 0").code == 0);
+    r = amsnet(base + " --output " + fx.p("plain.npy") + " --scheme plain");  // calibrated for amsnet only
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("chroma") == std::string::npos);
+    auto planar = [](const Tensor& hwc) {  // .npy holds (H, W, 3)
+        const int64_t H = hwc.dim(0), W = hwc.dim(1);
+        std::vector<float> v = hwc.to_vector(), chw(v.size());
+        for (int64_t i = 0; i < H * W; ++i)
+            for (int c = 0; c < 3; ++c) chw[c * H * W + i] = v[i * 3 + c];
+        return Tensor::from_vector(chw, {1, 3, H, W});
+    };
+    Tensor with = planar(load_npy(fx.p("with.npy"))), without = planar(load_npy(fx.p("without.npy")));
+    CHECK(test::rel_l2(with, without) > 1e-3);
+    CHECK(test::rel_l2(with, chroma_smooth(without, 4)) < 1e-6);
+    // A training run with --chroma-weight ends with the calibration.
+    r = amsnet("finetune" + data + " --weights " + w + " --out " + fx.p("f") + " --steps 1 --crop 16 --batch 1 "
+               "--chroma-weight 1e5 --device cpu");
+    REQUIRE(r.code == 0);
+    m = load_model(fx.p("f/model.safetensors"), Device::CPU);
+    CHECK(m.metadata.at("inference_chroma_sigma") == "4");
+    CHECK(m.metadata.at("training").find("\"chroma_weight\":100000") != std::string::npos);
+    // Errors: what is missing or wrong, by name.
+    auto expect_error = [&](const std::string& args, const std::string& needle) {
+        Run e = amsnet(args);
+        INFO("amsnet ", args, "\n", e.out);
+        CHECK(e.code != 0);
+        CHECK(e.out.find(needle) != std::string::npos);
+    };
+    expect_error("finetune --calibrate-only" + data + " --weights " + w + " --out " + fx.p("e"), "--chroma-weight");
+    expect_error("finetune --calibrate-only --chroma-weight 2" + data + " --weights " + fx.weights + " --out " + fx.p("e"),
+                 "--lambda");
+    expect_error(base + " --output " + fx.p("x.png") + " --chroma-sigma -1", "--chroma-sigma");
+    save_model(fx.p("bad.safetensors"), net, {{"inference_chroma_sigma", "wide"}});
+    expect_error("denoise --weights " + fx.p("bad.safetensors") + " --input " + fx.image + " --output " + fx.p("x.png"),
+                 "inference_chroma_sigma");
+    CHECK_FALSE(fs::exists(fx.p("x.png")));
 }
 
 TEST_CASE("denoise a folder: same relative names under --output, symlinked images included") {

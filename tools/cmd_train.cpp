@@ -127,9 +127,19 @@ int cmd_finetune(int argc, char** argv) {
     a.option("lambda", "L", "weight of the smoothness prior (SPEC text 0.01, its ablation 0.1)", "0.01");
     a.option("branches", "K", "mask branches of the restoration");
     a.option("passes", "M", "restorations averaged into I_DN (fresh masks and a flip each, as denoise --passes)", "1");
+    a.option("chroma-weight", "A",
+             "end by calibrating a chroma smoothing stored with the model: the Gaussian sigma (0 to 4 px) that "
+             "minimises |I_DN - I_N|_1 + lambda (TV(Y) + A (TV(Cb) + TV(Cr))) on centre crops of 32 --data "
+             "images (no clean image); 0 = none",
+             "0");
+    a.flag("calibrate-only", "no training: calibrate --weights (with --chroma-weight, and --lambda or the one "
+                             "they were fine-tuned with) and write RUN/model.safetensors");
     if (!a.parse(argc, argv, 2)) return 0;
     TrainOptions o = read_common(a);
     o.finetune = true;
+    o.chroma_weight = a.number("chroma-weight", 0, 1e6);
+    o.calibrate_only = a.on("calibrate-only");
+    o.lambda_given = a.given("lambda");
     o.init_weights = a.given("resume") ? a.get("weights") : a.require("weights");
     o.lambda = a.number("lambda", 0, 1e6);
     // The scheme being fine-tuned: flags, else the one stored with the B weights, else SPEC's 2/2.

@@ -1,6 +1,7 @@
 #include "tools/denoise_options.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include "engine/rng.h"
 #include "engine/timer.h"
 #include "models/amsnet.h"
+#include "train/chroma.h"
 
 namespace ams::cli {
 
@@ -24,6 +26,8 @@ void add_denoise_options(Args& a) {
                             "(default: the model's stored scheme, else 1)");
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
     a.option("r3-p", "P", "fraction of pixels replaced by noisy ones in each R^3 copy", "0.16");
+    a.option("chroma-sigma", "S", "Gaussian sigma (pixels) of the chroma smoothing after restoration, 0 = off "
+                                  "(default: the model's stored scheme with --scheme amsnet, else 0)");
     a.option("seed", "N", "seed of the masks", "0");
     a.option("tile", "N", "tile size in pixels: auto (tile only images that do not fit in memory or exceed ~22 MP), 0 (never) or N",
              "auto");
@@ -40,6 +44,16 @@ void stored_int(const std::map<std::string, std::string>& meta, const char* key,
     dst = (int)v;
 }
 
+void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min) {
+    auto it = meta.find(key);
+    if (it == meta.end()) return;
+    char* end = nullptr;
+    double v = std::strtod(it->second.c_str(), &end);
+    AMS_CHECK(end && end != it->second.c_str() && *end == 0 && std::isfinite(v) && v >= min, "weights metadata ",
+              key, " = '", it->second, "' is not valid");
+    dst = v;
+}
+
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& meta) {
     DenoiseOptions o;
     o.scheme = a.get("scheme");
@@ -50,6 +64,10 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2);
     o.passes = a.given("passes") ? (int)a.integer("passes", 1) : 1;
     if (!a.given("passes")) stored_int(meta, "inference_passes", o.passes, 1);
+    if (a.given("chroma-sigma"))
+        o.chroma_sigma = a.number("chroma-sigma", 0, 100);
+    else if (o.scheme == "amsnet")  // calibrated for the stored scheme, not the bare network
+        stored_number(meta, "inference_chroma_sigma", o.chroma_sigma, 0);
     o.r3 = (int)a.integer("r3", 0);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0);
@@ -60,9 +78,10 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
 }
 
 std::string DenoiseOptions::summary() const {
-    if (scheme == "plain") return "scheme plain";
+    if (scheme == "plain") return str("scheme plain", chroma_sigma > 0 ? str(" (chroma sigma ", chroma_sigma, ")") : "");
     return str("scheme amsnet (pd ", pd, ", ", branches, " branches", passes > 1 ? str(", ", passes, " passes") : "",
-               r3 ? str(", R^3 x", r3, " p ", r3_p) : "", ")");
+               r3 ? str(", R^3 x", r3, " p ", r3_p) : "", chroma_sigma > 0 ? str(", chroma sigma ", chroma_sigma) : "",
+               ")");
 }
 
 namespace {
@@ -149,6 +168,7 @@ Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOpt
         }
     }
     if (show) std::fprintf(stderr, "\r%*s\r", 72, "");
+    if (o.chroma_sigma > 0) d = chroma_smooth(d, o.chroma_sigma).to(d.device());
     return d;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "engine/autograd.h"
 #include "engine/image_io.h"
@@ -17,6 +18,7 @@
 #include "engine/timer.h"
 #include "models/amsnet.h"
 #include "models/model_file.h"
+#include "train/chroma.h"
 #include "train/dataset.h"
 #include "train/metrics.h"
 #ifdef AMS_HAVE_CUDA
@@ -73,6 +75,7 @@ json::Value options_json(const TrainOptions& o) {
     if (o.ema > 0) v["ema"] = o.ema;
     v["seed"] = (double)o.seed;
     v["mode"] = o.finetune ? "finetune" : "train";
+    if (o.chroma_weight > 0) v["chroma_weight"] = o.chroma_weight;
     if (o.finetune) {
         v["lambda"] = o.lambda;
         v["branches"] = o.branches;
@@ -156,10 +159,56 @@ void with_average(Restormer& net, const Tensor& ema, F&& f) {
     net.params().flat_values().copy_(raw);
 }
 
+// The metadata entries of a chroma calibration (train/chroma.h) of `net` under the stored inference
+// scheme, seed 0 (as denoise), on the training images.
+std::map<std::string, std::string> calibrate(const Restormer& net, const ImageDataset& data, const TrainOptions& o,
+                                             double lambda) {
+    autograd::NoGradGuard ng;
+    auto restore = [&](const Tensor& noisy) {
+        return average_passes(noisy.to(o.device), o.val_passes, [&](const Tensor& x, int j) {
+            return amsnet_restore(net, x, o.val_pd, o.val_branches, 0, rng::make_stream(rng::kMask, j));
+        });
+    };
+    auto progress = [&](int done, int total) {
+        if (!o.quiet && isatty(2)) std::fprintf(stderr, "\r  calibrating the chroma smoothing: crop %d/%d   ", done, total);
+    };
+    ChromaCalibration c = calibrate_chroma(data.files(), restore, lambda, o.chroma_weight, 32, 128, progress);
+    json::Value rec = json::Value::object(), grid = json::Value::array(), obj = json::Value::array();
+    for (size_t i = 0; i < c.sigmas.size(); ++i) {
+        grid.push_back(c.sigmas[i]);
+        obj.push_back(c.objective[i]);
+    }
+    rec["chroma_weight"] = o.chroma_weight;
+    rec["lambda"] = lambda;
+    rec["crops"] = c.crops;
+    rec["crop"] = c.crop;
+    rec["sigmas"] = grid;
+    rec["objective"] = obj;
+    rec["sigma"] = c.sigma;
+    if (!o.quiet)
+        std::fprintf(stderr, "\r  chroma smoothing calibrated on %d crops of %dpx: sigma %g (objective %.6f; %.6f without)\n",
+                     c.crops, c.crop, c.sigma, *std::min_element(c.objective.begin(), c.objective.end()), c.objective[0]);
+    return {{"inference_chroma_sigma", str(c.sigma)}, {"chroma_calibration", json::dump(rec)}};
+}
+
+// --calibrate-only: the lambda the weights were fine-tuned with (their training record), unless given.
+double calibration_lambda(const TrainOptions& o, const std::map<std::string, std::string>& meta) {
+    if (o.lambda_given) return o.lambda;
+    auto it = meta.find("training");
+    if (it != meta.end()) {
+        json::Value t = json::parse(it->second, o.init_weights + " (training metadata)");
+        const json::Value* l = t.find("lambda");
+        if (l) return l->as_number();
+    }
+    AMS_FAIL("--calibrate-only: '", o.init_weights, "' records no fine-tuning lambda; give --lambda");
+}
+
 }  // namespace
 
 int64_t train(const TrainOptions& o) {
-    AMS_CHECK(o.steps > 0 || o.max_minutes > 0, "give --steps or --max-minutes (or both)");
+    AMS_CHECK(o.calibrate_only || o.steps > 0 || o.max_minutes > 0, "give --steps or --max-minutes (or both)");
+    AMS_CHECK(!o.calibrate_only || (o.chroma_weight > 0 && !o.init_weights.empty() && !o.resume),
+              "--calibrate-only needs --weights and --chroma-weight > 0, and no --resume");
     AMS_CHECK(o.batch >= 1, "--batch must be at least 1");
     AMS_CHECK(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1), got ", o.ema);
     AMS_CHECK(o.crop % (8 * o.pd) == 0, "--crop ", o.crop, " must be a multiple of 8 * --pd = ", 8 * o.pd,
@@ -188,6 +237,13 @@ int64_t train(const TrainOptions& o) {
     } else if (!o.init_weights.empty()) {
         ModelFile m = load_model(o.init_weights, o.device);
         net = std::move(m.net);
+        if (o.calibrate_only) {
+            std::map<std::string, std::string> meta = m.metadata;
+            for (auto& [k, v] : calibrate(*net, data, o, calibration_lambda(o, meta))) meta[k] = v;
+            save_model(model_path, *net, meta);
+            if (!o.quiet) std::fprintf(stderr, "wrote %s\n", model_path.c_str());
+            return 0;
+        }
     } else {
         net = std::make_unique<Restormer>(o.model, o.device);
         net->init(o.seed);
@@ -229,14 +285,17 @@ int64_t train(const TrainOptions& o) {
     double interval_loss = 0, last_log_time = 0;
     int64_t interval_steps = 0, start_step = step;
     double last_loss = 0;
+    std::map<std::string, std::string> chroma;  // the calibration's entries, once made
     auto save_all = [&](int64_t s) {
         save_checkpoint(ckpt_path, *net, adam, ema, s, o);
         with_average(*net, ema, [&] {  // the model file holds the average, the checkpoint the raw weights
-            save_model(model_path, *net,
-                       {{"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
-                        {"final_loss", str(last_loss)}, {"inference_pd", std::to_string(o.val_pd)},
-                        {"inference_branches", std::to_string(o.val_branches)},
-                        {"inference_passes", std::to_string(o.val_passes)}});
+            std::map<std::string, std::string> meta = {
+                {"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
+                {"final_loss", str(last_loss)}, {"inference_pd", std::to_string(o.val_pd)},
+                {"inference_branches", std::to_string(o.val_branches)},
+                {"inference_passes", std::to_string(o.val_passes)}};
+            meta.insert(chroma.begin(), chroma.end());
+            save_model(model_path, *net, meta);
         });
     };
     try {
@@ -300,6 +359,8 @@ int64_t train(const TrainOptions& o) {
         throw;
     }
     std::signal(SIGINT, old_handler);
+    if (o.chroma_weight > 0 && !g_interrupted)  // an interrupted run calibrates when resumed to its end
+        with_average(*net, ema, [&] { chroma = calibrate(*net, data, o, o.lambda); });
     save_all(step);
     if (!o.quiet)
         std::fprintf(stderr, "%s at step %lld after %s: wrote %s and %s\n", g_interrupted ? "interrupted" : "done",

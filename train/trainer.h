@@ -39,8 +39,13 @@ struct TrainOptions {
     bool finetune = false;
     std::string init_weights;  // start from these weights (finetune, or train from a model)
     double lambda = 0.01;
+    bool lambda_given = false;  // --calibrate-only otherwise takes the weights' fine-tuning lambda
     int branches = 2;
     int passes = 1;  // restorations averaged into I_DN (finetune)
+    // Chroma smoothing (train/chroma.h): with a weight > 0, the run ends by calibrating its sigma on
+    // the training images with the stored inference scheme and stores it with the model.
+    double chroma_weight = 0;
+    bool calibrate_only = false;  // no training: calibrate init_weights and write the model file
     Device device = Device::CPU;
     bool quiet = false;  // no progress lines on stderr (log.csv is still written)
 };
@@ -48,6 +53,8 @@ struct TrainOptions {
 // Runs training; returns the number of the last completed step. Writes, in opt.out:
 // model.safetensors (weights, or their moving average with --ema, + configuration + training
 // metadata), checkpoint.safetensors (weights, AdamW moments, average, step; resumable), log.csv.
+// With calibrate_only, only model.safetensors: init_weights with their metadata and the chroma
+// calibration.
 int64_t train(const TrainOptions& opt);
 
 // The network's weights in a checkpoint: every tensor but the optimizer's ("optim.*").
