@@ -110,5 +110,8 @@ TEST_CASE("calibration: blotchy chroma gets a blur, flat chroma none, and the re
     CHECK(calibrate_chroma(files, grey, 0.6, 4.0, 8, 64).sigma == 0);
     // Without a prior on chroma, the fidelity term alone wants no blur.
     CHECK(calibrate_chroma(files, identity, 0.6, 0.0, 8, 64).sigma == 0);
+    // A restoration that fails names the image it failed on.
+    auto failing = [](const Tensor&) -> Tensor { AMS_FAIL("too small"); };
+    CHECK_THROWS_WITH(calibrate_chroma(files, failing, 0.6, 1.0), doctest::Contains("img0.png': too small"));
     fs::remove_all(dir);
 }

@@ -97,10 +97,16 @@ ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
     c.objective.assign(c.sigmas.size(), 0.0);
     const size_t n = std::min(files.size(), (size_t)max_images);
     for (size_t i = 0; i < n; ++i) {
-        Tensor img = load_image(files[i * files.size() / n]);
+        const std::string& file = files[i * files.size() / n];
+        Tensor img = load_image(file);
         const int64_t h = std::min<int64_t>(crop, img.dim(2)), w = std::min<int64_t>(crop, img.dim(3));
         Tensor noisy = img.narrow(2, (img.dim(2) - h) / 2, h).narrow(3, (img.dim(3) - w) / 2, w).contiguous();
-        Tensor restored = restore(noisy).to(Device::CPU);
+        Tensor restored;
+        try {
+            restored = restore(noisy).to(Device::CPU);
+        } catch (const Error& e) {
+            AMS_FAIL("chroma calibration on '", file, "': ", e.message());
+        }
         for (size_t s = 0; s < c.sigmas.size(); ++s)
             c.objective[s] += luma_chroma_objective(chroma_smooth(restored, c.sigmas[s]), noisy, lambda, chroma_weight) / n;
         ++c.crops;
