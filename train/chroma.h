@@ -18,7 +18,8 @@
 
 namespace ams {
 
-// img (N, 3, H, W), any device -> float32 CPU copy with Cb and Cr blurred by sigma (0: a copy).
+// img (N, 3, H, W), any device -> float32 CPU image with Cb and Cr blurred by sigma (a new tensor;
+// with sigma 0 the input itself when it already is float32 on the CPU).
 Tensor chroma_smooth(const Tensor& img, double sigma);
 
 // mean |u - noisy| + lambda * (TV(Y) + chroma_weight * (TV(Cb) + TV(Cr))) of (N, 3, H, W) images,
