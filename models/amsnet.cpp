@@ -55,6 +55,13 @@ Tensor average_passes(const Tensor& x, int passes, const std::function<Tensor(co
     return passes > 1 ? ops::scale(sum, 1.0 / passes) : sum;
 }
 
+Tensor amsnet_restore_passes(const Restormer& net, const Tensor& noisy, int pd, int branches, int passes,
+                             uint64_t seed) {
+    return average_passes(noisy, passes, [&](const Tensor& x, int j) {
+        return amsnet_restore(net, x, pd, branches, seed, rng::make_stream(rng::kMask, j));
+    });
+}
+
 Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
                  int branches, uint64_t seed, const ImageWindow& win) {
     AMS_CHECK(T >= 1, "--r3 must be at least 1, got ", T);

@@ -30,6 +30,11 @@ Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int bra
 // way and restore() gives it its own masks; a pixel's prediction varies with both, the mean less.
 Tensor average_passes(const Tensor& x, int passes, const std::function<Tensor(const Tensor&, int)>& restore);
 
+// The untiled restoration `denoise` computes: average_passes of amsnet_restore with the masks of
+// pass j keyed by stream (kMask, j). Validation and the chroma calibration use it.
+Tensor amsnet_restore_passes(const Restormer& net, const Tensor& noisy, int pd, int branches, int passes,
+                             uint64_t seed);
+
 // R^3 (AP-BSN's random replacement refinement, per pixel as AMSNet): T copies of `denoised` with a
 // fraction p of pixels replaced by `noisy`, each restored at full resolution (no PD) with fresh
 // complementary masks, averaged.

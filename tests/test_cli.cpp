@@ -240,15 +240,25 @@ TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise appli
     save_model(w, net, {{"inference_pd", "1"}, {"inference_branches", "2"}, {"training", "{\"mode\":\"finetune\",\"lambda\":0.5}"}});
     // --calibrate-only: the weights and their metadata, plus the calibration (lambda from their record).
     // A huge chroma weight makes the strongest blur of the grid the answer.
+    // The scheme it calibrates for is the one stored: theirs, or --infer-* (here 3 branches).
     Run r = amsnet("finetune --calibrate-only --chroma-weight 1e5" + data + " --weights " + w + " --out " + fx.p("c") +
-                   " --device cpu");
+                   " --infer-branches 3 --device cpu");
     INFO(r.out);
     REQUIRE(r.code == 0);
     ModelFile m = load_model(fx.p("c/model.safetensors"), Device::CPU);
     CHECK(m.metadata.at("inference_pd") == "1");
+    CHECK(m.metadata.at("inference_branches") == "3");
     CHECK(m.metadata.at("inference_chroma_sigma") == "4");
-    CHECK(m.metadata.at("chroma_calibration").find("\"lambda\":0.5") != std::string::npos);
-    CHECK(m.metadata.at("chroma_calibration").find("\"crops\":3") != std::string::npos);
+    const std::string& rec = m.metadata.at("chroma_calibration");
+    CHECK(rec.find("\"lambda\":0.5") != std::string::npos);
+    CHECK(rec.find("\"crops\":3") != std::string::npos);
+    CHECK(rec.find("\"branches\":3") != std::string::npos);
+    CHECK(rec.find("\"pd\":1") != std::string::npos);
+    {  // the weights themselves are untouched
+        SafetensorsFile a = load_safetensors(w), b = load_safetensors(fx.p("c/model.safetensors"));
+        REQUIRE(a.tensors.size() == b.tensors.size());
+        for (const auto& [name, t] : a.tensors) CHECK(test::rel_l2(b.get(name), t) == 0);
+    }
     CHECK_FALSE(fs::exists(fx.p("c/checkpoint.safetensors")));
     // denoise: the stored sigma by default, --chroma-sigma 0 turns it off; the difference is exactly
     // the chroma smoothing of the unsmoothed result.
@@ -270,6 +280,15 @@ TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise appli
     Tensor with = planar(load_npy(fx.p("with.npy"))), without = planar(load_npy(fx.p("without.npy")));
     CHECK(test::rel_l2(with, without) > 1e-3);
     CHECK(test::rel_l2(with, chroma_smooth(without, 4)) < 1e-6);
+    {  // a grey photo is never chroma-smoothed: same output as without the stage
+        Tensor rgb = load_image(fx.image);
+        save_image(fx.p("grey.png"), rgb.narrow(1, 1, 1).contiguous());
+        const std::string g = "denoise --weights " + fx.p("c/model.safetensors") + " --input " + fx.p("grey.png") +
+                              " --device cpu --output ";
+        REQUIRE(amsnet(g + fx.p("g1.npy")).code == 0);
+        REQUIRE(amsnet(g + fx.p("g0.npy") + " --chroma-sigma 0").code == 0);
+        CHECK(test::rel_l2(load_npy(fx.p("g1.npy")), load_npy(fx.p("g0.npy"))) == 0);
+    }
     // A training run with --chroma-weight ends with the calibration.
     r = amsnet("finetune" + data + " --weights " + w + " --out " + fx.p("f") + " --steps 1 --crop 16 --batch 1 "
                "--chroma-weight 1e5 --device cpu");
@@ -277,6 +296,15 @@ TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise appli
     m = load_model(fx.p("f/model.safetensors"), Device::CPU);
     CHECK(m.metadata.at("inference_chroma_sigma") == "4");
     CHECK(m.metadata.at("training").find("\"chroma_weight\":100000") != std::string::npos);
+    // A finished run resumed with --chroma-weight runs no step and calibrates.
+    REQUIRE(amsnet("finetune" + data + " --weights " + w + " --out " + fx.p("g") + " --steps 1 --crop 16 --batch 1 --device cpu")
+                .code == 0);
+    CHECK(load_model(fx.p("g/model.safetensors"), Device::CPU).metadata.count("inference_chroma_sigma") == 0);
+    r = amsnet("finetune" + data + " --out " + fx.p("g") + " --steps 1 --crop 16 --batch 1 --resume --chroma-weight 1e5 --device cpu");
+    REQUIRE(r.code == 0);
+    m = load_model(fx.p("g/model.safetensors"), Device::CPU);
+    CHECK(m.metadata.at("inference_chroma_sigma") == "4");
+    CHECK(m.metadata.at("step") == "1");
     // Errors: what is missing or wrong, by name.
     auto expect_error = [&](const std::string& args, const std::string& needle) {
         Run e = amsnet(args);
@@ -288,9 +316,11 @@ TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise appli
     expect_error("finetune --calibrate-only --chroma-weight 2" + data + " --weights " + fx.weights + " --out " + fx.p("e"),
                  "--lambda");
     expect_error(base + " --output " + fx.p("x.png") + " --chroma-sigma -1", "--chroma-sigma");
-    save_model(fx.p("bad.safetensors"), net, {{"inference_chroma_sigma", "wide"}});
-    expect_error("denoise --weights " + fx.p("bad.safetensors") + " --input " + fx.image + " --output " + fx.p("x.png"),
-                 "inference_chroma_sigma");
+    for (const char* bad : {"wide", "1e9", "-1", "nan"}) {
+        save_model(fx.p("bad.safetensors"), net, {{"inference_chroma_sigma", bad}});
+        expect_error("denoise --weights " + fx.p("bad.safetensors") + " --input " + fx.image + " --output " + fx.p("x.png"),
+                     "inference_chroma_sigma");
+    }
     CHECK_FALSE(fs::exists(fx.p("x.png")));
 }
 

@@ -68,7 +68,9 @@ int cmd_denoise(int argc, char** argv) {
         Stopwatch sw;
         ImageExtras extras;  // a grey photo comes out grey, a transparent one keeps its alpha
         Tensor noisy = load_image(inputs[i], &extras).to(dev);
-        Tensor clean = denoise_image(*m.net, noisy, o);
+        DenoiseOptions oi = o;
+        if (extras.channels <= 2) oi.chroma_sigma = 0;  // a grey photo has no chroma to smooth
+        Tensor clean = denoise_image(*m.net, noisy, oi);
         save_result(dst, restore_file_channels(clean, extras), bits);
         std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
                      dst.c_str(), (long long)noisy.dim(3), (long long)noisy.dim(2), format_duration(sw.seconds()).c_str());

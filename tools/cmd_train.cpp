@@ -133,7 +133,8 @@ int cmd_finetune(int argc, char** argv) {
              "images (no clean image); 0 = none",
              "0");
     a.flag("calibrate-only", "no training: calibrate --weights (with --chroma-weight, and --lambda or the one "
-                             "they were fine-tuned with) and write RUN/model.safetensors");
+                             "they were fine-tuned with) for the inference scheme (--infer-* or theirs) and write "
+                             "RUN/model.safetensors; the training options are not used");
     if (!a.parse(argc, argv, 2)) return 0;
     TrainOptions o = read_common(a);
     o.finetune = true;

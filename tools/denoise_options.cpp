@@ -26,8 +26,9 @@ void add_denoise_options(Args& a) {
                             "(default: the model's stored scheme, else 1)");
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
     a.option("r3-p", "P", "fraction of pixels replaced by noisy ones in each R^3 copy", "0.16");
-    a.option("chroma-sigma", "S", "Gaussian sigma (pixels) of the chroma smoothing after restoration, 0 = off "
-                                  "(default: the model's stored scheme with --scheme amsnet, else 0)");
+    a.option("chroma-sigma", "S", "Gaussian sigma (pixels) of the chroma smoothing after restoration, 0 = off; "
+                                  "grey photos are never smoothed (default: the model's stored sigma with --scheme "
+                                  "amsnet, even when --pd/--branches/--passes/--r3 change the rest of the scheme; else 0)");
     a.option("seed", "N", "seed of the masks", "0");
     a.option("tile", "N", "tile size in pixels: auto (tile only images that do not fit in memory or exceed ~22 MP), 0 (never) or N",
              "auto");
@@ -44,13 +45,14 @@ void stored_int(const std::map<std::string, std::string>& meta, const char* key,
     dst = (int)v;
 }
 
-void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min) {
+void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min,
+                   double max) {
     auto it = meta.find(key);
     if (it == meta.end()) return;
     char* end = nullptr;
     double v = std::strtod(it->second.c_str(), &end);
-    AMS_CHECK(end && end != it->second.c_str() && *end == 0 && std::isfinite(v) && v >= min, "weights metadata ",
-              key, " = '", it->second, "' is not valid");
+    AMS_CHECK(end && end != it->second.c_str() && *end == 0 && v >= min && v <= max, "weights metadata ", key,
+              " = '", it->second, "' is not valid (", min, " to ", max, ")");
     dst = v;
 }
 
@@ -67,7 +69,7 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     if (a.given("chroma-sigma"))
         o.chroma_sigma = a.number("chroma-sigma", 0, 100);
     else if (o.scheme == "amsnet")  // calibrated for the stored scheme, not the bare network
-        stored_number(meta, "inference_chroma_sigma", o.chroma_sigma, 0);
+        stored_number(meta, "inference_chroma_sigma", o.chroma_sigma, 0, 100);
     o.r3 = (int)a.integer("r3", 0);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0);

@@ -26,12 +26,13 @@ struct DenoiseOptions {
 void add_denoise_options(Args& a);
 // Options not given on the command line fall back to the model's stored inference scheme
 // (metadata inference_pd / inference_branches / inference_passes, written by amsnet train, and
-// inference_chroma_sigma, written by finetune --chroma-weight), else SPEC's 2 / 2.
+// inference_chroma_sigma, written by finetune --chroma-weight or --calibrate-only), else SPEC's 2 / 2.
 // Sets dst from an integer entry of the weights metadata (e.g. "inference_pd") when present; a
 // malformed or too-small value is an error naming the key.
 void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min);
-// The same for a number (e.g. "inference_chroma_sigma"): finite and >= min.
-void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min);
+// The same for a number (e.g. "inference_chroma_sigma") in [min, max].
+void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min,
+                   double max);
 
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& model_metadata);
 // The tiles for one image: --tile N as given, or (auto) the whole image when its estimated

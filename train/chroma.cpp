@@ -112,6 +112,8 @@ ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
         ++c.crops;
         if (progress) progress(c.crops, (int)n);
     }
+    for (double v : c.objective)
+        AMS_CHECK(std::isfinite(v), "chroma calibration: the objective is ", v, " (the restored crops are not finite)");
     // The least blur among the sigmas within rounding of the minimum: none unless it helps.
     const double best = *std::min_element(c.objective.begin(), c.objective.end());
     for (size_t s = 0; s < c.sigmas.size(); ++s)

@@ -19,12 +19,12 @@
 namespace ams {
 
 // img (N, 3, H, W), any device -> float32 CPU image with Cb and Cr blurred by sigma (a new tensor;
-// with sigma 0 the input itself when it already is float32 on the CPU).
+// with sigma 0 or no pixels, the input itself when it already is float32 on the CPU).
 Tensor chroma_smooth(const Tensor& img, double sigma);
 
 // mean |u - noisy| + lambda * (TV(Y) + chroma_weight * (TV(Cb) + TV(Cr))) of (N, 3, H, W) images,
 // TV as the fine-tuning loss's (each plane's mean over cells of sqrt(dx^2 + dy^2 + eps)) summed over
-// images. With chroma_weight 1 the prior is the loss's RGB prior moved to luma/chroma.
+// images. (The loss's TV is the mean over the R, G, B planes; for grey content it equals TV(Y).)
 double luma_chroma_objective(const Tensor& u, const Tensor& noisy, double lambda, double chroma_weight);
 
 struct ChromaCalibration {
@@ -35,8 +35,9 @@ struct ChromaCalibration {
 
 // Restores a centre crop (at most `crop` pixels square) of each of up to `max_images` of `files`
 // (evenly spaced over the list) with `restore` ((1, 3, h, w) CPU -> restored, any device), and
-// returns the sigma of the grid 0, 0.25, ..., 4 that minimises luma_chroma_objective summed over the
-// crops (the smallest of those within rounding of the minimum). `progress` (may be empty) hears each crop done.
+// returns the sigma of the grid 0, 0.25, ..., 4 that minimises luma_chroma_objective averaged over
+// the crops (the smallest of those within rounding of the minimum). A non-finite objective (a
+// restoration with NaN) is an error. `progress` (may be empty) hears each crop done.
 ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
                                    const std::function<Tensor(const Tensor&)>& restore, double lambda,
                                    double chroma_weight, int max_images = 32, int crop = 128,

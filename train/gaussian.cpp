@@ -16,7 +16,7 @@ int64_t reflect(int64_t i, int64_t n) {
 }  // namespace
 
 Tensor gaussian_blur(const Tensor& img_, double sigma) {
-    AMS_CHECK(sigma > 0 && std::isfinite(sigma), "Gaussian blur: sigma must be positive, got ", sigma);
+    AMS_CHECK(sigma > 0 && sigma <= 1000, "Gaussian blur: sigma must be in (0, 1000], got ", sigma);
     AMS_CHECK(img_.ndim() >= 2, "Gaussian blur: needs an image, got ", img_.ndim(), " dimensions");
     Tensor img = img_.to(Device::CPU).to(DType::F32).contiguous();
     const int64_t H = img.dim(-2), W = img.dim(-1), planes = H * W ? img.numel() / (H * W) : 0;

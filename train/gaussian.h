@@ -6,7 +6,7 @@
 namespace ams {
 
 // img (..., H, W), any device and float dtype -> blurred float32 CPU copy, each H x W plane on its
-// own; kernel radius ceil(3 sigma), borders mirrored without repeating the edge (numpy's
+// own; sigma in (0, 1000]; kernel radius ceil(3 sigma), borders mirrored without repeating the edge (numpy's
 // "reflect"), again and again when the radius exceeds the image.
 Tensor gaussian_blur(const Tensor& img, double sigma);
 

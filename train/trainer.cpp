@@ -108,7 +108,7 @@ ImageScore validate(const Restormer& net, const Validation& v, const TrainOption
     autograd::NoGradGuard ng;
     ImageScore mean{0, 0};
     for (size_t i = 0; i < v.noisy.size(); ++i) {
-        Tensor d = amsnet_restore(net, v.noisy[i].to(o.device), o.val_pd, o.val_branches, 0, rng::make_stream(rng::kMask, 0));
+        Tensor d = amsnet_restore_passes(net, v.noisy[i].to(o.device), o.val_pd, o.val_branches, 1, 0);
         ImageScore s = score_images(d, v.clean[i]);
         mean.psnr += s.psnr / v.noisy.size();
         mean.ssim += s.ssim / v.noisy.size();
@@ -161,15 +161,15 @@ void with_average(Restormer& net, const Tensor& ema, F&& f) {
 
 // The metadata entries of a chroma calibration (train/chroma.h) of `net` under the stored inference
 // scheme, seed 0 (as denoise), on the training images.
+// Ctrl-C (SIGINT handler installed) stops it with an error after the crop in progress.
 std::map<std::string, std::string> calibrate(const Restormer& net, const ImageDataset& data, const TrainOptions& o,
                                              double lambda) {
     autograd::NoGradGuard ng;
     auto restore = [&](const Tensor& noisy) {
-        return average_passes(noisy.to(o.device), o.val_passes, [&](const Tensor& x, int j) {
-            return amsnet_restore(net, x, o.val_pd, o.val_branches, 0, rng::make_stream(rng::kMask, j));
-        });
+        return amsnet_restore_passes(net, noisy.to(o.device), o.val_pd, o.val_branches, o.val_passes, 0);
     };
     auto progress = [&](int done, int total) {
+        AMS_CHECK(!g_interrupted, "interrupted during the chroma calibration");
         if (!o.quiet && isatty(2)) std::fprintf(stderr, "\r  calibrating the chroma smoothing: crop %d/%d   ", done, total);
     };
     ChromaCalibration c = calibrate_chroma(data.files(), restore, lambda, o.chroma_weight, 32, 128, progress);
@@ -180,14 +180,18 @@ std::map<std::string, std::string> calibrate(const Restormer& net, const ImageDa
     }
     rec["chroma_weight"] = o.chroma_weight;
     rec["lambda"] = lambda;
+    rec["pd"] = o.val_pd;  // the scheme the crops were restored with (the one stored with the model)
+    rec["branches"] = o.val_branches;
+    rec["passes"] = o.val_passes;
     rec["crops"] = c.crops;
     rec["crop"] = c.crop;
     rec["sigmas"] = grid;
     rec["objective"] = obj;
     rec["sigma"] = c.sigma;
     if (!o.quiet)
-        std::fprintf(stderr, "\r  chroma smoothing calibrated on %d crops of %dpx: sigma %g (objective %.6f; %.6f without)\n",
-                     c.crops, c.crop, c.sigma, *std::min_element(c.objective.begin(), c.objective.end()), c.objective[0]);
+        std::fprintf(stderr, "\r  chroma smoothing calibrated on %d crops of %dpx: sigma %g%s (objective %.6f; %.6f without)\n",
+                     c.crops, c.crop, c.sigma, c.sigma == c.sigmas.back() ? ", the largest tried" : "",
+                     *std::min_element(c.objective.begin(), c.objective.end()), c.objective[0]);
     return {{"inference_chroma_sigma", str(c.sigma)}, {"chroma_calibration", json::dump(rec)}};
 }
 
@@ -198,7 +202,11 @@ double calibration_lambda(const TrainOptions& o, const std::map<std::string, std
     if (it != meta.end()) {
         json::Value t = json::parse(it->second, o.init_weights + " (training metadata)");
         const json::Value* l = t.find("lambda");
-        if (l) return l->as_number();
+        if (l) {
+            AMS_CHECK(l->is_number() && l->as_number() >= 0, "--calibrate-only: '", o.init_weights,
+                      "' records a fine-tuning lambda that is not a number >= 0; give --lambda");
+            return l->as_number();
+        }
     }
     AMS_FAIL("--calibrate-only: '", o.init_weights, "' records no fine-tuning lambda; give --lambda");
 }
@@ -211,7 +219,7 @@ int64_t train(const TrainOptions& o) {
               "--calibrate-only needs --weights and --chroma-weight > 0, and no --resume");
     AMS_CHECK(o.batch >= 1, "--batch must be at least 1");
     AMS_CHECK(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1), got ", o.ema);
-    AMS_CHECK(o.crop % (8 * o.pd) == 0, "--crop ", o.crop, " must be a multiple of 8 * --pd = ", 8 * o.pd,
+    AMS_CHECK(o.calibrate_only || o.crop % (8 * o.pd) == 0, "--crop ", o.crop, " must be a multiple of 8 * --pd = ", 8 * o.pd,
               " (PD sub-images must be multiples of 8)");
     std::error_code ec;
     fs::create_directories(o.out, ec);
@@ -237,8 +245,11 @@ int64_t train(const TrainOptions& o) {
     } else if (!o.init_weights.empty()) {
         ModelFile m = load_model(o.init_weights, o.device);
         net = std::move(m.net);
-        if (o.calibrate_only) {
+        if (o.calibrate_only) {  // the weights and their record, with the scheme calibrated for
             std::map<std::string, std::string> meta = m.metadata;
+            meta["inference_pd"] = std::to_string(o.val_pd);
+            meta["inference_branches"] = std::to_string(o.val_branches);
+            meta["inference_passes"] = std::to_string(o.val_passes);
             for (auto& [k, v] : calibrate(*net, data, o, calibration_lambda(o, meta))) meta[k] = v;
             save_model(model_path, *net, meta);
             if (!o.quiet) std::fprintf(stderr, "wrote %s\n", model_path.c_str());
@@ -265,8 +276,9 @@ int64_t train(const TrainOptions& o) {
         }
     }
     if (o.steps > 0 && step >= o.steps) {
-        std::fprintf(stderr, "amsnet: checkpoint is already at step %lld of %lld\n", (long long)step, (long long)o.steps);
-        return step;
+        std::fprintf(stderr, "amsnet: checkpoint is already at step %lld of %lld%s\n", (long long)step, (long long)o.steps,
+                     o.chroma_weight > 0 ? "; calibrating the chroma smoothing" : "");
+        if (o.chroma_weight <= 0) return step;  // else: no step runs, the end of the run calibrates
     }
 
     std::ofstream log(log_path, o.resume ? std::ios::app : std::ios::trunc);
@@ -358,10 +370,21 @@ int64_t train(const TrainOptions& o) {
         }
         throw;
     }
-    std::signal(SIGINT, old_handler);
-    if (o.chroma_weight > 0 && !g_interrupted)  // an interrupted run calibrates when resumed to its end
-        with_average(*net, ema, [&] { chroma = calibrate(*net, data, o, o.lambda); });
     save_all(step);
+    // Calibrate a run that reached its end (steps or time; a run stopped by Ctrl-C calibrates when
+    // resumed), after saving it: Ctrl-C or a failure here keeps the model, uncalibrated.
+    if (o.chroma_weight > 0 && !g_interrupted) {
+        try {
+            with_average(*net, ema, [&] { chroma = calibrate(*net, data, o, o.lambda); });
+        } catch (...) {
+            std::signal(SIGINT, old_handler);
+            std::fprintf(stderr, "\nthe model at step %lld is saved without a chroma calibration "
+                         "(finetune --calibrate-only adds it)\n", (long long)step);
+            throw;
+        }
+        save_all(step);
+    }
+    std::signal(SIGINT, old_handler);
     if (!o.quiet)
         std::fprintf(stderr, "%s at step %lld after %s: wrote %s and %s\n", g_interrupted ? "interrupted" : "done",
                  (long long)step, format_duration(clock.seconds()).c_str(), model_path.c_str(), ckpt_path.c_str());
