@@ -299,12 +299,14 @@ TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise appli
     // A finished run resumed with --chroma-weight runs no step and calibrates.
     REQUIRE(amsnet("finetune" + data + " --weights " + w + " --out " + fx.p("g") + " --steps 1 --crop 16 --batch 1 --device cpu")
                 .code == 0);
+    const std::string loss_before = load_model(fx.p("g/model.safetensors"), Device::CPU).metadata.at("final_loss");
     CHECK(load_model(fx.p("g/model.safetensors"), Device::CPU).metadata.count("inference_chroma_sigma") == 0);
     r = amsnet("finetune" + data + " --out " + fx.p("g") + " --steps 1 --crop 16 --batch 1 --resume --chroma-weight 1e5 --device cpu");
     REQUIRE(r.code == 0);
     m = load_model(fx.p("g/model.safetensors"), Device::CPU);
     CHECK(m.metadata.at("inference_chroma_sigma") == "4");
     CHECK(m.metadata.at("step") == "1");
+    CHECK(m.metadata.at("final_loss") == loss_before);
     // Errors: what is missing or wrong, by name.
     auto expect_error = [&](const std::string& args, const std::string& needle) {
         Run e = amsnet(args);

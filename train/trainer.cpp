@@ -297,13 +297,20 @@ int64_t train(const TrainOptions& o) {
     double interval_loss = 0, last_log_time = 0;
     int64_t interval_steps = 0, start_step = step;
     double last_loss = 0;
+    // A resumed run that takes no step (a finished one, calibrating) keeps its model's last loss.
+    std::string resumed_loss;
+    if (o.resume && fs::exists(model_path)) {
+        auto meta = load_safetensors(model_path, false).metadata;
+        if (meta.count("final_loss")) resumed_loss = meta.at("final_loss");
+    }
     std::map<std::string, std::string> chroma;  // the calibration's entries, once made
     auto save_all = [&](int64_t s) {
         save_checkpoint(ckpt_path, *net, adam, ema, s, o);
         with_average(*net, ema, [&] {  // the model file holds the average, the checkpoint the raw weights
             std::map<std::string, std::string> meta = {
                 {"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
-                {"final_loss", str(last_loss)}, {"inference_pd", std::to_string(o.val_pd)},
+                {"final_loss", s > start_step || resumed_loss.empty() ? str(last_loss) : resumed_loss},
+                {"inference_pd", std::to_string(o.val_pd)},
                 {"inference_branches", std::to_string(o.val_branches)},
                 {"inference_passes", std::to_string(o.val_passes)}};
             meta.insert(chroma.begin(), chroma.end());
