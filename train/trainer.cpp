@@ -304,8 +304,7 @@ int64_t train(const TrainOptions& o) {
         if (meta.count("final_loss")) resumed_loss = meta.at("final_loss");
     }
     std::map<std::string, std::string> chroma;  // the calibration's entries, once made
-    auto save_all = [&](int64_t s) {
-        save_checkpoint(ckpt_path, *net, adam, ema, s, o);
+    auto save_model_file = [&](int64_t s) {
         with_average(*net, ema, [&] {  // the model file holds the average, the checkpoint the raw weights
             std::map<std::string, std::string> meta = {
                 {"training", json::dump(options_json(o))}, {"step", std::to_string(s)},
@@ -316,6 +315,10 @@ int64_t train(const TrainOptions& o) {
             meta.insert(chroma.begin(), chroma.end());
             save_model(model_path, *net, meta);
         });
+    };
+    auto save_all = [&](int64_t s) {
+        save_checkpoint(ckpt_path, *net, adam, ema, s, o);
+        save_model_file(s);
     };
     try {
         while (true) {
@@ -389,7 +392,7 @@ int64_t train(const TrainOptions& o) {
                          "(finetune --calibrate-only adds it)\n", (long long)step);
             throw;
         }
-        save_all(step);
+        save_model_file(step);  // the checkpoint saved above is unchanged by the calibration
     }
     std::signal(SIGINT, old_handler);
     if (!o.quiet)
