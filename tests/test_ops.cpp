@@ -16,6 +16,13 @@ using OpFn = std::function<Tensor(const Inputs&, const std::map<std::string, std
 
 int meta_int(const std::map<std::string, std::string>& m, const std::string& k) { return std::stoi(m.at(k)); }
 
+// The mask a fused mask + PD fixture was drawn with (its hidden pixels come from tests/reference/philox.py).
+ops::MaskDraw mask_draw(const std::map<std::string, std::string>& m) {
+    auto i64 = [&](const char* k) { return (int64_t)std::stoll(m.at(k)); };
+    return {std::stoull(m.at("seed")), std::stoull(m.at("stream")), std::stod(m.at("p")), meta_int(m, "k"),
+            meta_int(m, "branch"), {i64("full_h"), i64("full_w"), i64("y0"), i64("x0")}};
+}
+
 struct OpCase {
     std::string fixture;
     std::vector<std::string> inputs;  // differentiable inputs, in call order
@@ -55,6 +62,14 @@ std::vector<OpCase> cases() {
         {"dihedral_6", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::dihedral(in[0], meta_int(m, "k")); }},
         {"pd_down", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_down(in[0], meta_int(m, "s")); }},
         {"pd_up", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_up(in[0], meta_int(m, "s")); }},
+        {"dwconv_gate", {"x", "w", "b"}, {}, [](const Inputs& in, auto&) { return ops::dwconv_gate(in[0], in[1], in[2]); }},
+        {"masked_pd_down", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::masked_pd_down(in[0], meta_int(m, "s"), mask_draw(m)); }},
+        {"masked_pd_down_branch", {"x"}, {}, [](const Inputs& in, auto& m) {
+             return ops::masked_pd_down(in[0], meta_int(m, "s"), mask_draw(m));
+         }},
+        {"pd_stitch", {"o0", "o1", "o2"}, {}, [](const Inputs& in, auto& m) {
+             return ops::pd_stitch({in[0], in[1], in[2]}, meta_int(m, "s"), mask_draw(m));
+         }},
         {"concat", {"a", "b"}, {}, [](const Inputs& in, auto&) { return ops::concat(in[0], in[1]); }},
         {"masked_l1", {"pred"}, {"target", "mask"}, [](const Inputs& in, auto&) { return ops::masked_l1(in[0], in[1], in[2]); }},
         {"tv_loss", {"x"}, {}, [](const Inputs& in, auto&) { return ops::tv_loss(in[0]); }},
@@ -127,6 +142,22 @@ TEST_CASE("ops: gradients match finite differences in double precision on fresh 
                 return c.run(all, f.metadata);
             }, diff, 1e-6);
         }
+    }
+}
+
+TEST_CASE("masked_pd_down: hidden flags and the mask ops draw the pixels philox.py draws") {
+    for (const char* name : {"masked_pd_down", "masked_pd_down_branch"}) {
+        INFO(name);
+        SafetensorsFile f = test::fixture(name);
+        const ops::MaskDraw m = mask_draw(f.metadata);
+        Tensor hidden;
+        ops::masked_pd_down(f.get("x"), meta_int(f.metadata, "s"), m, &hidden);
+        const std::vector<double> want = f.get("hidden").to_double();
+        CHECK(hidden.to_double() == want);
+        const Shape ms = f.get("hidden").shape();
+        Tensor mask = m.k == 0 ? ops::random_mask(ms, m.p, m.seed, m.stream, Device::CPU, m.win)
+                               : ops::branch_mask(ms, m.k, m.branch, m.seed, m.stream, Device::CPU, m.win);
+        CHECK(mask.to_double() == want);
     }
 }
 

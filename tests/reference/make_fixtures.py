@@ -27,6 +27,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import st  # noqa: E402
+import philox  # noqa: E402
 import restormer  # noqa: E402
 
 OUT_DIR = os.path.normpath(os.path.join(HERE, "..", "fixtures"))
@@ -65,8 +66,9 @@ def write(name, tensors, metadata):
     WRITTEN.append((name, path, list(tensors.keys())))
 
 
-def op_fixture(name, inputs, diff, fn, metadata=None, scalar=False):
-    """inputs: dict name -> float32 tensor; diff: names to differentiate; fn(dict of float64) -> out."""
+def op_fixture(name, inputs, diff, fn, metadata=None, scalar=False, extra=None):
+    """inputs: dict name -> float32 tensor; diff: names to differentiate; fn(dict of float64) -> out;
+    extra: more tensors to store (e.g. an op's second output)."""
     for k, v in inputs.items():
         check(v.dtype == torch.float32, name + ": inputs must be float32")
     d = {k: v.double().requires_grad_(k in diff) for k, v in inputs.items()}
@@ -83,6 +85,7 @@ def op_fixture(name, inputs, diff, fn, metadata=None, scalar=False):
     tensors["R"] = R
     for k, g in zip(diff, grads):
         tensors["grad_" + k] = g.detach()
+    tensors.update(extra or {})
     md = {k: str(v) for k, v in (metadata or {}).items()}
     write(name, tensors, md)
     return d, out.detach(), tensors
@@ -319,6 +322,59 @@ def pd_fixtures():
     check(torch.equal(t["grad_x"], pd_down(t["R"].double(), s)), "pd_up grad == pd_down(R)")
 
 
+def dwconv_gate_fixture():
+    # GDFN's depthwise 3x3 and GELU gate as one op: gelu(y[:, :C]) * y[:, C:], y = dwconv3x3(x) + b.
+    seed("dwconv_gate")
+    inputs = {"x": torch.randn(2, 10, 7, 9), "w": torch.randn(10, 1, 3, 3) * 0.5, "b": torch.randn(10) * 0.3}
+    _, out, _ = op_fixture("dwconv_gate", inputs, ["x", "w", "b"],
+                           lambda d: restormer.gelu_gate(F.conv2d(d["x"], d["w"], d["b"], padding=1, groups=10)),
+                           {"gelu": "erf"})
+    y = np_conv2d(inputs["x"], inputs["w"], inputs["b"], 1, 10)
+    erf = np.vectorize(math.erf)
+    close(out, 0.5 * y[:, :5] * (1 + erf(y[:, :5] / math.sqrt(2))) * y[:, 5:], "dwconv_gate vs numpy")
+
+
+def mask_metadata(s, seed_, stream, p=0.0, k=0, branch=0, full_h=0, full_w=0, y0=0, x0=0):
+    return {"s": s, "seed": seed_, "stream": stream, "p": p, "k": k, "branch": branch,
+            "full_h": full_h, "full_w": full_w, "y0": y0, "x0": x0}
+
+
+def hidden_of(md, B, h, w, branch=None):
+    """The (B, 1, h, w) hidden flags of md's mask (philox.py, not the C++ generator)."""
+    win = {k: md[k] for k in ("full_h", "full_w", "y0", "x0")}
+    return torch.from_numpy(philox.hidden(md["seed"], md["stream"], B, h, w, p=md["p"], k=md["k"],
+                                          branch=md["branch"] if branch is None else branch, **win))
+
+
+def fused_mask_fixtures():
+    """masked_pd_down (training's Bernoulli mask; a branch mask in a window) and pd_stitch: the mask
+    from philox.py, then the separate torch ops the fused ones replace. `hidden` (F64) is the flags."""
+    big_seed = 0x9E3779B97F4A7C15  # both key words non-zero
+    cases = [("masked_pd_down", (2, 3, 10, 15), mask_metadata(5, big_seed, philox.make_stream(3, 123457), p=0.5)),
+             ("masked_pd_down_branch", (1, 2, 12, 14),
+              mask_metadata(2, 77, philox.make_stream(3, 9), k=3, branch=2, full_h=11, full_w=13, y0=4, x0=5))]
+    for name, shape, md in cases:
+        seed(name)
+        s = md["s"]
+        B, h, w = shape[0] * s * s, shape[2] // s, shape[3] // s
+        hid = hidden_of(md, B, h, w)
+        op_fixture(name, {"x": torch.randn(*shape)}, ["x"], lambda d: pd_down(d["x"], s) * (1 - hid), md,
+                   extra={"hidden": hid})
+        frac = float(hid.mean())
+        check(0.2 < frac < 0.8 if md["k"] == 0 else 0.1 < frac < 0.6, name + " hides a plausible share (%.2f)" % frac)
+
+    name = "pd_stitch"
+    seed(name)
+    md = mask_metadata(2, big_seed, philox.make_stream(3, 5), k=3, full_h=9, full_w=8, y0=1, x0=0)
+    B, C, h, w = 8, 3, 5, 7  # 2 images of 10x14 at stride 2
+    hid = [hidden_of(md, B, h, w, branch=b) for b in range(3)]
+    check(torch.equal(hid[0] + hid[1] + hid[2], torch.ones_like(hid[0])), "pd_stitch branches partition the pixels")
+    inputs = {"o%d" % b: torch.randn(B, C, h, w) for b in range(3)}
+    _, out, _ = op_fixture(name, inputs, list(inputs), lambda d: pd_up(sum(d["o%d" % b] * hid[b] for b in range(3)), 2),
+                           md)
+    check(out.shape == (2, C, 10, 14), "pd_stitch shape")
+
+
 def concat_fixture():
     seed("concat")
     inputs = {"a": torch.randn(2, 3, 4, 5), "b": torch.randn(2, 2, 4, 5)}
@@ -447,6 +503,8 @@ def main():
     pad_crop_fixtures()
     dihedral_fixtures()
     pd_fixtures()
+    dwconv_gate_fixture()
+    fused_mask_fixtures()
     concat_fixture()
     loss_fixtures()
     restormer_fixture("restormer_small_biasfree", False, "BiasFree")
