@@ -118,12 +118,15 @@ TEST_CASE("GPU Restormer training step matches the CPU: loss, gradients, AdamW u
                     INFO("training step ", step);
                     m.cpu.params().zero_grad();
                     m.gpu.params().zero_grad();
-                    Tensor lc = loss_of(m.cpu, x, target, mask, R), lg = loss_of(m.gpu, xg, tg, mg, Rg);
+                    // One device's forward and backward, then the other's: backward() empties
+                    // the whole tape, so both graphs recorded first would leave the GPU's unrun.
+                    Tensor lc = loss_of(m.cpu, x, target, mask, R);
+                    lc.backward();
+                    Tensor lg = loss_of(m.gpu, xg, tg, mg, Rg);
                     REQUIRE(lg.is_cuda());
                     double el = rel_l2(lg, lc);
                     INFO("loss CPU ", lc.item(), " GPU ", lg.item(), " relative error ", el);
                     CHECK(el < kTol);
-                    lc.backward();
                     lg.backward();
                     check_param_grads(m.cpu.params(), m.gpu.params());
                     oc.step();
