@@ -1,0 +1,84 @@
+"""Rewrites a CUDA source (.cu / .cuh) so a host C++ compiler can build it against the emulator.
+
+The one piece of CUDA syntax C++ cannot parse is the launch, `kernel<T><<<grid, block, smem,
+stream>>>(args);`. It becomes `::cuda_emu::launch(grid, block, smem, stream, [&] { kernel<T>(args); });`:
+the emulator calls the lambda once per emulated thread. Everything else (__global__, threadIdx,
+__syncthreads, ...) is handled by the emulator's headers. A #line directive keeps __FILE__ and
+compiler messages pointing at the original file.
+
+usage: python3 translate.py <in.cu> <out.cpp>
+"""
+
+import re
+import sys
+
+
+def match_back(s, i, open_c, close_c):
+    """s[i] == close_c: index of its matching open_c, scanning backwards."""
+    depth = 0
+    while i >= 0:
+        if s[i] == close_c:
+            depth += 1
+        elif s[i] == open_c:
+            depth -= 1
+            if depth == 0:
+                return i
+        i -= 1
+    raise ValueError("unbalanced %s%s" % (open_c, close_c))
+
+
+def match_fwd(s, i, open_c, close_c):
+    """s[i] == open_c: index of its matching close_c."""
+    depth = 0
+    while i < len(s):
+        if s[i] == open_c:
+            depth += 1
+        elif s[i] == close_c:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError("unbalanced %s%s" % (open_c, close_c))
+
+
+def translate(src):
+    out = src
+    while True:
+        at = out.find("<<<")
+        if at < 0:
+            return out
+        # The kernel expression before <<<: a name, maybe qualified, maybe with template arguments.
+        j = at - 1
+        while j >= 0 and out[j].isspace():
+            j -= 1
+        if out[j] == ">":
+            j = match_back(out, j, "<", ">") - 1
+        m = re.search(r"[A-Za-z_][A-Za-z_0-9:]*$", out[:j + 1])
+        if not m:
+            raise ValueError("no kernel name before <<< at offset %d" % at)
+        start = m.start()
+        kernel = out[start:at].strip()
+        end_cfg = out.index(">>>", at)
+        cfg = out[at + 3:end_cfg].strip()
+        k = end_cfg + 3
+        while out[k].isspace():
+            k += 1
+        if out[k] != "(":
+            raise ValueError("no argument list after >>> at offset %d" % at)
+        close = match_fwd(out, k, "(", ")")
+        args = out[k + 1:close]
+        call = "::cuda_emu::launch(%s, [&] { %s(%s); })" % (cfg, kernel, args)
+        out = out[:start] + call + out[close + 1:]
+
+
+def main():
+    src_path, dst_path = sys.argv[1], sys.argv[2]
+    with open(src_path) as f:
+        src = f.read()
+    text = '#line 1 "%s"\n%s' % (src_path, translate(src))
+    with open(dst_path, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
