@@ -199,20 +199,21 @@ void Tensor::copy_(const Tensor& src) {
         return;
     }
 #ifdef AMS_HAVE_CUDA
-    if (device() == Device::CUDA && src.device() == Device::CUDA && dtype() == src.dtype() &&
-        dtype() == DType::F32) {
+    if (device() == Device::CUDA && src.device() == Device::CUDA && dtype() == src.dtype()) {
         cuda::strided_copy(*this, src);
         return;
     }
 #endif
+    // A dtype change or a strided side across devices: convert on the host. src.to(CPU) and the
+    // last copy are same-dtype copies, which end above: no recursion.
     Tensor host_src = src.device() == Device::CPU ? src : src.to(Device::CPU);
     if (device() == Device::CPU) {
         cpu_strided_copy(*this, host_src);
-    } else {
-        Tensor host_dst = Tensor::empty(shape(), dtype(), Device::CPU);
-        cpu_strided_copy(host_dst, host_src);
-        copy_(host_dst);
+        return;
     }
+    Tensor staged = Tensor::empty(shape(), dtype(), Device::CPU);
+    cpu_strided_copy(staged, host_src);
+    copy_(staged.to(device()));
 }
 
 Tensor Tensor::contiguous() const {

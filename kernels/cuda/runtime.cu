@@ -53,7 +53,9 @@ struct StridedLayout {
 };
 
 // One thread per element: unravel the row-major index over the shape, map through both strides.
-__global__ void strided_copy_kernel(float* dst, const float* src, int64_t n, StridedLayout L) {
+// E: an unsigned integer of the element's size (the copy moves bits, whatever the dtype).
+template <class E>
+__global__ void strided_copy_kernel(E* dst, const E* src, int64_t n, StridedLayout L) {
     AMS_GRID_STRIDE(i, n) {
         int64_t rem = i, so = 0, dof = 0;
         for (int d = L.nd - 1; d >= 0; --d) {
@@ -259,6 +261,8 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
     AMS_CHECK(dst.shape() == src.shape(), "strided_copy: shapes ", shape_str(dst.shape()), " and ",
               shape_str(src.shape()));
     AMS_CHECK(dst.is_cuda() && src.is_cuda(), "strided_copy: both tensors must be on the GPU");
+    AMS_CHECK(dst.dtype() == src.dtype(), "strided_copy: dtypes differ (", dtype_name(dst.dtype()), " vs ",
+              dtype_name(src.dtype()), ")");
     const int nd = dst.ndim();
     AMS_CHECK(nd <= kMaxDims, "strided_copy: at most ", kMaxDims, " dimensions, got ", shape_str(dst.shape()));
     const int64_t n = dst.numel();
@@ -270,7 +274,19 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
         L.dst_stride[d] = dst.strides()[d];
         L.src_stride[d] = src.strides()[d];
     }
-    strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(dst.data<float>(), src.data<float>(), n, L);
+    switch (dtype_size(dst.dtype())) {
+        case 2:
+            strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
+                static_cast<uint16_t*>(dst.raw_data()), static_cast<const uint16_t*>(src.raw_data()), n, L);
+            break;
+        case 4:
+            strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
+                static_cast<uint32_t*>(dst.raw_data()), static_cast<const uint32_t*>(src.raw_data()), n, L);
+            break;
+        default:
+            strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
+                static_cast<uint64_t*>(dst.raw_data()), static_cast<const uint64_t*>(src.raw_data()), n, L);
+    }
     AMS_CUDA_LAUNCH_CHECK("strided_copy");
 }
 

@@ -22,7 +22,7 @@ void free(void* p) noexcept;
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
 void memset0(void* p, size_t bytes);
 void fill(float* p, int64_t n, float value);
-void strided_copy(const Tensor& dst, const Tensor& src);  // F32, up to 6 dims
+void strided_copy(const Tensor& dst, const Tensor& src);  // same dtype (any), up to 6 dims
 void synchronize();
 
 size_t memory_in_use();  // bytes currently allocated by the engine on the GPU

@@ -438,6 +438,21 @@ TEST_CASE("GPU runtime: copies, fills, strided copies and memory accounting") {
     ref.narrow(2, 3, 4).copy_(h.narrow(2, 0, 4));
     CHECK(dst.to_vector() == ref.to_vector());
 
+    // Into a strided GPU view from the host, from another dtype, and fills of a view; F64 views on
+    // the GPU (the strided-copy kernel moves any element size). These once recursed without end.
+    Tensor dst2 = Tensor::zeros({3, 5, 7, 9}, DType::F32, Device::CUDA);
+    dst2.narrow(2, 3, 4).copy_(h.narrow(2, 0, 4));                       // host -> GPU view
+    CHECK(dst2.to_vector() == ref.to_vector());
+    dst2.narrow(2, 3, 4).copy_(h.narrow(2, 0, 4).to(DType::F64));        // F64 host -> F32 GPU view
+    CHECK(dst2.to_vector() == ref.to_vector());
+    dst2.narrow(3, 1, 2).fill_(-1.5);
+    ref.narrow(3, 1, 2).fill_(-1.5);
+    CHECK(dst2.to_vector() == ref.to_vector());
+    Tensor d64 = h.to(DType::F64).to(Device::CUDA);
+    CHECK(d64.narrow(1, 2, 2).contiguous().to_double() == h.narrow(1, 2, 2).to_double());
+    CHECK(d64.narrow(3, 4, 3).to(Device::CPU).to_double() == h.narrow(3, 4, 3).to_double());
+    CHECK(d.narrow(0, 1, 2).to(DType::F64).to_double() == h.narrow(0, 1, 2).to_double());
+
     Tensor f = Tensor::full({1001}, 2.5, DType::F32, Device::CUDA);
     for (float v : f.to_vector()) REQUIRE(v == 2.5f);
     CHECK(Tensor::full({}, -3.0, DType::F32, Device::CUDA).item() == -3.0);
