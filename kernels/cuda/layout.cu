@@ -306,6 +306,13 @@ void concat_forward(const float* a, const float* b, float* y, int64_t B, int64_t
 void concat_backward(const float* dy, float* da, float* db, int64_t B, int64_t Ca, int64_t Cb, int64_t N) {
     const int64_t n = B * (Ca + Cb) * N;
     if ((!da && !db) || n == 0) return;
+    if (da && da == db) {
+        // concat(x, x): both halves add into one buffer. In one launch two threads would add into
+        // the same element at once (a lost update); two launches run one after the other.
+        concat_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(dy, da, nullptr, B, Ca, Cb, N);
+        AMS_CUDA_LAUNCH_CHECK("concat backward");
+        da = nullptr;
+    }
     concat_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(dy, da, db, B, Ca, Cb, N);
     AMS_CUDA_LAUNCH_CHECK("concat backward");
 }

@@ -120,6 +120,7 @@ std::vector<Case> cases() {
         {"add odd length", {{{1, 1, 3, 7}}, {{1, 1, 3, 7}}}, {}, [](const Inputs& in) { return ops::add(in[0], in[1]); }},
         {"scale", {{x}}, {}, [](const Inputs& in) { return ops::scale(in[0], -0.7); }},
         {"concat", {{x}, {{2, 4, 7, 13}}}, {}, [](const Inputs& in) { return ops::concat(in[0], in[1]); }},
+        {"concat of a tensor with itself", {{x}}, {}, [](const Inputs& in) { return ops::concat(in[0], in[0]); }},
         {"reflect_pad", {{x}}, {}, [](const Inputs& in) { return ops::reflect_pad(in[0], 1, 2, 3, 4); }},
         {"reflect_pad wide", {{x}}, {}, [](const Inputs& in) { return ops::reflect_pad(in[0], 6, 5, 12, 11); }},
         {"reflect_pad bottom right", {{x}}, {}, [](const Inputs& in) { return ops::reflect_pad(in[0], 0, 1, 0, 3); }},
