@@ -10,6 +10,9 @@
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#ifdef AMS_HAVE_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "engine/timer.h"
@@ -105,6 +108,15 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
         if (o.max_memory > 0) budget = std::min(budget, o.max_memory - (double)memory_in_use(d));
         AMS_CHECK(budget > 0, "--max-memory ", o.max_memory / (1ull << 30), " GiB is less than the ",
                   memory_in_use(d) >> 20, " MiB the model and image already hold");
+#ifdef AMS_HAVE_CUDA
+        // cuDNN's workspaces are not in the per-pixel probe (64x64 needs almost none): give them a
+        // tenth of the budget, at most 1 GiB, and the tiles the rest.
+        if (d == Device::CUDA) {
+            const double ws = std::min(0.1 * budget, (double)(1ull << 30));
+            cuda::set_cudnn_workspace_limit((size_t)ws);
+            budget -= ws;
+        }
+#endif
         // cuDNN takes at most 2^31 - 1 elements per image, and the network's output convolution sees
         // 2 * dim channels at full resolution (R^3 runs without PD): about 22 megapixels per tile at
         // dim 48. Capped on every device, so CPU and GPU tile alike.

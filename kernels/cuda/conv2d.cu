@@ -219,7 +219,8 @@ bool acceptable(const Perf& p, size_t budget) {
 // At most 1 GiB of workspace, and at most half the device memory free when the shape is first
 // seen: a large denoise chunk must not get an algorithm whose workspace cannot be allocated when a
 // leaner one would run.
-size_t workspace_budget() { return std::min(kMaxWorkspace, memory_available() / 2); }
+size_t g_workspace_limit = kMaxWorkspace;
+size_t workspace_budget() { return std::min(g_workspace_limit, memory_available() / 2); }
 
 // Descriptors for one shape, created on first use. Caller holds g_conv_mu.
 CudnnConv& conv_entry(const ConvShape& s) {
@@ -377,6 +378,11 @@ void for_cudnn_chunks(const ConvShape& s, F run) {
 int64_t set_cudnn_max_elements(int64_t n) {
     AMS_CHECK(n > 0 && n <= INT32_MAX, "set_cudnn_max_elements: ", n, " is not in [1, 2^31)");
     return std::exchange(g_cudnn_max_elements, n);
+}
+
+size_t set_cudnn_workspace_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(g_conv_mu);
+    return std::exchange(g_workspace_limit, bytes);
 }
 
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {

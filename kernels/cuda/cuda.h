@@ -21,6 +21,10 @@ void conv2d_backward(const ConvShape& s, const float* x, const float* w, const f
 // Largest tensor (elements) one cuDNN call gets, 2^31 - 1 by default; larger batches run in chunks
 // of images. Tests lower it to exercise the chunking; returns the previous value.
 int64_t set_cudnn_max_elements(int64_t n);
+// Most workspace (bytes) one cuDNN algorithm may ask for when a shape is first seen: 1 GiB by
+// default (and never more than half the free memory). Tiled denoising lowers it to a share of its
+// memory budget; returns the previous value.
+size_t set_cudnn_workspace_limit(size_t bytes);
 
 void pixel_unshuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
 void pixel_shuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
