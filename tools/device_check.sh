@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-device-logs}
 mkdir -p "$out"
 deadline=$((SECONDS + ${CHECK_SECONDS:-540}))
-left() { echo $((deadline - SECONDS)); }
+left() { local l=$((deadline - SECONDS)); echo $((l > 1 ? l : 1)); }  # timeout 0 would mean no limit
 {
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
     echo "nvcc: $(nvcc --version 2>&1 | tail -1)"
