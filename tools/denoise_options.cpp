@@ -110,7 +110,8 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
                   memory_in_use(d) >> 20, " MiB the model and image already hold");
 #ifdef AMS_HAVE_CUDA
         // cuDNN's workspaces are not in the per-pixel probe (64x64 needs almost none): give them a
-        // tenth of the budget, at most 1 GiB, and the tiles the rest.
+        // tenth of the budget, at most 1 GiB, and the tiles the rest. The limit holds for shapes
+        // cuDNN meets from here on (algorithms are chosen once per shape).
         if (d == Device::CUDA) {
             const double ws = std::min(0.1 * budget, (double)(1ull << 30));
             cuda::set_cudnn_workspace_limit((size_t)ws);

@@ -216,9 +216,9 @@ bool acceptable(const Perf& p, size_t budget) {
     return tensor_math_enabled() || p.mathType != CUDNN_TENSOR_OP_MATH;
 }
 
-// At most 1 GiB of workspace, and at most half the device memory free when the shape is first
-// seen: a large denoise chunk must not get an algorithm whose workspace cannot be allocated when a
-// leaner one would run.
+// At most 1 GiB of workspace (or what set_cudnn_workspace_limit set), and at most half the device
+// memory free when the shape is first seen: a large denoise chunk must not get an algorithm whose
+// workspace cannot be allocated when a leaner one would run.
 size_t g_workspace_limit = kMaxWorkspace;
 size_t workspace_budget() { return std::min(g_workspace_limit, memory_available() / 2); }
 

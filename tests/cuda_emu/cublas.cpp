@@ -29,8 +29,11 @@ float round_mantissa(float f, int keep) {
     return f;
 }
 
+// Why the last call failed; cublasGetStatusString appends it (cuBLAS sets no CUDA error).
+std::string g_reason;
+
 cublasStatus_t bad(const std::string& what) {
-    cuda_emu::set_error(cudaErrorInvalidValue, "cuBLAS: " + what);
+    g_reason = what;
     return CUBLAS_STATUS_INVALID_VALUE;
 }
 
@@ -86,13 +89,17 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
     return CUBLAS_STATUS_SUCCESS;
 }
 const char* cublasGetStatusString(cublasStatus_t s) {
+    static thread_local std::string text;
     switch (s) {
         case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-        case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-        case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-        case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+        case CUBLAS_STATUS_NOT_INITIALIZED: text = "CUBLAS_STATUS_NOT_INITIALIZED"; break;
+        case CUBLAS_STATUS_INVALID_VALUE: text = "CUBLAS_STATUS_INVALID_VALUE"; break;
+        case CUBLAS_STATUS_NOT_SUPPORTED: text = "CUBLAS_STATUS_NOT_SUPPORTED"; break;
+        default: text = "unknown cuBLAS status";
     }
-    return "unknown cuBLAS status";
+    if (!g_reason.empty()) text += " (emulator: " + g_reason + ")";
+    g_reason.clear();
+    return text.c_str();
 }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
@@ -112,7 +119,10 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
                                           int batch, cublasComputeType_t compute, cublasGemmAlgo_t) {
     std::lock_guard<std::recursive_mutex> lock(cuda_emu::big_lock());
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (at != CUDA_R_32F || bt != CUDA_R_32F || ct != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (at != CUDA_R_32F || bt != CUDA_R_32F || ct != CUDA_R_32F) {
+        g_reason = "only float32 matrices are emulated";
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
     const int keep = compute == CUBLAS_COMPUTE_32F_FAST_16BF ? 7 : compute == CUBLAS_COMPUTE_32F_FAST_TF32 ? 10 : 23;
     return gemm(ta, tb, m, n, k, *(const float*)alpha, (const float*)A, lda, sa, (const float*)B, ldb, sb,
                 *(const float*)beta, (float*)C, ldc, sc, batch, keep);

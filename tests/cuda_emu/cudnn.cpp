@@ -36,8 +36,11 @@ namespace {
 
 constexpr size_t kWorkspace = 4096;
 
+// Why the last call failed; cudnnGetErrorString appends it (cuDNN sets no CUDA error).
+std::string g_reason;
+
 cudnnStatus_t bad(const std::string& what) {
-    cuda_emu::set_error(cudaErrorInvalidValue, "cuDNN: " + what);
+    g_reason = what;
     return CUDNN_STATUS_BAD_PARAM;
 }
 
@@ -64,8 +67,9 @@ cudnnStatus_t geometry(const cuda_emu_tensor_desc* x, const cuda_emu_filter_desc
     if (cv->groups < 1 || x->c != w->c * cv->groups || w->k % cv->groups != 0)
         return bad("x has " + std::to_string(x->c) + " channels; filter (" + std::to_string(w->k) + ", " +
                    std::to_string(w->c) + ") with " + std::to_string(cv->groups) + " groups does not fit");
-    const int ho = (x->h + 2 * cv->pad_h - cv->dil_h * (w->h - 1) - 1) / cv->u + 1;
-    const int wo = (x->w + 2 * cv->pad_w - cv->dil_w * (w->w - 1) - 1) / cv->v + 1;
+    const int nh = x->h + 2 * cv->pad_h - cv->dil_h * (w->h - 1) - 1, nw = x->w + 2 * cv->pad_w - cv->dil_w * (w->w - 1) - 1;
+    if (nh < 0 || nw < 0) return bad("filter larger than the padded input");
+    const int ho = nh / cv->u + 1, wo = nw / cv->v + 1;
     if (y->n != x->n || y->c != w->k || y->h != ho || y->w != wo)
         return bad("output descriptor (" + std::to_string(y->n) + ", " + std::to_string(y->c) + ", " +
                    std::to_string(y->h) + ", " + std::to_string(y->w) + ") is not the convolution's (" +
@@ -84,7 +88,7 @@ cudnnStatus_t check_buffers(const Geo& g, const void* x, const void* w, const vo
     if (algo < 0 || algo > 2) return bad("algorithm " + std::to_string(algo) + " was not offered");
     if (algo == 2) return bad("algorithm 2 is non-deterministic: the engine must not choose it");
     if (algo == 1 && g.conv->math == CUDNN_FMA_MATH) {
-        cuda_emu::set_error(cudaErrorInvalidValue, "cuDNN: tensor-op algorithm under CUDNN_FMA_MATH");
+        g_reason = "tensor-op algorithm under CUDNN_FMA_MATH";
         return CUDNN_STATUS_NOT_SUPPORTED;
     }
     if (algo == 0 && (ws_bytes < kWorkspace || !cuda_emu::is_device_range(ws, kWorkspace)))
@@ -151,13 +155,17 @@ cudnnStatus_t workspace(int algo, size_t* bytes) {
 #define EMU_LOCK std::lock_guard<std::recursive_mutex> emu_lock_(cuda_emu::big_lock())
 
 const char* cudnnGetErrorString(cudnnStatus_t s) {
+    static thread_local std::string text;
     switch (s) {
         case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
-        case CUDNN_STATUS_NOT_INITIALIZED: return "CUDNN_STATUS_NOT_INITIALIZED";
-        case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
-        case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+        case CUDNN_STATUS_NOT_INITIALIZED: text = "CUDNN_STATUS_NOT_INITIALIZED"; break;
+        case CUDNN_STATUS_BAD_PARAM: text = "CUDNN_STATUS_BAD_PARAM"; break;
+        case CUDNN_STATUS_NOT_SUPPORTED: text = "CUDNN_STATUS_NOT_SUPPORTED"; break;
+        default: text = "unknown cuDNN status";
     }
-    return "unknown cuDNN status";
+    if (!g_reason.empty()) text += " (emulator: " + g_reason + ")";
+    g_reason.clear();
+    return text.c_str();
 }
 cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
     *h = new cuda_emu_cudnn;

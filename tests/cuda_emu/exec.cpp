@@ -1,5 +1,8 @@
 // The emulator's execution engine (include/cuda_emu/exec.h): blocks in order, a block's threads as
 // fibers switched at barriers and warp exchanges, errors reported through cudaGetLastError.
+// _FORTIFY_SOURCE (on by default in some distributions' compilers) makes _longjmp refuse to jump
+// to another stack, which is exactly what switching fibers does.
+#undef _FORTIFY_SOURCE
 #include <setjmp.h>
 #include <ucontext.h>
 
@@ -42,6 +45,7 @@ struct Block {
     jmp_buf sched;
     ucontext_t boot_return, boot;
     std::vector<Fiber> fibers;
+    int n = 0;  // threads of the block now running
     int current = -1;
     const std::function<void()>* body = nullptr;
     std::vector<uint64_t> slots;  // [2][warps][32]: double-buffered exchange values
@@ -160,6 +164,8 @@ bool run_block(Block& b, int n) {
 
 void syncthreads() { yield(State::AtBarrier); }
 
+int lane_id() { return block().current & 31; }
+
 uint64_t warp_exchange(unsigned mask, uint64_t bits, int src) {
     Block& b = block();
     Fiber& f = b.fibers[b.current];
@@ -168,6 +174,8 @@ uint64_t warp_exchange(unsigned mask, uint64_t bits, int src) {
     const size_t warps = b.slots.size() / 64;
     uint64_t* slot = &b.slots[(buf * warps + warp) * 32];
     if (mask != 0xffffffffu) b.error = "warp shuffle with a partial mask (not emulated)";
+    if (std::min(b.n - warp * 32, 32) < 32 || src < 0 || src >= 32)
+        b.error = "full-warp shuffle in a warp of " + std::to_string(std::min(b.n - warp * 32, 32)) + " threads";
     slot[lane] = bits;
     yield(State::AtWarp);
     return slot[src];
@@ -193,6 +201,7 @@ void launch_impl(dim3 grid, dim3 block_dim, size_t smem, std::function<void()> b
     Block& b = block();
     const int n = (int)nt;
     if (b.fibers.empty()) b.fibers = std::vector<Fiber>(kMaxThreadsPerBlock);  // never reallocated
+    b.n = n;
     b.slots.assign((size_t)2 * ((n + 31) / 32) * 32, 0);
     b.body = &body;
     b.error.clear();

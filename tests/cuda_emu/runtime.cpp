@@ -31,7 +31,8 @@ Memory& mem() {
     static Memory* m = new Memory;
     return *m;
 }
-cudaError_t g_error = cudaSuccess;
+cudaError_t g_error = cudaSuccess;       // sticky until cudaGetLastError
+cudaError_t g_text_error = cudaSuccess;  // the error g_error_text explains (kept after the reset)
 std::string g_error_text;
 
 bool in(const std::map<uintptr_t, size_t>& m, const void* p, size_t bytes) {
@@ -78,7 +79,7 @@ std::recursive_mutex& big_lock() {
 }
 
 void set_error(cudaError_t e, const std::string& what) {
-    g_error = e;
+    g_error = g_text_error = e;
     g_error_text = what;
     if (std::getenv("CUDA_EMU_VERBOSE")) std::fprintf(stderr, "cuda_emu: error %d: %s\n", (int)e, what.c_str());
 }
@@ -102,7 +103,7 @@ using namespace cuda_emu;
 
 const char* cudaGetErrorString(cudaError_t e) {
     // The message of the error just reported, when there is one: it says what the emulator caught.
-    if (e == g_error && !g_error_text.empty()) return g_error_text.c_str();
+    if (e == g_text_error && !g_error_text.empty()) return g_error_text.c_str();
     switch (e) {
         case cudaSuccess: return "no error";
         case cudaErrorInvalidValue: return "invalid argument";
@@ -234,6 +235,8 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
     EMU_LOCK;
     if (bytes == 0) return cudaSuccess;
     const bool dst_dev = in(mem().device, dst, bytes), src_dev = in(mem().device, src, bytes);
+    if ((!dst_dev && in(mem().device, dst, 1)) || (!src_dev && in(mem().device, src, 1)))
+        return fail(cudaErrorInvalidValue, "cudaMemcpyAsync: a device range runs past the end of its allocation");
     // A stated direction must match the pointers (a device range must lie in one allocation).
     const bool ok = kind == cudaMemcpyDefault ||
                     (kind == cudaMemcpyHostToDevice && dst_dev && !src_dev) ||

@@ -1,8 +1,10 @@
 """Rewrites a CUDA source (.cu / .cuh) so a host C++ compiler can build it against the emulator.
 
 The one piece of CUDA syntax C++ cannot parse is the launch, `kernel<T><<<grid, block, smem,
-stream>>>(args);`. It becomes `::cuda_emu::launch(grid, block, smem, stream, [&] { kernel<T>(args); });`:
-the emulator calls the lambda once per emulated thread. Everything else (__global__, threadIdx,
+stream>>>(args);`. It becomes
+`::cuda_emu::launch(::cuda_emu::Config{grid, block, smem, stream}, [&](auto&&... a) { kernel<T>(a...); }, args);`:
+the arguments are evaluated once, as CUDA does, and the emulator calls the kernel once per emulated
+thread with them. Everything else (__global__, threadIdx,
 __syncthreads, ...) is handled by the emulator's headers. A #line directive keeps __FILE__ and
 compiler messages pointing at the original file.
 
@@ -67,7 +69,8 @@ def translate(src):
             raise ValueError("no argument list after >>> at offset %d" % at)
         close = match_fwd(out, k, "(", ")")
         args = out[k + 1:close]
-        call = "::cuda_emu::launch(%s, [&] { %s(%s); })" % (cfg, kernel, args)
+        call = "::cuda_emu::launch(::cuda_emu::Config{%s}, [&](auto&&... a_) { %s(a_...); }%s)" % (
+            cfg, kernel, ", " + args if args.strip() else "")
         out = out[:start] + call + out[close + 1:]
 
 

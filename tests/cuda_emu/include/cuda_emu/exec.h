@@ -51,15 +51,22 @@ void syncthreads();
 // Deposits this lane's 8 bytes and returns those of lane `src` of its warp (its own when src is
 // outside the warp); every lane of the warp must take part (mask 0xffffffff).
 uint64_t warp_exchange(unsigned mask, uint64_t bits, int src);
+int lane_id();  // the running thread's lane: its linear index in the block, mod 32
 
 void launch_impl(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
 
-inline void launch(dim3 grid, dim3 block, std::function<void()> body) { launch_impl(grid, block, 0, std::move(body)); }
-inline void launch(dim3 grid, dim3 block, size_t smem, std::function<void()> body) {
-    launch_impl(grid, block, smem, std::move(body));
-}
-inline void launch(dim3 grid, dim3 block, size_t smem, cuda_emu_stream*, std::function<void()> body) {
-    launch_impl(grid, block, smem, std::move(body));
+// A launch's configuration, as between <<< and >>>.
+struct Config {
+    dim3 grid, block;
+    size_t smem = 0;
+    cuda_emu_stream* stream = nullptr;
+};
+
+// The kernel's arguments are copied once here (CUDA evaluates them once per launch); `call`
+// passes them to the kernel in every emulated thread.
+template <class Call, class... Args>
+void launch(const Config& c, Call&& call, Args... args) {
+    launch_impl(c.grid, c.block, c.smem, [&] { call(args...); });
 }
 
 }  // namespace cuda_emu
@@ -76,7 +83,8 @@ T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
     static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
     uint64_t bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
-    const int lane = (int)(threadIdx.x & 31), seg = lane / width * width;
+    const int lane = ::cuda_emu::lane_id(), seg = lane / width * width;
+    // A source past the lane's width segment: the lane keeps its own value.
     const int src = lane + (int)delta < seg + width ? lane + (int)delta : lane;
     bits = ::cuda_emu::warp_exchange(mask, bits, src);
     std::memcpy(&v, &bits, sizeof(T));
@@ -88,8 +96,9 @@ T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
     static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
     uint64_t bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
-    const int lane = (int)(threadIdx.x & 31), src = lane ^ lane_mask;
-    bits = ::cuda_emu::warp_exchange(mask, bits, src / width == lane / width ? src : lane);
+    const int lane = ::cuda_emu::lane_id(), src = lane ^ lane_mask;
+    // Earlier width groups may be read; a later one gives the lane its own value.
+    bits = ::cuda_emu::warp_exchange(mask, bits, src >= (lane / width + 1) * width ? lane : src);
     std::memcpy(&v, &bits, sizeof(T));
     return v;
 }
