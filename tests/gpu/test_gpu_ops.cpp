@@ -221,13 +221,29 @@ void compare(const Case& c, uint64_t seed, unsigned grad_mask, bool prefill) {
         REQUIRE(cpu_in[k].grad().defined());
         REQUIRE(gpu_in[k].grad().defined());
         REQUIRE(gpu_in[k].grad().is_cuda());
-        double eg = rel_l2(gpu_in[k].grad(), cpu_in[k].grad());
-        INFO("gradient relative L2 error ", eg);
+        // With pre-filled buffers, the backward's own contribution (what was added to the 0.5s) is
+        // compared: the 0.5s would dilute the error, or cancel a gradient near -0.5.
+        Tensor gg = gpu_in[k].grad().to(Device::CPU), gc = cpu_in[k].grad();
+        if (prefill) {
+            gg = ops::add(gg, Tensor::full(gg.shape(), -0.5, DType::F32));
+            gc = ops::add(gc, Tensor::full(gc.shape(), -0.5, DType::F32));
+        }
         // Attention's temperature gradient (the only (heads, 1, 1) input) is one sum per head with
-        // heavy cancellation: with TF32 / bfloat16 products it is off by up to ~15% (emulator,
-        // bf16). Those runs check it is the right gradient; float32 checks it to 1e-4.
+        // heavy cancellation, often near 0: its error is taken relative to max(|g|, 1), within 5e-4
+        // (float32 summation order alone moved it by 1.07e-4 in 1 of 300 seeds in the emulator),
+        // 3e-2 / 1.5e-1 with TF32 / bfloat16 products (0 of 300 seeds failed).
         const bool temperature = cpu_in[k].ndim() == 3 && cpu_in[k].dim(1) == 1 && cpu_in[k].dim(2) == 1;
-        CHECK(eg < (temperature && cuda::tensor_math_enabled() ? 0.3 : kTol));
+        double eg = rel_l2(gg, gc);
+        double tol = kTol;
+        if (temperature) {
+            const double norm = std::sqrt(ops::dot(gc, gc).item());
+            eg = eg * std::max(norm, 1e-30) / std::max(norm, 1.0);  // ||difference|| / max(||g||, 1)
+            tol = cuda::bf16_enabled() ? 0.15 : cuda::tf32_enabled() ? 3e-2 : 5e-4;
+        }
+        // A chain of ops compounds the summation-order differences: 1.3e-4 seen in 1 of 400 seeds.
+        if (c.name.rfind("chain", 0) == 0) tol = std::max(tol, 5e-4);
+        INFO("gradient relative L2 error ", eg);
+        CHECK(eg < tol);
     }
 }
 
