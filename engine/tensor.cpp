@@ -213,7 +213,8 @@ void Tensor::copy_(const Tensor& src) {
     }
     Tensor staged = Tensor::empty(shape(), dtype(), Device::CPU);
     cpu_strided_copy(staged, host_src);
-    copy_(staged.to(device()));
+    if (is_contiguous()) device_copy(raw_data(), device(), staged.raw_data(), Device::CPU, nbytes());
+    else copy_(staged.to(device()));
 }
 
 Tensor Tensor::contiguous() const {

@@ -205,7 +205,6 @@ void launch_impl(dim3 grid, dim3 block_dim, size_t smem, std::function<void()> b
     b.slots.assign((size_t)2 * ((n + 31) / 32) * 32, 0);
     b.body = &body;
     b.error.clear();
-    stats().launches++;
     for (unsigned z = 0; z < grid.z; ++z)
         for (unsigned y = 0; y < grid.y; ++y)
             for (unsigned x = 0; x < grid.x; ++x) {
@@ -217,7 +216,6 @@ void launch_impl(dim3 grid, dim3 block_dim, size_t smem, std::function<void()> b
                     tc.block_dim = block_dim;
                     tc.grid_dim = grid;
                 }
-                stats().blocks++;
                 if (!run_block(b, n) || !b.error.empty()) {
                     set_error(cudaErrorLaunchFailure, "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " +
                                                           std::to_string(z) + "): " + b.error);

@@ -84,16 +84,9 @@ void set_error(cudaError_t e, const std::string& what) {
     if (std::getenv("CUDA_EMU_VERBOSE")) std::fprintf(stderr, "cuda_emu: error %d: %s\n", (int)e, what.c_str());
 }
 
-const std::string& last_error_text() { return g_error_text; }
-
 bool is_device_range(const void* p, size_t bytes) {
     std::lock_guard<std::recursive_mutex> lock(big_lock());
     return in(mem().device, p, bytes);
-}
-
-Stats& stats() {
-    static Stats s;
-    return s;
 }
 
 }  // namespace cuda_emu

@@ -15,31 +15,17 @@ import re
 import sys
 
 
-def match_back(s, i, open_c, close_c):
-    """s[i] == close_c: index of its matching open_c, scanning backwards."""
+def match(s, i, open_c, close_c, step):
+    """s[i] is open_c (step 1, scanning forwards) or close_c (step -1, backwards): its partner's index."""
     depth = 0
-    while i >= 0:
-        if s[i] == close_c:
-            depth += 1
-        elif s[i] == open_c:
-            depth -= 1
-            if depth == 0:
-                return i
-        i -= 1
-    raise ValueError("unbalanced %s%s" % (open_c, close_c))
-
-
-def match_fwd(s, i, open_c, close_c):
-    """s[i] == open_c: index of its matching close_c."""
-    depth = 0
-    while i < len(s):
+    while 0 <= i < len(s):
         if s[i] == open_c:
-            depth += 1
+            depth += step
         elif s[i] == close_c:
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
+            depth -= step
+        if depth == 0:
+            return i
+        i += step
     raise ValueError("unbalanced %s%s" % (open_c, close_c))
 
 
@@ -54,7 +40,7 @@ def translate(src):
         while j >= 0 and out[j].isspace():
             j -= 1
         if out[j] == ">":
-            j = match_back(out, j, "<", ">") - 1
+            j = match(out, j, "<", ">", -1) - 1
         m = re.search(r"[A-Za-z_][A-Za-z_0-9:]*$", out[:j + 1])
         if not m:
             raise ValueError("no kernel name before <<< at offset %d" % at)
@@ -67,7 +53,7 @@ def translate(src):
             k += 1
         if out[k] != "(":
             raise ValueError("no argument list after >>> at offset %d" % at)
-        close = match_fwd(out, k, "(", ")")
+        close = match(out, k, "(", ")", 1)
         args = out[k + 1:close]
         call = "::cuda_emu::launch(::cuda_emu::Config{%s}, [&](auto&&... a_) { %s(a_...); }%s)" % (
             cfg, kernel, ", " + args if args.strip() else "")

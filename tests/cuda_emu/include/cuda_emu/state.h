@@ -1,5 +1,5 @@
-// The emulator's shared state (not part of the emulated API): the sticky launch error, the device
-// allocations, counters.
+// The emulator's shared state (not part of the emulated API): the sticky launch error and the
+// device allocations.
 #pragma once
 #include <cstdint>
 #include <mutex>
@@ -11,14 +11,8 @@ namespace cuda_emu {
 
 std::recursive_mutex& big_lock();  // one emulated device: calls from host threads take turns
 void set_error(cudaError_t e, const std::string& what);  // what cudaGetLastError returns next
-const std::string& last_error_text();  // the message of the last error set ("" when none)
 
 // Whether [p, p + bytes) lies inside one live device allocation (cudaMalloc / cudaMallocAsync).
 bool is_device_range(const void* p, size_t bytes);
-
-struct Stats {
-    uint64_t launches = 0, blocks = 0;
-};
-Stats& stats();
 
 }  // namespace cuda_emu
