@@ -24,6 +24,18 @@ inline void check_same(const Tensor& a, const Tensor& b, const char* op) {
               dtype_name(b.dtype()), ")");
 }
 
+// The dwconv_gate op's inputs: x (B, 2C, H, W), w (2C, 1, 3, 3), b (2C) or undefined, one device
+// and dtype (also checked by the ops that contain it).
+inline void check_dwconv_gate(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
+    AMS_CHECK(x.ndim() == 4 && x.dim(1) % 2 == 0, op, ": expected (B, 2C, H, W), got ", shape_str(x.shape()));
+    const int64_t C2 = x.dim(1);
+    AMS_CHECK(w.shape() == Shape({C2, 1, 3, 3}), op, ": weight ", shape_str(w.shape()), " for ", C2,
+              " channels, expected (", C2, ", 1, 3, 3)");
+    AMS_CHECK(!b.defined() || b.shape() == Shape({C2}), op, ": bias ", shape_str(b.shape()), " for ", C2, " channels");
+    check_same(x, w, op);
+    if (b.defined()) check_same(x, b, op);
+}
+
 inline void check_cuda_f32(const Tensor& t, const char* op) {
 #ifndef AMS_HAVE_CUDA
     AMS_FAIL(op, ": CUDA tensor but this build has no CUDA support");

@@ -28,6 +28,16 @@ Tensor gelu_gate(const Tensor& x);
 // (B, 2C, H, W), w (2C, 1, 3, 3), b (2C) or undefined. Autograd keeps x, not the depthwise output
 // (backward recomputes it).
 Tensor dwconv_gate(const Tensor& x, const Tensor& w, const Tensor& b);
+// Training with less memory (engine/ops_recompute.cpp): two ops in a row whose middle tensor is
+// not kept for backward but recomputed there (cheap, memory-bound kernels only); same results as
+// the separate ops, bit for bit, on every device.
+// conv2d(layer_norm(x, ln_w, ln_b, ln_with_bias), w, b, 0) for a 1x1 weight w (P, C, 1, 1).
+Tensor norm_conv1x1(const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, bool ln_with_bias, const Tensor& w,
+                    const Tensor& b);
+// attention(conv2d(qkv, w, b, 1, 3C), temperature, heads) for a depthwise 3x3 w (3C, 1, 3, 3).
+Tensor dwconv_attention(const Tensor& qkv, const Tensor& w, const Tensor& b, const Tensor& temperature, int heads);
+// conv2d(dwconv_gate(x, w_dw, b_dw), w, b, 0) for a 1x1 weight w (Cout, C, 1, 1), x (B, 2C, H, W).
+Tensor gate_conv1x1(const Tensor& x, const Tensor& w_dw, const Tensor& b_dw, const Tensor& w, const Tensor& b);
 // Inference only, CPU only (kernels/cpu/block_fused.cpp), tiled over image rows so the wide
 // activations stay in cache; same results as the separate ops to rounding; both refuse inputs
 // that need a gradient. Weights as conv2d takes them.

@@ -1,5 +1,6 @@
 // conv2d, pixel (un)shuffle and pixel-downsampling through the facade.
 #include "engine/dispatch.h"
+#include "engine/kernel_calls.h"
 #include "engine/ops.h"
 
 namespace ams::ops {
@@ -8,26 +9,12 @@ using detail::grad_ptr;
 using detail::ptr;
 
 Tensor conv2d(const Tensor& x_, const Tensor& w_, const Tensor& b_, int padding, int groups) {
-    AMS_CHECK(x_.ndim() == 4 && w_.ndim() == 4, "conv2d: x ", shape_str(x_.shape()), " and w ",
-              shape_str(w_.shape()), " must be 4-D");
-    detail::check_same(x_, w_, "conv2d");
-    if (b_.defined()) detail::check_same(x_, b_, "conv2d");
+    const cpu::ConvShape s = detail::conv_shape("conv2d", x_, w_, b_, padding, groups);
     Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : Tensor();
-    cpu::ConvShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), padding, groups};
-    AMS_CHECK(groups > 0 && s.Cin % groups == 0 && s.Cout % groups == 0 && w.dim(1) == s.Cin / groups,
-              "conv2d: weight ", shape_str(w.shape()), " does not fit input ", shape_str(x.shape()),
-              " with groups ", groups);
-    AMS_CHECK(!b.defined() || (b.ndim() == 1 && b.dim(0) == s.Cout), "conv2d: bias ",
-              shape_str(b.shape()), " for ", s.Cout, " output channels");
-    AMS_CHECK(s.Ho() > 0 && s.Wo() > 0, "conv2d: input ", shape_str(x.shape()), " too small");
-    Tensor y = Tensor::empty({s.B, s.Cout, s.Ho(), s.Wo()}, x.dtype(), x.device());
-    AMS_DEVICE_SWITCH(x, cpu::conv2d_forward<T>(s, ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y)),
-                      cuda::conv2d_forward(s, ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y)));
+    Tensor y = detail::conv_fwd(s, x, w, b);
     if (autograd::needs_grad({x, w, b})) {
         autograd::record(y, [x, w, b, s](const Tensor& g) {
-            AMS_DEVICE_SWITCH(g,
-                cpu::conv2d_backward<T>(s, ptr<T>(x), ptr<T>(w), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w), grad_ptr<T>(b)),
-                cuda::conv2d_backward(s, ptr<T>(x), ptr<T>(w), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w), grad_ptr<T>(b)));
+            detail::conv_bwd(s, x, w, g, detail::grad_or_none(x), detail::grad_or_none(w), detail::grad_or_none(b));
         });
     }
     return y;

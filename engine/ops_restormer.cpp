@@ -1,33 +1,30 @@
 // Restormer's own ops through the facade: channel LayerNorm, the MDTA attention core, GDFN gate
 // (alone, and fused with the depthwise conv before it).
 #include "engine/dispatch.h"
+#include "engine/kernel_calls.h"
 #include "engine/ops.h"
 
 namespace ams::ops {
 
+using detail::grad_or_none;
 using detail::grad_ptr;
 using detail::ptr;
 
-constexpr double kLayerNormEps = 1e-5;
+using detail::kLayerNormEps;
 
 Tensor layer_norm(const Tensor& x_, const Tensor& w_, const Tensor& b_, bool with_bias) {
     AMS_CHECK(x_.ndim() == 4, "layer_norm: expected (B, C, H, W), got ", shape_str(x_.shape()));
     Tensor x = x_.contiguous(), w = w_.contiguous();
     Tensor b = with_bias && b_.defined() ? b_.contiguous() : Tensor();
-    int64_t B = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
+    const int64_t C = x.dim(1);
     AMS_CHECK(w.numel() == C, "layer_norm: weight ", shape_str(w.shape()), " for ", C, " channels");
     AMS_CHECK(!b.defined() || b.numel() == C, "layer_norm: bias ", shape_str(b.shape()), " for ", C,
               " channels");
     detail::check_same(x, w, "layer_norm");
-    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-    AMS_DEVICE_SWITCH(x,
-        cpu::layernorm_forward<T>(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y), B, C, HW, with_bias, kLayerNormEps),
-        cuda::layernorm_forward(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y), B, C, HW, with_bias, kLayerNormEps));
+    Tensor y = detail::layer_norm_fwd(x, w, b, with_bias);
     if (autograd::needs_grad({x, w, b}))
-        autograd::record(y, [x, w, b, B, C, HW, with_bias](const Tensor& g) {
-            AMS_DEVICE_SWITCH(g,
-                cpu::layernorm_backward<T>(ptr<T>(x), ptr<T>(w), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w), grad_ptr<T>(b), B, C, HW, with_bias, kLayerNormEps),
-                cuda::layernorm_backward(ptr<T>(x), ptr<T>(w), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w), grad_ptr<T>(b), B, C, HW, with_bias, kLayerNormEps));
+        autograd::record(y, [x, w, b, with_bias](const Tensor& g) {
+            detail::layer_norm_bwd(x, w, g, with_bias, grad_or_none(x), grad_or_none(w), grad_or_none(b));
         });
     return y;
 }
@@ -36,22 +33,15 @@ Tensor attention(const Tensor& qkv_, const Tensor& temperature_, int heads) {
     AMS_CHECK(qkv_.ndim() == 4 && qkv_.dim(1) % 3 == 0, "attention: qkv must be (B, 3C, H, W), got ",
               shape_str(qkv_.shape()));
     Tensor qkv = qkv_.contiguous(), temp = temperature_.contiguous();
-    int64_t B = qkv.dim(0), C = qkv.dim(1) / 3, N = qkv.dim(2) * qkv.dim(3);
+    const int64_t C = qkv.dim(1) / 3;
     AMS_CHECK(heads > 0 && C % heads == 0, "attention: ", C, " channels not divisible by ", heads, " heads");
     AMS_CHECK(temp.numel() == heads, "attention: temperature ", shape_str(temp.shape()), " for ", heads,
               " heads");
     detail::check_same(qkv, temp, "attention");
-    int64_t c = C / heads;
-    Tensor out = Tensor::empty({B, C, qkv.dim(2), qkv.dim(3)}, qkv.dtype(), qkv.device());
-    Tensor attn = Tensor::empty({B, heads, c, c}, qkv.dtype(), qkv.device());  // saved softmax
-    AMS_DEVICE_SWITCH(qkv,
-        cpu::attention_forward<T>(ptr<T>(qkv), ptr<T>(temp), ptr<T>(out), ptr<T>(attn), B, C, N, heads),
-        cuda::attention_forward(ptr<T>(qkv), ptr<T>(temp), ptr<T>(out), ptr<T>(attn), B, C, N, heads));
+    auto [out, attn] = detail::attention_fwd(qkv, temp, heads);
     if (autograd::needs_grad({qkv, temp}))
-        autograd::record(out, [qkv, temp, attn, B, C, N, heads](const Tensor& g) {
-            AMS_DEVICE_SWITCH(g,
-                cpu::attention_backward<T>(ptr<T>(qkv), ptr<T>(temp), ptr<T>(attn), ptr<T>(g), grad_ptr<T>(qkv), grad_ptr<T>(temp), B, C, N, heads),
-                cuda::attention_backward(ptr<T>(qkv), ptr<T>(temp), ptr<T>(attn), ptr<T>(g), grad_ptr<T>(qkv), grad_ptr<T>(temp), B, C, N, heads));
+        autograd::record(out, [qkv, temp, attn = attn, heads](const Tensor& g) {
+            detail::attention_bwd(qkv, temp, attn, g, heads, grad_or_none(qkv), grad_or_none(temp));
         });
     return out;
 }
@@ -73,26 +63,12 @@ Tensor gelu_gate(const Tensor& x_) {
 }
 
 Tensor dwconv_gate(const Tensor& x_, const Tensor& w_, const Tensor& b_) {
-    AMS_CHECK(x_.ndim() == 4 && x_.dim(1) % 2 == 0, "dwconv_gate: expected (B, 2C, H, W), got ", shape_str(x_.shape()));
-    const int64_t C2 = x_.dim(1);
-    AMS_CHECK(w_.shape() == Shape({C2, 1, 3, 3}), "dwconv_gate: weight ", shape_str(w_.shape()), " for ", C2,
-              " channels, expected (", C2, ", 1, 3, 3)");
-    AMS_CHECK(!b_.defined() || b_.shape() == Shape({C2}), "dwconv_gate: bias ", shape_str(b_.shape()), " for ", C2,
-              " channels");
-    detail::check_same(x_, w_, "dwconv_gate");
-    if (b_.defined()) detail::check_same(x_, b_, "dwconv_gate");
+    detail::check_dwconv_gate("dwconv_gate", x_, w_, b_);
     Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : Tensor();
-    const int64_t B = x.dim(0), C = C2 / 2, H = x.dim(2), W = x.dim(3);
-    Tensor y = Tensor::empty({B, C, H, W}, x.dtype(), x.device());
-    AMS_DEVICE_SWITCH(x, cpu::dwconv_gate_forward<T>(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y), B, C, H, W),
-                      cuda::dwconv_gate_forward(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(y), B, C, H, W));
+    Tensor y = detail::dwconv_gate_fwd(x, w, b);
     if (autograd::needs_grad({x, w, b}))
-        autograd::record(y, [x, w, b, B, C, H, W](const Tensor& g) {
-            AMS_DEVICE_SWITCH(g,
-                cpu::dwconv_gate_backward<T>(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w),
-                                             grad_ptr<T>(b), B, C, H, W),
-                cuda::dwconv_gate_backward(ptr<T>(x), ptr<T>(w), ptr<T>(b), ptr<T>(g), grad_ptr<T>(x), grad_ptr<T>(w),
-                                           grad_ptr<T>(b), B, C, H, W));
+        autograd::record(y, [x, w, b](const Tensor& g) {
+            detail::dwconv_gate_bwd(x, w, b, g, grad_or_none(x), grad_or_none(w), grad_or_none(b));
         });
     return y;
 }

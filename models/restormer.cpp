@@ -175,7 +175,8 @@ std::vector<Restormer::Block> Restormer::blocks(const std::string& name, int n, 
     return r;
 }
 
-Restormer::Restormer(const RestormerConfig& cfg, Device device, DType dtype) : cfg_(cfg) {
+Restormer::Restormer(const RestormerConfig& cfg, Device device, DType dtype)
+    : cfg_(cfg), recompute_(device == Device::CUDA) {
     cfg_.validate("Restormer");
     const int d = cfg.dim;
     const bool b = cfg.bias;
@@ -247,11 +248,23 @@ Tensor Restormer::run_blocks(const std::vector<Block>& bs, Tensor x) const {
     const bool lnb = cfg_.layernorm_with_bias;
     // Inference on the CPU runs each half's LayerNorm, projection and depthwise conv (and the
     // feed-forward's gate, output projection and residual) as one op tiled over rows, so the wide
-    // intermediates never exist at full size. Training and CUDA use the separate ops, except the
-    // feed-forward's depthwise conv and gate on the GPU (below).
+    // intermediates never exist at full size. Training with recompute() runs pairs of ops that
+    // keep less for backward; otherwise training and CUDA inference use the separate ops, except
+    // the feed-forward's depthwise conv and gate on the GPU (below).
     const bool fused = x.device() == Device::CPU && !autograd::grad_enabled();
+    const bool recompute = recompute_ && autograd::grad_enabled();
     for (const Block& b : bs) {
         const Tensor ln1_b = lnb ? params_[b.norm1_b] : Tensor(), ln2_b = lnb ? params_[b.norm2_b] : Tensor();
+        if (recompute) {  // the same block, its cheap intermediates recomputed in backward
+            Tensor qkv = ops::norm_conv1x1(x, params_[b.norm1_w], ln1_b, lnb, params_[b.qkv.w], conv_bias(b.qkv));
+            Tensor att = ops::dwconv_attention(qkv, params_[b.qkv_dw.w], conv_bias(b.qkv_dw), params_[b.temperature],
+                                               b.heads);
+            x = ops::add(x, run_conv(b.attn_out, att));
+            Tensor p = ops::norm_conv1x1(x, params_[b.norm2_w], ln2_b, lnb, params_[b.ffn_in.w], conv_bias(b.ffn_in));
+            x = ops::add(x, ops::gate_conv1x1(p, params_[b.ffn_dw.w], conv_bias(b.ffn_dw), params_[b.ffn_out.w],
+                                              conv_bias(b.ffn_out)));
+            continue;
+        }
         Tensor qkv = fused ? ops::norm_project_dw_inference(x, params_[b.norm1_w], ln1_b, lnb, params_[b.qkv.w],
                                                             conv_bias(b.qkv), params_[b.qkv_dw.w], conv_bias(b.qkv_dw))
                            : run_conv(b.qkv_dw, run_conv(b.qkv, ops::layer_norm(x, params_[b.norm1_w], ln1_b, lnb)));

@@ -48,6 +48,13 @@ public:
     // The 'plain' scheme for any size: reflect-pad bottom/right to multiples of 8, forward, crop.
     Tensor forward_any_size(const Tensor& x) const;
 
+    // Training with recomputation: each block's LayerNorm outputs, qkv depthwise output and GELU
+    // gate output are not kept for backward but recomputed there (engine/ops_recompute.cpp): 40%
+    // less activation memory for a few memory-bound kernels more, same gradients bit for bit.
+    // On by default on the GPU (a 24 GB card trains SPEC's batch 8 only this way), off on the CPU.
+    void set_recompute(bool on) { recompute_ = on; }
+    bool recompute() const { return recompute_; }
+
 private:
     struct Conv {
         int w = -1, b = -1, pad = 0, groups = 1;
@@ -64,6 +71,7 @@ private:
 
     RestormerConfig cfg_;
     ParamStore params_;
+    bool recompute_ = false;
     Conv patch_embed_, down1_2_, down2_3_, down3_4_, up4_3_, up3_2_, up2_1_, reduce3_, reduce2_, output_;
     std::vector<Block> enc1_, enc2_, enc3_, latent_, dec3_, dec2_, dec1_, refinement_;
 };
