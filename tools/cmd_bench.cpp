@@ -117,6 +117,7 @@ int cmd_bench(int argc, char** argv) {
     a.option("repeat", "N", "timed runs (the median is reported)", "3");
     a.option("preset", "P", "model: restormer (SPEC), small or tiny", "restormer");
     a.option("device", "D", "auto, cpu or cuda", "auto");
+    a.option("recompute", "R", "training steps: auto, on or off (amsnet train --help; auto: on for the GPU)", "auto");
     a.flag("json", "print the results as JSON on stdout");
     add_denoise_options(a);
     if (!a.parse(argc, argv, 2)) return 0;
@@ -130,14 +131,19 @@ int cmd_bench(int argc, char** argv) {
     const int train_pd = a.given("pd") ? (int)a.integer("pd", 1) : 5;
     const int batch = (int)a.integer("batch", 1), crop = (int)a.integer("crop", 8);
     const auto [size_w, size_h] = parse_size(a.get("size"));
+    const int recompute = parse_recompute(a.get("recompute"));
     Restormer net(preset_config(a.get("preset")), dev);
     net.init(1);
+    if (recompute >= 0) net.set_recompute(recompute == 1);
     const bool json_out = a.on("json");
     std::string device = device_description(dev);
 #ifdef AMS_HAVE_CUDA
     if (dev == Device::CUDA) device += ", " + cuda::clocks();
 #endif
-    if (!json_out) std::printf("amsnet bench: %s on %s\n", net.config().summary().c_str(), device.c_str());
+    const char* recompute_text = net.recompute() ? "on" : "off";
+    if (!json_out)
+        std::printf("amsnet bench: %s on %s (training recompute %s)\n", net.config().summary().c_str(), device.c_str(),
+                    recompute_text);
     if (what == "kernels") return bench_kernel_table(net.config(), dev, warmup, repeat, device, json_out);
 
     std::vector<Result> results;
@@ -223,6 +229,7 @@ int cmd_bench(int argc, char** argv) {
             arr.push_back(e);
         }
         out["results"] = arr;
+        out["recompute"] = recompute_text;
         out["warmup"] = warmup;
         out["repeat"] = repeat;
         std::printf("%s\n", json::dump(out).c_str());

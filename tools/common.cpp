@@ -39,4 +39,11 @@ void save_result(const std::string& path, const Tensor& img, int bits) {
     save_image(path, img, bits);
 }
 
+int parse_recompute(const std::string& value) {
+    if (value == "auto") return -1;
+    if (value == "off") return 0;
+    if (value == "on") return 1;
+    AMS_FAIL("--recompute must be auto, on or off, got '", value, "'");
+}
+
 }  // namespace ams::cli

@@ -259,6 +259,7 @@ int64_t train(const TrainOptions& o) {
         net = std::make_unique<Restormer>(o.model, o.device);
         net->init(o.seed);
     }
+    if (o.recompute >= 0) net->set_recompute(o.recompute == 1);
     AdamW adam(net->params(), AdamWConfig{o.lr, 0.9, 0.999, 1e-8, o.weight_decay});
     if (o.resume) {
         adam.m().copy_(ckpt.get("optim.m"));

@@ -47,6 +47,9 @@ struct TrainOptions {
     double chroma_weight = 0;
     bool calibrate_only = false;  // no training: calibrate init_weights and write the model file
     Device device = Device::CPU;
+    // Recompute cheap intermediates in backward instead of keeping them (Restormer::set_recompute):
+    // -1 = the device's default (on for the GPU), 0 = off, 1 = on.
+    int recompute = -1;
     bool quiet = false;  // no progress lines on stderr (log.csv is still written)
 };
 

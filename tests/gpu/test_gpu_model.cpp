@@ -1,8 +1,9 @@
 // The whole Restormer on the GPU against the CPU: a small configuration (dim 8, blocks {1,1,1,2},
 // one refinement block, heads {1,2,4,8}) with both LayerNorm types, the same parameters on both
-// devices. Forward (also at a size that is not a multiple of 8), then full training steps: loss,
-// backward, AdamW; compare the loss, every parameter gradient (the flat gradient buffer and each
-// parameter's slice of it), the moments and the parameters after the step, and the next loss.
+// devices. Forward (also at a size that is not a multiple of 8), then full training steps (the GPU
+// with and without recompute(), the CPU without): loss, backward, AdamW; compare the loss, every
+// parameter gradient (the flat gradient buffer and each parameter's slice of it), the moments and
+// the parameters after the step, and the next loss.
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -96,10 +97,15 @@ TEST_CASE("GPU Restormer forward matches the CPU") {
 TEST_CASE("GPU Restormer training step matches the CPU: loss, gradients, AdamW update") {
     for (bool with_bias : {false, true}) {
         for (bool masked : {true, false}) {
-            std::string name = str(with_bias ? "WithBias" : "BiasFree", masked ? ", masked L1" : ", dot(out, R)");
+          for (bool recompute : {true, false}) {  // the GPU's default (recompute) and the separate ops
+            std::string name = str(with_bias ? "WithBias" : "BiasFree", masked ? ", masked L1" : ", dot(out, R)",
+                                   recompute ? ", recompute" : "");
             SUBCASE(name.c_str()) {
                 const uint64_t seed = model_seed() + 100 + (with_bias ? 2 : 0) + (masked ? 1 : 0);
                 Models m(small_config(with_bias), seed);
+                REQUIRE(m.gpu.recompute());  // on by default on the GPU, off on the CPU
+                REQUIRE(!m.cpu.recompute());
+                m.gpu.set_recompute(recompute);
                 Tensor x = test::random_tensor({2, 3, 16, 24}, seed + 10, DType::F32, 0.5, 0.25);
                 Tensor target = test::random_tensor({2, 3, 16, 24}, seed + 11, DType::F32, 0.5, 0.25);
                 Tensor mask = ops::random_mask({2, 1, 16, 24}, 0.5, seed, rng::make_stream(rng::kMask, 1), Device::CPU);
@@ -136,6 +142,7 @@ TEST_CASE("GPU Restormer training step matches the CPU: loss, gradients, AdamW u
                     CHECK(rel_l2(m.gpu.params().flat_values(), m.cpu.params().flat_values()) < kTol);
                 }
             }
+          }
         }
     }
 }

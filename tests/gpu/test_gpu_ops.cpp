@@ -153,6 +153,15 @@ std::vector<Case> cases() {
              Tensor a = ops::attention(y, in[4], 2);
              return ops::gelu_gate(ops::concat(ops::layer_norm(a, in[3], Tensor(), false), a));
          }},
+        // The training ops that recompute their middle tensor in backward (engine/ops_recompute.cpp).
+        {"chain recompute norm_conv1x1 WithBias", {{x, 0.3}, w_ln, {{6}}, {{5, 6, 1, 1}}, {{5}}}, {},
+         [](const Inputs& in) { return ops::norm_conv1x1(in[0], in[1], in[2], true, in[3], in[4]); }},
+        {"chain recompute norm_conv1x1 BiasFree", {{x, 0.3}, w_ln, {{12, 6, 1, 1}}}, {},
+         [](const Inputs& in) { return ops::norm_conv1x1(in[0], in[1], Tensor(), false, in[2], Tensor()); }},
+        {"chain recompute dwconv_attention", {{{2, 18, 7, 13}}, {{18, 1, 3, 3}}, {{18}}, {{3, 1, 1}, 1.0, 0.2}}, {},
+         [](const Inputs& in) { return ops::dwconv_attention(in[0], in[1], in[2], in[3], 3); }},
+        {"chain recompute gate_conv1x1", {{{2, 10, 7, 13}}, {{10, 1, 3, 3}}, {{10}}, {{4, 5, 1, 1}}, {{4}}}, {},
+         [](const Inputs& in) { return ops::gate_conv1x1(in[0], in[1], in[2], in[3], in[4]); }},
     };
     // Larger inputs: the reductions split over several blocks (2K+ items per row).
     const Shape X{2, 4, 48, 80};
