@@ -162,6 +162,10 @@ TEST_CASE("bench: every measurement with its time, throughput and peak memory, a
     r = amsnet("bench --preset tiny --what train-step --batch 1 --crop 40 --warmup 0 --repeat 1 --device cpu");
     CHECK(r.code == 0);
     CHECK(r.out.find("images/s") != std::string::npos);
+    r = amsnet("bench --preset tiny --what train-step --batch 1 --crop 40 --warmup 0 --repeat 1 --device cpu "
+               "--recompute on --json");
+    REQUIRE(r.code == 0);
+    CHECK(json::parse(r.out.substr(r.out.find('{'))).at("recompute").as_string() == "on");
     // Per-op: every op forward and backward, with its traffic, against the measured copy bandwidth.
     r = amsnet("bench --preset tiny --what kernels --warmup 0 --repeat 1 --device cpu --json");
     REQUIRE(r.code == 0);
@@ -381,6 +385,8 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("train --data " + fx.p("nodata") + " --out " + fx.p("run") + " --steps 2", "nodata");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 0", "--steps");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --crop 100", "--crop");
+    expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --recompute maybe",
+                 "--recompute");
     expect_error("eval --pred " + test::data_path("sidd-samples") + " --clean " + test::data_path("polyu"), "--clean");
     CHECK_FALSE(fs::exists(fx.p("o.png")));
     for (const auto& e : fs::directory_iterator(fx.dir)) CHECK(e.path().extension() != ".tmp");
