@@ -42,7 +42,7 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     a.option("recompute", "R", "auto, on or off: recompute each block's cheap intermediates in backward instead of "
-             "keeping them (40% less activation memory, a few more memory-bound kernels; auto: on for the GPU)", "auto");
+             "keeping them (a third less training memory for a few more memory-bound kernels; auto: on for the GPU)", "auto");
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
     a.option("log-every", "N", "progress line and log.csv row every N steps", "10");
     a.flag("resume", "continue from DIR/checkpoint.safetensors exactly where it stopped");
