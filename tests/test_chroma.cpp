@@ -42,6 +42,18 @@ TEST_CASE("Gaussian blur and chroma smoothing match the numpy reference, small p
     CHECK(test::rel_l2(chroma_smooth(x, 0), x) == 0);
 }
 
+TEST_CASE("the GPU's chroma smoothing path (ops), run on the CPU, matches the numpy reference") {
+    SafetensorsFile fx = test::fixture("chroma");
+    for (DType dt : {DType::F32, DType::F64}) {
+        INFO(dtype_name(dt));
+        Tensor c = chroma_smooth_ops(fx.get("x").to(dt), 1.5);
+        CHECK(c.dtype() == dt);
+        CHECK(test::rel_l2(c, fx.get("chroma_1_5")) < 1e-6);
+    }
+    // Its limit: the radius (8 for sigma 2.5) must be below H and W (the small plane is 4 x 6).
+    CHECK_THROWS_WITH(chroma_smooth_ops(fx.get("small"), 2.5), doctest::Contains("radius 8"));
+}
+
 TEST_CASE("the luma/chroma objective matches the numpy reference") {
     SafetensorsFile fx = test::fixture("chroma");
     Tensor noisy = fx.get("noisy");

@@ -4,8 +4,10 @@
 #include <array>
 #include <cmath>
 
+#include "engine/autograd.h"
 #include "engine/check.h"
 #include "engine/image_io.h"
+#include "engine/ops.h"
 #include "kernels/cpu/cpu.h"
 #include "train/gaussian.h"
 
@@ -48,6 +50,37 @@ Tensor transform(const Tensor& x, const Mat3& m) {
     return y;
 }
 
+// The 3x3 map m of x's channels with element-wise ops on x's device (chroma_smooth_ops).
+Tensor mix(const Tensor& x, const Mat3& m) {
+    Tensor out;
+    for (int c = 0; c < 3; ++c) {
+        Tensor v = ops::scale(x.narrow(1, 0, 1), m[c][0]);
+        for (int j = 1; j < 3; ++j) v = ops::add(v, ops::scale(x.narrow(1, j, 1), m[c][j]));
+        out = c == 0 ? v : ops::concat(out, v);
+    }
+    return out;
+}
+
+}  // namespace
+
+Tensor chroma_smooth_ops(const Tensor& img, double sigma) {
+    const std::vector<float> k = gaussian_kernel(sigma);
+    const int64_t K = (int64_t)k.size(), r = K / 2;
+    AMS_CHECK(img.ndim() == 4 && img.dim(1) == 3 && r < img.dim(2) && r < img.dim(3), "chroma smoothing: ",
+              shape_str(img.shape()), " is not (N, 3, H, W) with H and W above the blur's radius ", r);
+    autograd::NoGradGuard no_grad;
+    std::vector<float> taps2(k);
+    taps2.insert(taps2.end(), k.begin(), k.end());  // the same taps for Cb and Cr
+    auto taps = [&](const Shape& s) { return Tensor::from_vector(taps2, s).to(img.dtype()).to(img.device()); };
+    const Tensor row = taps({2, 1, 1, K}), col = taps({2, 1, K, 1});
+    const Tensor ycc = mix(img, kToYcc);
+    Tensor chroma = ops::reflect_pad(ycc.narrow(1, 1, 2), (int)r, (int)r, (int)r, (int)r);
+    chroma = ops::conv2d(ops::conv2d(chroma, row, Tensor(), 0, 2), col, Tensor(), 0, 2);
+    return mix(ops::concat(ycc.narrow(1, 0, 1), chroma), kToRgb);
+}
+
+namespace {
+
 Tensor rgb_images(const Tensor& img, const char* what) {
     AMS_CHECK(img.ndim() == 4 && img.dim(1) == 3, what, " needs (N, 3, H, W) images, got ", shape_str(img.shape()));
     return img.to(Device::CPU).to(DType::F32).contiguous();
@@ -57,6 +90,10 @@ Tensor rgb_images(const Tensor& img, const char* what) {
 
 Tensor chroma_smooth(const Tensor& img_, double sigma) {
     AMS_CHECK(sigma >= 0 && std::isfinite(sigma), "chroma smoothing: sigma must be >= 0, got ", sigma);
+    if (img_.is_cuda() && sigma > 0 && img_.ndim() == 4 && img_.dim(1) == 3 && img_.dtype() == DType::F32) {
+        const int64_t r = (int64_t)(gaussian_kernel(sigma).size() / 2);
+        if (r < img_.dim(2) && r < img_.dim(3)) return chroma_smooth_ops(img_, sigma);
+    }
     Tensor img = rgb_images(img_, "chroma smoothing");
     if (sigma == 0 || img.numel() == 0) return img;
     Tensor ycc = transform(img, kToYcc);

@@ -18,9 +18,16 @@
 
 namespace ams {
 
-// img (N, 3, H, W), any device -> float32 CPU image with Cb and Cr blurred by sigma (a new tensor;
-// with sigma 0 or no pixels, the input itself when it already is float32 on the CPU).
+// img (N, 3, H, W), any device -> float32 image with Cb and Cr blurred by sigma (a new tensor;
+// with sigma 0 or no pixels, the input itself when it already is float32 on the CPU). A float32
+// GPU image is smoothed on the GPU and stays there (unless the blur's radius, ceil(3 sigma), is
+// not below its height and width); anything else comes back on the CPU.
 Tensor chroma_smooth(const Tensor& img, double sigma);
+// The GPU path, as ops on img's device (F32 or F64, any device; tests run it on the CPU too): the
+// colour maps as element-wise ops (not the 1x1 convolution, whose TF32 / bf16 policies would round
+// the colours), the blur as a reflect pad by the radius and the row and column passes as depthwise
+// convolutions, the taps of gaussian_blur in its order. Needs sigma > 0 and the radius below H and W.
+Tensor chroma_smooth_ops(const Tensor& img, double sigma);
 
 // mean |u - noisy| + lambda * (TV(Y) + chroma_weight * (TV(Cb) + TV(Cr))) of (N, 3, H, W) images,
 // TV as the fine-tuning loss's (each plane's mean over cells of sqrt(dx^2 + dy^2 + eps)) summed over

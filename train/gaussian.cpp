@@ -15,16 +15,22 @@ int64_t reflect(int64_t i, int64_t n) {
 }
 }  // namespace
 
-Tensor gaussian_blur(const Tensor& img_, double sigma) {
+std::vector<float> gaussian_kernel(double sigma) {
     AMS_CHECK(sigma > 0 && sigma <= 1000, "Gaussian blur: sigma must be in (0, 1000], got ", sigma);
-    AMS_CHECK(img_.ndim() >= 2, "Gaussian blur: needs an image, got ", img_.ndim(), " dimensions");
-    Tensor img = img_.to(Device::CPU).to(DType::F32).contiguous();
-    const int64_t H = img.dim(-2), W = img.dim(-1), planes = H * W ? img.numel() / (H * W) : 0;
     const int r = (int)std::ceil(3 * sigma);
     std::vector<float> k(2 * r + 1);
     double sum = 0;
     for (int i = -r; i <= r; ++i) sum += k[i + r] = (float)std::exp(-i * i / (2 * sigma * sigma));
     for (float& v : k) v = (float)(v / sum);
+    return k;
+}
+
+Tensor gaussian_blur(const Tensor& img_, double sigma) {
+    const std::vector<float> k = gaussian_kernel(sigma);
+    AMS_CHECK(img_.ndim() >= 2, "Gaussian blur: needs an image, got ", img_.ndim(), " dimensions");
+    Tensor img = img_.to(Device::CPU).to(DType::F32).contiguous();
+    const int64_t H = img.dim(-2), W = img.dim(-1), planes = H * W ? img.numel() / (H * W) : 0;
+    const int r = (int)(k.size() / 2);
     // Source column / row of each tap position, mirrored once here instead of per tap.
     std::vector<int64_t> col(W + 2 * r), row(H + 2 * r);
     for (int64_t i = 0; i < W + 2 * r; ++i) col[i] = reflect(i - r, W);

@@ -1,6 +1,8 @@
 // Gaussian blur (separable, reflect borders): the classical baseline the denoiser must beat, and
 // the filter of the chroma smoothing (train/chroma.h).
 #pragma once
+#include <vector>
+
 #include "engine/tensor.h"
 
 namespace ams {
@@ -9,5 +11,8 @@ namespace ams {
 // own; sigma in (0, 1000]; kernel radius ceil(3 sigma), borders mirrored without repeating the edge (numpy's
 // "reflect"), again and again when the radius exceeds the image.
 Tensor gaussian_blur(const Tensor& img, double sigma);
+
+// The blur's 1-D taps: 2 ceil(3 sigma) + 1 weights summing to 1, sigma in (0, 1000].
+std::vector<float> gaussian_kernel(double sigma);
 
 }  // namespace ams
