@@ -42,7 +42,7 @@ def main(argv):
     for e in ours["results"]:
         row = [e["name"], f"{e['seconds']:.4f}", mib(e.get("peak_memory_bytes"))]
         for table in by_key:
-            t = table.get(e["key"])
+            t = table.get(e.get("ref_key", e["key"]))  # a variant (recompute on/off) against the same work
             if t is None:
                 row += ["-", "-", "-", "-"]
             elif "error" in t:

@@ -11,6 +11,7 @@ with tools/bench_compare.py.
   python3 tools/bench_reference.py --amsnet-src REF --device cuda [--compile] [--precision fp32|tf32|bf16]
 """
 import argparse
+import gc
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -151,6 +152,31 @@ def main():
         if a.device == "cuda":
             torch.cuda.synchronize()
 
+    def live_tensor_bytes():
+        """Bytes of every CPU tensor storage alive (parameters, optimizer state, inputs), each once."""
+        storages = {}
+        for o in gc.get_objects():
+            try:
+                if isinstance(o, torch.Tensor) and o.device.type == "cpu" and not o.is_sparse:
+                    st = o.storage()
+                    storages[st.data_ptr()] = st.nbytes()
+            except Exception:  # objects gc sees half-built, or tensors without storage
+                pass
+        return sum(storages.values())
+
+    def cpu_peak(fn):
+        """Peak CPU tensor memory of one run: what was alive before it plus the high-water mark of the
+        allocations the profiler records during it (the same quantity as amsnet's engine peak)."""
+        before = live_tensor_bytes()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        cur = high = 0
+        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+        for e in sorted(events, key=lambda e: e.start_us()):
+            cur += e.nbytes()
+            high = max(high, cur)
+        return before + high
+
     def measure(fn):
         """Median seconds over --repeat runs after --warmup, and the peak memory of one run."""
         for _ in range(a.warmup):
@@ -172,7 +198,7 @@ def main():
                 t0 = time.perf_counter()
                 fn()
                 times.append(time.perf_counter() - t0)
-        peak = torch.cuda.max_memory_allocated() if a.device == "cuda" else None
+        peak = torch.cuda.max_memory_allocated() if a.device == "cuda" else cpu_peak(fn)
         return statistics.median(times), peak
 
     results = []

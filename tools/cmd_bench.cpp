@@ -27,6 +27,7 @@ namespace {
 
 struct Result {
     std::string key;   // stable id shared with tools/bench_reference.py (train_b2, infer_256, ...)
+    std::string ref_key;  // the reference's row for the same work (key, less a variant suffix)
     std::string name;
     double seconds = 0, items = 1;  // median seconds per run; images (or steps) per run
     std::string unit;               // "images/s", "steps/s"
@@ -105,7 +106,8 @@ int cmd_bench(int argc, char** argv) {
            "engine's peak memory: a Restormer forward on a SIZE image (no autograd); an AMSNet-B training\n"
            "step (crop, PD 5 unless --pd, batch); AMSNet inference of a SIZE image with the denoise options\n"
            "(PD 2, 2 branches unless given, --r3, tiled when it does not fit --max-memory); or `suite`:\n"
-           "training steps at crop 160, PD 5, batch 2 and 8, and inference of 256x256 (also with R^3 x8),\n"
+           "training steps at crop 160, PD 5, batch 2 and 8 (batch 8 also with the other --recompute),\n"
+           "and inference of 256x256 (also with R^3 x8),\n"
            "1024x1024 and 3840x2160; or `kernels`: every op forward and backward at the model's training and\n"
            "inference shapes, with bytes, FLOPs, GB/s against the device's measured copy bandwidth and\n"
            "TFLOP/s (GPU: CUDA events, L2 flushed before each run).");
@@ -166,7 +168,9 @@ int cmd_bench(int argc, char** argv) {
         r.unit = "images/s";
         report(r);
     };
-    auto train_step = [&](int batch, int crop, int pd) {
+    auto train_step = [&](int batch, int crop, int pd, bool recompute) {
+        const bool default_recompute = net.recompute();
+        net.set_recompute(recompute);
         Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
         uint32_t step = 0;
         // A whole step as training runs it (and as a PyTorch step is timed): loss, backward, AdamW.
@@ -176,8 +180,11 @@ int cmd_bench(int argc, char** argv) {
             amsnet_train_loss(net, x, pd, 42, step++).backward();
             adam.step();
         });
-        r.key = str("train_b", batch, crop == 160 && pd == 5 ? "" : str("_c", crop, "_pd", pd));
-        r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, ")");
+        net.set_recompute(default_recompute);
+        r.ref_key = str("train_b", batch, crop == 160 && pd == 5 ? "" : str("_c", crop, "_pd", pd));
+        r.key = r.ref_key + (recompute == default_recompute ? "" : recompute ? "_recompute_on" : "_recompute_off");
+        r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd,
+                     recompute == default_recompute ? "" : recompute ? ", recompute on" : ", recompute off", ")");
         r.items = batch;
         r.unit = "images/s";
         report(r);
@@ -199,11 +206,13 @@ int cmd_bench(int argc, char** argv) {
     if (what == "forward") {
         forward(size_w, size_h);
     } else if (what == "train-step") {
-        train_step(batch, crop, train_pd);
+        train_step(batch, crop, train_pd, net.recompute());
     } else if (what == "infer") {
         infer(size_w, size_h, opts);
     } else {
-        for (int b : {2, 8}) train_step(b, 160, 5);
+        for (int b : {2, 8}) train_step(b, 160, 5, net.recompute());
+        // The other setting of recomputation at batch 8 too: its time and memory against the default's.
+        train_step(8, 160, 5, !net.recompute());
         DenoiseOptions o = opts;
         infer(256, 256, o);
         o.r3 = 8;
@@ -221,6 +230,7 @@ int cmd_bench(int argc, char** argv) {
         for (const Result& r : results) {
             json::Value e = json::Value::object();
             e["key"] = r.key;
+            e["ref_key"] = r.ref_key.empty() ? r.key : r.ref_key;
             e["name"] = r.name;
             e["seconds"] = r.seconds;
             e["throughput"] = r.items / r.seconds;
