@@ -18,9 +18,31 @@ struct Event {
     Event(const Event&) = delete;
     Event& operator=(const Event&) = delete;
 };
-struct RawBuffer {  // cudaMalloc, outside the pool: the pool keeps what it once held
+// cudaMalloc, outside the pool (not engine memory). The pool keeps what it once held: when the
+// device is full, the pool's unused blocks go back to the driver and the allocation is retried once.
+void* raw_alloc(size_t bytes, const char* what) {
     void* p = nullptr;
-    explicit RawBuffer(size_t bytes) { CUDA_CHECK(cudaMalloc(&p, bytes)); }
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        int dev = 0;
+        cudaMemPool_t pool;
+        CUDA_CHECK(cudaStreamSynchronize(stream()));
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+        CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+        e = cudaMalloc(&p, bytes);
+    }
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        AMS_FAIL("bench: cannot allocate ", bytes >> 20, " MiB for ", what, " (", cudaGetErrorString(e), ")");
+    }
+    return p;
+}
+
+struct RawBuffer {
+    void* p = nullptr;
+    explicit RawBuffer(size_t bytes) : p(raw_alloc(bytes, "the copy-bandwidth measurement")) {}
     ~RawBuffer() { cudaFree(p); }
     RawBuffer(const RawBuffer&) = delete;
     RawBuffer& operator=(const RawBuffer&) = delete;
@@ -46,7 +68,7 @@ void flush_l2() {
         CUDA_CHECK(cudaGetDevice(&dev));
         CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
         bytes = std::max<size_t>(2 * (size_t)l2, 1 << 20);
-        CUDA_CHECK(cudaMalloc(&buf, bytes));  // outside the pool: not counted as engine memory
+        buf = raw_alloc(bytes, "the L2 flush");
     }
     CUDA_CHECK(cudaMemsetAsync(buf, 0x5A, bytes, stream()));
 }
