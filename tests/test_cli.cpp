@@ -387,6 +387,10 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --crop 100", "--crop");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --recompute maybe",
                  "--recompute");
+    // A step that cannot fit the memory budget: refused before training, naming the budget.
+    expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") +
+                     " --steps 2 --preset tiny --batch 64 --max-memory 0.01",
+                 "--max-memory");
     expect_error("eval --pred " + test::data_path("sidd-samples") + " --clean " + test::data_path("polyu"), "--clean");
     CHECK_FALSE(fs::exists(fx.p("o.png")));
     for (const auto& e : fs::directory_iterator(fx.dir)) CHECK(e.path().extension() != ".tmp");

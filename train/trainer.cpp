@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/image_io.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
@@ -20,6 +21,7 @@
 #include "models/model_file.h"
 #include "train/chroma.h"
 #include "train/dataset.h"
+#include "train/step_memory.h"
 #include "train/metrics.h"
 #ifdef AMS_HAVE_CUDA
 #include "kernels/cuda/runtime.h"
@@ -259,7 +261,6 @@ int64_t train(const TrainOptions& o) {
         net = std::make_unique<Restormer>(o.model, o.device);
         net->init(o.seed);
     }
-    if (o.recompute >= 0) net->set_recompute(o.recompute == 1);
     AdamW adam(net->params(), AdamWConfig{o.lr, 0.9, 0.999, 1e-8, o.weight_decay});
     if (o.resume) {
         adam.m().copy_(ckpt.get("optim.m"));
@@ -280,6 +281,23 @@ int64_t train(const TrainOptions& o) {
         std::fprintf(stderr, "amsnet: checkpoint is already at step %lld of %lld%s\n", (long long)step, (long long)o.steps,
                      o.chroma_weight > 0 ? "; calibrating the chroma smoothing" : "");
         if (o.chroma_weight <= 0) return step;  // else: no step runs, the end of the run calibrates
+    }
+
+    // The step's loss (batch on the device, the step's number for its masks).
+    auto loss_of = [&](const Tensor& batch, int64_t s) {
+        return o.finetune ? amsnet_finetune_loss(*net, batch, o.pd, o.branches, o.lambda, o.seed, (uint32_t)s, o.passes)
+                          : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)s, o.mask_p);
+    };
+    if (!(o.steps > 0 && step >= o.steps)) {  // a step will run: will it fit? (train/step_memory.h)
+        const Tensor one = Tensor::full({1, 3, o.crop, o.crop}, 0.5, DType::F32, o.device);
+        const StepMemoryRoom room{(double)memory_in_use(o.device), (double)memory_available(o.device), o.max_memory,
+                                  device_name(o.device)};
+        const StepMemoryChoice m = choose_step_memory(o.recompute, net->recompute(), o.batch, o.crop, room, [&](bool r) {
+            net->set_recompute(r);
+            return probe_step_bytes(*net, [&] { return loss_of(one, step); });
+        });
+        net->set_recompute(m.recompute);
+        if (!m.note.empty() && !o.quiet) std::fprintf(stderr, "amsnet: %s\n", m.note.c_str());
     }
 
     std::ofstream log(log_path, o.resume ? std::ios::app : std::ios::trunc);
@@ -328,9 +346,7 @@ int64_t train(const TrainOptions& o) {
             if (g_interrupted) break;
             Tensor batch = prefetch.get((uint64_t)step).to(o.device);
             net->params().zero_grad();
-            Tensor loss = o.finetune
-                              ? amsnet_finetune_loss(*net, batch, o.pd, o.branches, o.lambda, o.seed, (uint32_t)step, o.passes)
-                              : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)step, o.mask_p);
+            Tensor loss = loss_of(batch, step);
             loss.backward();
             adam.config().lr = lr_at(o, step);
             adam.step();

@@ -50,6 +50,9 @@ struct TrainOptions {
     // Recompute cheap intermediates in backward instead of keeping them (Restormer::set_recompute):
     // -1 = the device's default (on for the GPU), 0 = off, 1 = on.
     int recompute = -1;
+    // Memory a training step may use, in bytes (0: what the device has free); checked before the
+    // first step (train/step_memory.h).
+    double max_memory = 0;
     bool quiet = false;  // no progress lines on stderr (log.csv is still written)
 };
 
