@@ -391,6 +391,8 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") +
                      " --steps 2 --preset tiny --batch 64 --max-memory 0.01",
                  "--max-memory");
+    expect_error("bench --preset tiny --what train-step --device cpu --warmup 0 --repeat 1 --max-memory 0.05",
+                 "--max-memory");
     expect_error("eval --pred " + test::data_path("sidd-samples") + " --clean " + test::data_path("polyu"), "--clean");
     CHECK_FALSE(fs::exists(fx.p("o.png")));
     for (const auto& e : fs::directory_iterator(fx.dir)) CHECK(e.path().extension() != ".tmp");

@@ -40,6 +40,9 @@ def main(argv):
     print("|" + "---|" * len(head))
     by_key = [{e["key"]: e for e in r["results"]} for r in refs]
     for e in ours["results"]:
+        if "error" in e:  # a training step that did not fit: its reason, no figures
+            print("| " + " | ".join([e["name"], "not run: " + e["error"][:60]] + ["-"] * (len(head) - 2)) + " |")
+            continue
         row = [e["name"], f"{e['seconds']:.4f}", mib(e.get("peak_memory_bytes"))]
         for table in by_key:
             t = table.get(e.get("ref_key", e["key"]))  # a variant (recompute on/off) against the same work

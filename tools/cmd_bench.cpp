@@ -11,6 +11,7 @@
 #include "engine/json.h"
 #include "models/amsnet.h"
 #include "models/restormer.h"
+#include "train/step_memory.h"
 #include "train/trainer.h"
 #include "tools/args.h"
 #include "tools/bench_kernels.h"
@@ -32,6 +33,7 @@ struct Result {
     double seconds = 0, items = 1;  // median seconds per run; images (or steps) per run
     std::string unit;               // "images/s", "steps/s"
     size_t peak = 0;                // bytes, engine high-water mark during the timed runs
+    std::string error;              // why it did not run (a training step that does not fit)
 };
 
 // Median seconds of `repeat` runs after `warmup` runs (timed as median_ms times), and the peak
@@ -110,7 +112,8 @@ int cmd_bench(int argc, char** argv) {
            "and inference of 256x256 (also with R^3 x8),\n"
            "1024x1024 and 3840x2160; or `kernels`: every op forward and backward at the model's training and\n"
            "inference shapes, with bytes, FLOPs, GB/s against the device's measured copy bandwidth and\n"
-           "TFLOP/s (GPU: CUDA events, L2 flushed before each run).");
+           "TFLOP/s (GPU: CUDA events, L2 flushed before each run). A training step that would not fit the\n"
+           "free memory (or --max-memory) is not run: the suite reports why and goes on.");
     a.option("what", "W", "forward, train-step, infer, suite or kernels", "forward");
     a.option("size", "N|WxH", "image size for forward and infer", "256");
     a.option("batch", "B", "batch for train-step", "2");
@@ -151,8 +154,11 @@ int cmd_bench(int argc, char** argv) {
     std::vector<Result> results;
     auto report = [&](Result r) {
         if (!json_out) {
-            std::printf("%-58s %9.4f s  %9.2f %-9s peak %8.1f MiB\n", r.name.c_str(), r.seconds, r.items / r.seconds,
-                        r.unit.c_str(), (double)r.peak / (1 << 20));
+            if (!r.error.empty())
+                std::printf("%-58s not run: %s\n", r.name.c_str(), r.error.c_str());
+            else
+                std::printf("%-58s %9.4f s  %9.2f %-9s peak %8.1f MiB\n", r.name.c_str(), r.seconds,
+                            r.items / r.seconds, r.unit.c_str(), (double)r.peak / (1 << 20));
             std::fflush(stdout);
         }
         results.push_back(std::move(r));
@@ -170,23 +176,40 @@ int cmd_bench(int argc, char** argv) {
     };
     auto train_step = [&](int batch, int crop, int pd, bool recompute) {
         const bool default_recompute = net.recompute();
-        net.set_recompute(recompute);
-        Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
-        uint32_t step = 0;
-        // A whole step as training runs it (and as a PyTorch step is timed): loss, backward, AdamW.
-        AdamW adam(net.params(), AdamWConfig{});
-        Result r = measure(dev, warmup, repeat, [&] {
-            net.params().zero_grad();
-            amsnet_train_loss(net, x, pd, 42, step++).backward();
-            adam.step();
-        });
-        net.set_recompute(default_recompute);
+        Result r;
         r.ref_key = str("train_b", batch, crop == 160 && pd == 5 ? "" : str("_c", crop, "_pd", pd));
         r.key = r.ref_key + (recompute == default_recompute ? "" : recompute ? "_recompute_on" : "_recompute_off");
         r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd,
                      recompute == default_recompute ? "" : recompute ? ", recompute on" : ", recompute off", ")");
         r.items = batch;
         r.unit = "images/s";
+        // A whole step as training runs it (and as a PyTorch step is timed): loss, backward, AdamW.
+        AdamW adam(net.params(), AdamWConfig{});
+        net.set_recompute(recompute);
+        try {  // a step that cannot fit is reported, not run (train/step_memory.h); the suite goes on
+            const Tensor one = Tensor::full({1, 3, crop, crop}, 0.5, DType::F32, dev);
+            const StepMemoryRoom room{(double)memory_in_use(dev), (double)memory_available(dev), opts.max_memory,
+                                      device_name(dev)};
+            choose_step_memory(recompute ? 1 : 0, recompute, batch, crop, room, [&](bool) {
+                return probe_step_bytes(net, [&] { return amsnet_train_loss(net, one, pd, 42, 0); });
+            });
+        } catch (const Error& e) {
+            net.set_recompute(default_recompute);
+            if (what != "suite") throw;
+            r.error = e.message();
+            report(r);
+            return;
+        }
+        Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
+        uint32_t step = 0;
+        Result m = measure(dev, warmup, repeat, [&] {
+            net.params().zero_grad();
+            amsnet_train_loss(net, x, pd, 42, step++).backward();
+            adam.step();
+        });
+        net.set_recompute(default_recompute);
+        r.seconds = m.seconds;
+        r.peak = m.peak;
         report(r);
     };
     auto infer = [&](int w, int h, const DenoiseOptions& o) {
@@ -232,6 +255,11 @@ int cmd_bench(int argc, char** argv) {
             e["key"] = r.key;
             e["ref_key"] = r.ref_key.empty() ? r.key : r.ref_key;
             e["name"] = r.name;
+            if (!r.error.empty()) {
+                e["error"] = r.error;
+                arr.push_back(e);
+                continue;
+            }
             e["seconds"] = r.seconds;
             e["throughput"] = r.items / r.seconds;
             e["unit"] = r.unit;
