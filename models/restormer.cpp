@@ -175,8 +175,7 @@ std::vector<Restormer::Block> Restormer::blocks(const std::string& name, int n, 
     return r;
 }
 
-Restormer::Restormer(const RestormerConfig& cfg, Device device, DType dtype)
-    : cfg_(cfg), recompute_(device == Device::CUDA) {
+Restormer::Restormer(const RestormerConfig& cfg, Device device, DType dtype) : cfg_(cfg) {
     cfg_.validate("Restormer");
     const int d = cfg.dim;
     const bool b = cfg.bias;

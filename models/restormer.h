@@ -51,8 +51,8 @@ public:
     // Training with recomputation: each block's LayerNorm outputs, qkv depthwise output and GELU
     // gate output are not kept for backward but recomputed there (engine/ops_recompute.cpp): 11.3
     // instead of 19 channels per pixel kept per block (a third less peak memory) for a few
-    // memory-bound kernels more, same gradients bit for bit.
-    // On by default on the GPU (a 24 GB card trains SPEC's batch 8 only this way), off on the CPU.
+    // memory-bound kernels more, same gradients bit for bit. Off by default; training turns it on
+    // when a step would not fit otherwise (train/step_memory.h): SPEC's batch 8 on a 24 GB card.
     void set_recompute(bool on) { recompute_ = on; }
     bool recompute() const { return recompute_; }
 

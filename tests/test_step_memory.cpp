@@ -55,7 +55,7 @@ TEST_CASE("the probe step: linear in the batch, lower with recomputation") {
 TEST_CASE("choose_step_memory: fit as asked, recompute when only that fits, else a clear error") {
     SUBCASE("auto, the device keeps intermediates, it fits: nothing changes") {
         FakeProbe p;
-        StepMemoryChoice c = choose_step_memory(-1, false, 4, 160, room_of(40), std::ref(p));
+        StepMemoryChoice c = choose_step_memory(-1, 4, 160, room_of(40), std::ref(p));
         CHECK(!c.recompute);
         CHECK(c.need == 40);
         CHECK(c.note.empty());
@@ -63,7 +63,7 @@ TEST_CASE("choose_step_memory: fit as asked, recompute when only that fits, else
     }
     SUBCASE("auto, only recomputation fits: it is turned on, with a note") {
         FakeProbe p;
-        StepMemoryChoice c = choose_step_memory(-1, false, 4, 160, room_of(30), std::ref(p));
+        StepMemoryChoice c = choose_step_memory(-1, 4, 160, room_of(30), std::ref(p));
         CHECK(c.recompute);
         CHECK(c.need == 24);
         CHECK(c.note.find("--recompute on") != std::string::npos);
@@ -73,7 +73,7 @@ TEST_CASE("choose_step_memory: fit as asked, recompute when only that fits, else
         FakeProbe p;
         std::string message;
         try {
-            choose_step_memory(-1, false, 4, 160, room_of(20), std::ref(p));
+            choose_step_memory(-1, 4, 160, room_of(20), std::ref(p));
         } catch (const Error& e) {
             message = e.message();
         }
@@ -84,20 +84,19 @@ TEST_CASE("choose_step_memory: fit as asked, recompute when only that fits, else
     }
     SUBCASE("recomputation turned off by the user is respected: the error suggests it") {
         FakeProbe p;
-        CHECK_THROWS_WITH(choose_step_memory(0, true, 4, 160, room_of(30), std::ref(p)),
-                          doctest::Contains("add --recompute on"));
+        CHECK_THROWS_WITH(choose_step_memory(0, 4, 160, room_of(30), std::ref(p)), doctest::Contains("add --recompute on"));
         CHECK(p.calls == 1);
     }
-    SUBCASE("the GPU's default (on) is tried alone") {
+    SUBCASE("recomputation asked for is tried alone") {
         FakeProbe p;
-        CHECK(choose_step_memory(-1, true, 4, 160, room_of(24), std::ref(p)).recompute);
-        CHECK_THROWS(choose_step_memory(-1, true, 4, 160, room_of(23), std::ref(p)));
+        CHECK(choose_step_memory(1, 4, 160, room_of(24), std::ref(p)).recompute);
+        CHECK_THROWS(choose_step_memory(1, 4, 160, room_of(23), std::ref(p)));
         CHECK(p.calls == 2);
     }
     SUBCASE("under --max-memory, what is held counts against it") {
         FakeProbe p;
         const StepMemoryRoom budget{20, 1000, 50, "cpu"};  // 30 left
-        CHECK(!choose_step_memory(0, false, 3, 160, budget, std::ref(p)).recompute);
-        CHECK_THROWS_WITH(choose_step_memory(0, false, 4, 160, budget, std::ref(p)), doctest::Contains("--max-memory"));
+        CHECK(!choose_step_memory(0, 3, 160, budget, std::ref(p)).recompute);
+        CHECK_THROWS_WITH(choose_step_memory(0, 4, 160, budget, std::ref(p)), doctest::Contains("--max-memory"));
     }
 }

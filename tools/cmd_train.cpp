@@ -42,8 +42,8 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     a.option("recompute", "R", "auto, on or off: recompute each block's cheap intermediates in backward instead of "
-             "keeping them (a third less training memory for a few more memory-bound kernels; auto: on for the GPU, "
-             "and on the CPU when a step would not fit otherwise)", "auto");
+             "keeping them (a third less training memory for a few more memory-bound kernels; auto: only when a "
+             "step would not fit otherwise)", "auto");
     a.option("max-memory", "GiB", "memory training may use (default: what the device has free); checked before the "
              "first step");
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");

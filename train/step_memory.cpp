@@ -28,14 +28,14 @@ double probe_step_bytes(Restormer& net, const std::function<Tensor()>& loss) {
     return used;
 }
 
-StepMemoryChoice choose_step_memory(int recompute, bool default_on, int batch, int crop, const StepMemoryRoom& r,
+StepMemoryChoice choose_step_memory(int recompute, int batch, int crop, const StepMemoryRoom& r,
                                     const std::function<double(bool)>& per_image) {
     const double room = r.max_memory > 0 ? r.max_memory - r.held : r.available;
     const std::string budget = r.max_memory > 0 ? str(size_text(r.max_memory), " allowed (--max-memory), ",
                                                       size_text(r.held), " of it held by the model, optimizer and data")
                                                 : str(size_text(r.available), " free on ", r.device);
     StepMemoryChoice c;
-    c.recompute = recompute < 0 ? default_on : recompute == 1;
+    c.recompute = recompute == 1;
     c.need = batch * per_image(c.recompute);
     if (c.need > room && recompute < 0 && !c.recompute) {
         const double on = batch * per_image(true);

@@ -1,8 +1,9 @@
 // The memory of a training step, checked before the first one. A probe step at batch 1 (the run's
 // own crop, PD and loss) measures what one image adds on top of what is already held (weights,
 // gradients, AdamW moments, the data); a step of B images needs B times that. Where the user left
-// recomputation to the tool, it is turned on when only then the step fits; a step that cannot fit
-// is a clear error before training starts, not the system's out-of-memory kill mid-step.
+// recomputation to the tool (Restormer::set_recompute: less memory, a little more time), it is
+// turned on when only then the step fits; a step that cannot fit is a clear error before training
+// starts, not the system's out-of-memory kill mid-step.
 #pragma once
 #include <functional>
 #include <string>
@@ -29,10 +30,10 @@ struct StepMemoryRoom {
     std::string device;  // for messages
 };
 
-// recompute: -1 (auto: default_on, unless only recomputation fits), 0 (off) or 1 (on).
-// per_image(r): the bytes one image adds with recomputation r (asked at most twice). Throws when
-// the chosen setting does not fit, naming the batch, the crop, the budget and what would fit.
-StepMemoryChoice choose_step_memory(int recompute, bool default_on, int batch, int crop, const StepMemoryRoom& room,
+// recompute: -1 (auto: off, unless only recomputation fits), 0 (off) or 1 (on). per_image(r): the
+// bytes one image adds with recomputation r (asked at most twice). Throws when the chosen setting
+// does not fit, naming the batch, the crop, the budget and what would fit.
+StepMemoryChoice choose_step_memory(int recompute, int batch, int crop, const StepMemoryRoom& room,
                                     const std::function<double(bool)>& per_image);
 
 }  // namespace ams

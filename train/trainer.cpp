@@ -292,7 +292,7 @@ int64_t train(const TrainOptions& o) {
         const Tensor one = Tensor::full({1, 3, o.crop, o.crop}, 0.5, DType::F32, o.device);
         const StepMemoryRoom room{(double)memory_in_use(o.device), (double)memory_available(o.device), o.max_memory,
                                   device_name(o.device)};
-        const StepMemoryChoice m = choose_step_memory(o.recompute, net->recompute(), o.batch, o.crop, room, [&](bool r) {
+        const StepMemoryChoice m = choose_step_memory(o.recompute, o.batch, o.crop, room, [&](bool r) {
             net->set_recompute(r);
             return probe_step_bytes(*net, [&] { return loss_of(one, step); });
         });

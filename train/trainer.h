@@ -48,7 +48,7 @@ struct TrainOptions {
     bool calibrate_only = false;  // no training: calibrate init_weights and write the model file
     Device device = Device::CPU;
     // Recompute cheap intermediates in backward instead of keeping them (Restormer::set_recompute):
-    // -1 = the device's default (on for the GPU), 0 = off, 1 = on.
+    // -1 = auto (off, unless a step fits only with it: train/step_memory.h), 0 = off, 1 = on.
     int recompute = -1;
     // Memory a training step may use, in bytes (0: what the device has free); checked before the
     // first step (train/step_memory.h).
