@@ -147,6 +147,23 @@ private:
 
 // MemAvailable from /proc/meminfo (the kernel's estimate of what can be allocated without
 // swapping); the physical memory when it cannot be read.
+// The first number in a file (SIZE_MAX when it says "max" or cannot be read).
+size_t read_number(const std::string& path) {
+    std::ifstream f(path);
+    size_t v = 0;
+    return f >> v ? v : SIZE_MAX;
+}
+
+// The value of `key` in a "key value" file such as memory.stat (0 when absent).
+size_t read_stat(const std::string& path, const std::string& key) {
+    std::ifstream f(path);
+    std::string k;
+    size_t v = 0;
+    while (f >> k >> v)
+        if (k == key) return v;
+    return 0;
+}
+
 size_t host_available() {
     std::ifstream f("/proc/meminfo");
     std::string line;
@@ -154,12 +171,30 @@ size_t host_available() {
         if (line.rfind("MemAvailable:", 0) != 0) continue;
         std::istringstream in(line.substr(13));
         size_t kb = 0;
-        if (in >> kb) return kb * 1024;
+        if (in >> kb) return std::min(kb * 1024, cgroup_memory_room());
     }
-    return physical_memory();
+    return std::min(physical_memory(), cgroup_memory_room());
 }
 
 }  // namespace
+
+size_t cgroup_memory_room(const std::string& root) {
+    // v2: memory.max / memory.current / memory.stat's inactive_file; v1: the same under memory/.
+    struct Files {
+        std::string limit, usage, stat, inactive;
+    };
+    for (const Files& f : {Files{root + "/memory.max", root + "/memory.current", root + "/memory.stat", "inactive_file"},
+                           Files{root + "/memory/memory.limit_in_bytes", root + "/memory/memory.usage_in_bytes",
+                                 root + "/memory/memory.stat", "total_inactive_file"}}) {
+        const size_t limit = read_number(f.limit);
+        if (limit == SIZE_MAX || limit >= (SIZE_MAX >> 2)) continue;  // no file, "max", or v1's "unlimited" (2^63 - page)
+        const size_t usage = read_number(f.usage);
+        if (usage == SIZE_MAX) continue;
+        const size_t used = usage - std::min(usage, read_stat(f.stat, f.inactive));
+        return limit > used ? limit - used : 0;
+    }
+    return SIZE_MAX;
+}
 
 std::string device_description(Device d) {
     if (d == Device::CUDA) {

@@ -16,11 +16,18 @@ void device_memset0(Device d, void* p, size_t bytes);
 
 // Engine memory accounting per device: bytes held by live tensors, their high-water mark since
 // start or the last reset, and how much more the engine could allocate now (free device memory
-// plus what the engine's own cache holds; on the host the kernel's MemAvailable).
+// plus what the engine's own cache holds; on the host the kernel's MemAvailable, or less inside a
+// container with a memory limit).
 size_t memory_in_use(Device d);
 size_t memory_peak(Device d);
 void reset_memory_peak(Device d);
 size_t memory_available(Device d);
+
+// The memory limit of this process's container less what the container uses, file cache it can
+// drop not counted as used (as `docker stats`): cgroup v2 (root/memory.max), else v1
+// (root/memory/memory.limit_in_bytes); SIZE_MAX without a limit. root: "/sys/fs/cgroup" (tests
+// give another).
+size_t cgroup_memory_room(const std::string& root = "/sys/fs/cgroup");
 
 // "AMD EPYC 7B13, 2 threads" / "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB), driver 13.0, runtime 13.0"
 std::string device_description(Device d);

@@ -1,10 +1,18 @@
 // Engine pieces: AdamW against torch.optim.AdamW, the Philox generator against its published
-// known-answer vectors, the tape releasing everything after backward, host memory accounting.
+// known-answer vectors, the tape releasing everything after backward, host memory accounting and
+// a container's memory limit.
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+
 #include "engine/device.h"
 #include "engine/params.h"
 #include "helpers.h"
 
 using namespace ams;
+namespace fs = std::filesystem;
 using test::rel_l2;
 
 TEST_CASE("AdamW matches torch.optim.AdamW over 4 steps (decoupled weight decay, bias correction)") {
@@ -79,4 +87,30 @@ TEST_CASE("host memory accounting: live bytes, their high-water mark, and what i
     reset_memory_peak(Device::CPU);
     CHECK(memory_peak(Device::CPU) == before);
     CHECK(memory_available(Device::CPU) > (64u << 20));
+}
+
+TEST_CASE("a container's memory limit bounds the available memory (cgroup v2 and v1)") {
+    const fs::path root = fs::temp_directory_path() / ("ams_cgroup_" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root / "memory");
+    auto write = [&](const fs::path& p, const std::string& text) { std::ofstream(p) << text; };
+    CHECK(cgroup_memory_room(root.string()) == SIZE_MAX);  // no files: no limit
+    // v1 without a limit (2^63 rounded down to a page), then with 8 GiB of which 3 are used, 1 of
+    // them droppable file cache.
+    write(root / "memory/memory.limit_in_bytes", "9223372036854771712\n");
+    write(root / "memory/memory.usage_in_bytes", "3221225472\n");
+    CHECK(cgroup_memory_room(root.string()) == SIZE_MAX);
+    write(root / "memory/memory.limit_in_bytes", "8589934592\n");
+    write(root / "memory/memory.stat", "cache 2000\ntotal_cache 3000\ntotal_inactive_file 1073741824\n");
+    CHECK(cgroup_memory_room(root.string()) == (size_t)6 << 30);
+    // v2 wins where it is: "max" means no limit there, so v1's files answer; then a 4 GiB limit.
+    write(root / "memory.max", "max\n");
+    write(root / "memory.current", "1073741824\n");
+    CHECK(cgroup_memory_room(root.string()) == (size_t)6 << 30);
+    write(root / "memory.max", "4294967296\n");
+    write(root / "memory.stat", "anon 100\ninactive_file 536870912\nactive_file 7\n");
+    CHECK(cgroup_memory_room(root.string()) == ((size_t)7 << 29));  // 4 GiB - (1 GiB - 0.5 GiB)
+    write(root / "memory.current", "5368709120\n");                 // over the limit: no room
+    CHECK(cgroup_memory_room(root.string()) == 0);
+    fs::remove_all(root);
 }
