@@ -197,7 +197,8 @@ int cmd_bench(int argc, char** argv) {
                  }).recompute;
         } catch (const Error& e) {
             if (what != "suite") throw;
-            r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, ")");
+            r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd,
+                         rc == 1 ? ", recompute on" : rc == 0 ? ", recompute off" : "", ")");
             r.error = e.message();
             report(r);
             return -1;
