@@ -145,8 +145,6 @@ private:
     size_t cached_ = 0, in_use_ = 0, peak_ = 0;
 };
 
-// MemAvailable from /proc/meminfo (the kernel's estimate of what can be allocated without
-// swapping); the physical memory when it cannot be read.
 // The first number in a file (SIZE_MAX when it says "max" or cannot be read).
 size_t read_number(const std::string& path) {
     std::ifstream f(path);
@@ -164,6 +162,8 @@ size_t read_stat(const std::string& path, const std::string& key) {
     return 0;
 }
 
+// MemAvailable from /proc/meminfo (the kernel's estimate of what can be allocated without
+// swapping); the physical memory when it cannot be read; at most the container's room.
 size_t host_available() {
     std::ifstream f("/proc/meminfo");
     std::string line;
@@ -178,22 +178,51 @@ size_t host_available() {
 
 }  // namespace
 
-size_t cgroup_memory_room(const std::string& root) {
-    // v2: memory.max / memory.current / memory.stat's inactive_file; v1: the same under memory/.
-    struct Files {
-        std::string limit, usage, stat, inactive;
-    };
-    for (const Files& f : {Files{root + "/memory.max", root + "/memory.current", root + "/memory.stat", "inactive_file"},
-                           Files{root + "/memory/memory.limit_in_bytes", root + "/memory/memory.usage_in_bytes",
-                                 root + "/memory/memory.stat", "total_inactive_file"}}) {
-        const size_t limit = read_number(f.limit);
-        if (limit == SIZE_MAX || limit >= (SIZE_MAX >> 2)) continue;  // no file, "max", or v1's "unlimited" (2^63 - page)
-        const size_t usage = read_number(f.usage);
-        if (usage == SIZE_MAX) continue;
-        const size_t used = usage - std::min(usage, read_stat(f.stat, f.inactive));
-        return limit > used ? limit - used : 0;
+size_t cgroup_memory_room(const std::string& root, const std::string& self) {
+    // This process's cgroup in each hierarchy, from /proc/self/cgroup: "0::/path" (v2) and
+    // "N:...memory...:/path" (v1). Inside a cgroup namespace the path is "/" and root is the
+    // container's own cgroup; without one, its own and every parent's limit apply.
+    std::string v2 = "/", v1 = "/";
+    {
+        std::ifstream f(self);
+        std::string line;
+        while (std::getline(f, line)) {
+            const size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+            if (b == std::string::npos) continue;
+            const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+            if (line.compare(0, a, "0") == 0 && controllers.empty()) v2 = path;
+            std::istringstream c(controllers);
+            for (std::string name; std::getline(c, name, ',');)
+                if (name == "memory") v1 = path;
+        }
     }
-    return SIZE_MAX;
+    struct Files {
+        std::string dir, limit, usage, inactive;
+    };
+    size_t room = SIZE_MAX;
+    for (const Files& f : {Files{root, "memory.max", "memory.current", "inactive_file"},
+                           Files{root + "/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"}}) {
+        // The cgroup and each parent up to the mount point; a missing directory is skipped (the
+        // path may be the host's view of a namespaced mount).
+        std::string path = f.dir == root ? v2 : v1;
+        bool found = false;
+        while (true) {
+            const std::string dir = f.dir + (path == "/" ? "" : path);
+            const size_t limit = read_number(dir + "/" + f.limit);
+            const size_t usage = read_number(dir + "/" + f.usage);
+            // No file, "max", or v1's "unlimited" (2^63 less a page): no limit here.
+            if (limit != SIZE_MAX && limit < (SIZE_MAX >> 2) && usage != SIZE_MAX) {
+                const size_t used = usage - std::min(usage, read_stat(dir + "/memory.stat", f.inactive));
+                room = std::min(room, limit > used ? limit - used : 0);
+                found = true;
+            }
+            if (path == "/" || path.empty()) break;
+            const size_t cut = path.find_last_of('/');
+            path = cut == 0 || cut == std::string::npos ? "/" : path.substr(0, cut);
+        }
+        if (found) break;  // v2 answered; v1 is only a fallback
+    }
+    return room;
 }
 
 std::string device_description(Device d) {

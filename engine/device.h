@@ -23,11 +23,11 @@ size_t memory_peak(Device d);
 void reset_memory_peak(Device d);
 size_t memory_available(Device d);
 
-// The memory limit of this process's container less what the container uses, file cache it can
-// drop not counted as used (as `docker stats`): cgroup v2 (root/memory.max), else v1
-// (root/memory/memory.limit_in_bytes); SIZE_MAX without a limit. root: "/sys/fs/cgroup" (tests
-// give another).
-size_t cgroup_memory_room(const std::string& root = "/sys/fs/cgroup");
+// The smallest memory limit on this process's cgroup and its parents less what each uses, file
+// cache it can drop not counted as used (as `docker stats`): cgroup v2 (memory.max), else v1
+// (memory/memory.limit_in_bytes); SIZE_MAX without a limit. root: the cgroup mount, self: the
+// process's cgroup list (tests give others).
+size_t cgroup_memory_room(const std::string& root = "/sys/fs/cgroup", const std::string& self = "/proc/self/cgroup");
 
 // "AMD EPYC 7B13, 2 threads" / "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB), driver 13.0, runtime 13.0"
 std::string device_description(Device d);

@@ -52,7 +52,7 @@ public:
     // gate output are not kept for backward but recomputed there (engine/ops_recompute.cpp): 11.3
     // instead of 19 channels per pixel kept per block (a third less peak memory) for a few
     // memory-bound kernels more, same gradients bit for bit. Off by default; training turns it on
-    // when a step would not fit otherwise (train/step_memory.h): SPEC's batch 8 on a 24 GB card.
+    // when a step would not fit otherwise (train/step_memory.h), e.g. SPEC's batch 8 on 24 GB.
     void set_recompute(bool on) { recompute_ = on; }
     bool recompute() const { return recompute_; }
 

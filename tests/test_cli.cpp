@@ -165,7 +165,9 @@ TEST_CASE("bench: every measurement with its time, throughput and peak memory, a
     r = amsnet("bench --preset tiny --what train-step --batch 1 --crop 40 --warmup 0 --repeat 1 --device cpu "
                "--recompute on --json");
     REQUIRE(r.code == 0);
-    CHECK(json::parse(r.out.substr(r.out.find('{'))).at("recompute").as_string() == "on");
+    const json::Value tv = json::parse(r.out.substr(r.out.find('{')));
+    CHECK(tv.at("recompute").as_string() == "on");
+    CHECK(tv.at("results").at(0).at("recompute").as_bool());  // what the step used
     // Per-op: every op forward and backward, with its traffic, against the measured copy bandwidth.
     r = amsnet("bench --preset tiny --what kernels --warmup 0 --repeat 1 --device cpu --json");
     REQUIRE(r.code == 0);
@@ -202,6 +204,23 @@ TEST_CASE("denoise defaults to the inference scheme stored with the weights; fla
     double diff = 0;
     for (size_t i = 0; i < one.size(); ++i) diff = std::max(diff, (double)std::fabs(one[i] - two[i]));
     CHECK(diff > 1e-3);
+}
+
+TEST_CASE("train checks a step's memory first: recomputation turns on when only it fits the budget") {
+    Fixture fx;
+    // The tiny model at batch 4, crop 160 needs about 620 MiB, or 380 MiB recomputing: 512 MiB
+    // fits only the second. The run records what its steps used.
+    const std::string run = " --data " + test::data_path("polyu") + " --include _real --preset tiny --batch 4 --crop 160"
+                            " --steps 1 --device cpu --out ";
+    Run r = amsnet("train" + run + fx.p("auto") + " --max-memory 0.5");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("recomputing intermediates in backward") != std::string::npos);
+    CHECK(load_safetensors(fx.p("auto/model.safetensors"), false).metadata.at("training_recompute") == "on");
+    r = amsnet("train" + run + fx.p("roomy"));  // the free memory: no need
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("recomputing") == std::string::npos);
+    CHECK(load_safetensors(fx.p("roomy/model.safetensors"), false).metadata.at("training_recompute") == "off");
 }
 
 TEST_CASE("finetune defaults to the scheme stored with the B weights and stores it again") {
@@ -388,6 +407,7 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --recompute maybe",
                  "--recompute");
     // A step that cannot fit the memory budget: refused before training, naming the budget.
+    // (The tiny model at batch 4, crop 160 needs about 620 MiB, or 380 MiB recomputing.)
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") +
                      " --steps 2 --preset tiny --batch 64 --max-memory 0.01",
                  "--max-memory");

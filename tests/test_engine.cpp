@@ -112,5 +112,24 @@ TEST_CASE("a container's memory limit bounds the available memory (cgroup v2 and
     CHECK(cgroup_memory_room(root.string()) == ((size_t)7 << 29));  // 4 GiB - (1 GiB - 0.5 GiB)
     write(root / "memory.current", "5368709120\n");                 // over the limit: no room
     CHECK(cgroup_memory_room(root.string()) == 0);
+    // Without a cgroup namespace: the process's own cgroup (from its cgroup list) and each parent;
+    // the strictest counts. Here /jobs/42 allows 2 GiB (1 used), its parent /jobs 1.5 GiB (1 used).
+    fs::remove_all(root);
+    fs::create_directories(root / "jobs/42");
+    write(root / "self", "0::/jobs/42\n");
+    write(root / "jobs/42/memory.max", "2147483648\n");
+    write(root / "jobs/42/memory.current", "1073741824\n");
+    CHECK(cgroup_memory_room(root.string(), (root / "self").string()) == (size_t)1 << 30);
+    write(root / "jobs/memory.max", "1610612736\n");
+    write(root / "jobs/memory.current", "1073741824\n");
+    CHECK(cgroup_memory_room(root.string(), (root / "self").string()) == (size_t)1 << 29);
+    // v1's list names the memory controller among others.
+    fs::create_directories(root / "memory/slurm/job7");
+    write(root / "self", "12:cpu,cpuacct:/other\n4:memory:/slurm/job7\n0::/\n");
+    write(root / "memory/slurm/job7/memory.limit_in_bytes", "1073741824\n");
+    write(root / "memory/slurm/job7/memory.usage_in_bytes", "268435456\n");
+    fs::remove(root / "jobs/memory.max");
+    fs::remove(root / "jobs/42/memory.max");
+    CHECK(cgroup_memory_room(root.string(), (root / "self").string()) == (size_t)3 << 28);
     fs::remove_all(root);
 }

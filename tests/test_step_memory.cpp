@@ -21,16 +21,17 @@ RestormerConfig tiny_config() {
     return cfg;
 }
 
-// per_image stand-in: 10 bytes an image without recomputation, 6 with; counts its calls.
+// cost stand-in: 2 bytes a step plus 10 an image without recomputation, 1 plus 6 with; counts its calls.
 struct FakeProbe {
     int calls = 0;
-    double operator()(bool recompute) {
+    StepCost operator()(bool recompute) {
         ++calls;
-        return recompute ? 6 : 10;
+        return recompute ? StepCost{1, 6} : StepCost{2, 10};
     }
 };
 
-StepMemoryRoom room_of(double available) { return {0, available, 0, "cpu"}; }
+// Free memory whose room (less the 5% spare) is `room`, give or take rounding.
+StepMemoryRoom room_of(double room) { return {0, room / 0.95, 0, 0, "cpu"}; }
 
 }  // namespace
 
@@ -47,6 +48,13 @@ TEST_CASE("the probe step: linear in the batch, lower with recomputation") {
     CHECK(one > 0);
     CHECK(three / one == doctest::Approx(3).epsilon(0.1));
     CHECK(one_rc < 0.8 * one);
+    // The two-point cost (batch 1 and 2) predicts batch 3.
+    net.set_recompute(false);
+    const StepCost cost = probe_step_cost(net, [&](int b) {
+        return amsnet_train_loss(net, Tensor::full({b, 3, 40, 40}, 0.5), 5, 42, 0);
+    }, 1e12);
+    CHECK(cost.at(3) == doctest::Approx(three).epsilon(0.05));
+    CHECK(cost.at(1) == doctest::Approx(one).epsilon(0.01));
     // The parameters' gradients are left zeroed.
     std::vector<double> g = net.params().flat_grads().to_double();
     CHECK(std::all_of(g.begin(), g.end(), [](double v) { return v == 0; }));
@@ -55,9 +63,9 @@ TEST_CASE("the probe step: linear in the batch, lower with recomputation") {
 TEST_CASE("choose_step_memory: fit as asked, recompute when only that fits, else a clear error") {
     SUBCASE("auto, the device keeps intermediates, it fits: nothing changes") {
         FakeProbe p;
-        StepMemoryChoice c = choose_step_memory(-1, 4, 160, room_of(40), std::ref(p));
+        StepMemoryChoice c = choose_step_memory(-1, 4, 160, room_of(42.5), std::ref(p));
         CHECK(!c.recompute);
-        CHECK(c.need == 40);
+        CHECK(c.need == 42);
         CHECK(c.note.empty());
         CHECK(p.calls == 1);
     }
@@ -65,7 +73,7 @@ TEST_CASE("choose_step_memory: fit as asked, recompute when only that fits, else
         FakeProbe p;
         StepMemoryChoice c = choose_step_memory(-1, 4, 160, room_of(30), std::ref(p));
         CHECK(c.recompute);
-        CHECK(c.need == 24);
+        CHECK(c.need == 25);
         CHECK(c.note.find("--recompute on") != std::string::npos);
         CHECK(p.calls == 2);
     }
@@ -89,14 +97,23 @@ TEST_CASE("choose_step_memory: fit as asked, recompute when only that fits, else
     }
     SUBCASE("recomputation asked for is tried alone") {
         FakeProbe p;
-        CHECK(choose_step_memory(1, 4, 160, room_of(24), std::ref(p)).recompute);
-        CHECK_THROWS(choose_step_memory(1, 4, 160, room_of(23), std::ref(p)));
+        CHECK(choose_step_memory(1, 4, 160, room_of(25.5), std::ref(p)).recompute);
+        CHECK_THROWS(choose_step_memory(1, 4, 160, room_of(24.5), std::ref(p)));
         CHECK(p.calls == 2);
     }
-    SUBCASE("under --max-memory, what is held counts against it") {
+    SUBCASE("under --max-memory, what is held counts against it, and the budget never exceeds the free memory") {
         FakeProbe p;
-        const StepMemoryRoom budget{20, 1000, 50, "cpu"};  // 30 left
+        const StepMemoryRoom budget{20, 1000, 52, 0, "cpu"};  // 32 left
         CHECK(!choose_step_memory(0, 3, 160, budget, std::ref(p)).recompute);
         CHECK_THROWS_WITH(choose_step_memory(0, 4, 160, budget, std::ref(p)), doctest::Contains("--max-memory"));
+        const StepMemoryRoom generous{20, 40, 1000, 0, "cpu"};  // a budget above what is free: 38 free
+        CHECK(generous.room() == doctest::Approx(38));
+        CHECK_THROWS(choose_step_memory(0, 4, 160, generous, std::ref(p)));
+    }
+    SUBCASE("memory the run will still take (the image cache) is kept free") {
+        FakeProbe p;
+        const StepMemoryRoom cache{0, 100, 0, 60, "cpu"};  // 95 - 60 = 35
+        CHECK(cache.room() == doctest::Approx(35));
+        CHECK_THROWS_WITH(choose_step_memory(0, 4, 160, cache, std::ref(p)), doctest::Contains("image cache"));
     }
 }

@@ -40,10 +40,10 @@ def main(argv):
     print("|" + "---|" * len(head))
     by_key = [{e["key"]: e for e in r["results"]} for r in refs]
     for e in ours["results"]:
-        if "error" in e:  # a training step that did not fit: its reason, no figures
-            print("| " + " | ".join([e["name"], "not run: " + e["error"][:60]] + ["-"] * (len(head) - 2)) + " |")
-            continue
-        row = [e["name"], f"{e['seconds']:.4f}", mib(e.get("peak_memory_bytes"))]
+        if "error" in e:  # a training step that did not fit: its reason instead of amsnet's figures
+            row = [e["name"], "not run: " + e["error"].replace("|", "/"), "-"]
+        else:
+            row = [e["name"], f"{e['seconds']:.4f}", mib(e.get("peak_memory_bytes"))]
         for table in by_key:
             t = table.get(e.get("ref_key", e["key"]))  # a variant (recompute on/off) against the same work
             if t is None:
@@ -52,8 +52,9 @@ def main(argv):
                 row += [t["error"][:40], "-", "-", "-"]
             else:
                 mem = (e.get("peak_memory_bytes") or 0) / t["peak_memory_bytes"] if t.get("peak_memory_bytes") else None
-                row += [f"{t['seconds']:.4f}", mib(t.get("peak_memory_bytes")), f"{t['seconds'] / e['seconds']:.2f}",
-                        "-" if mem is None else f"{mem:.2f}"]
+                ratio = "-" if "error" in e else f"{t['seconds'] / e['seconds']:.2f}"
+                row += [f"{t['seconds']:.4f}", mib(t.get("peak_memory_bytes")), ratio,
+                        "-" if mem is None or "error" in e else f"{mem:.2f}"]
         print("| " + " | ".join(row) + " |")
     return 0
 

@@ -188,12 +188,13 @@ int cmd_bench(int argc, char** argv) {
         AdamW adam(net.params(), AdamWConfig{});
         bool on = false;
         try {  // a step that cannot fit is reported, not run (train/step_memory.h); the suite goes on
-            const Tensor one = Tensor::full({1, 3, crop, crop}, 0.5, DType::F32, dev);
-            const StepMemoryRoom room{(double)memory_in_use(dev), (double)memory_available(dev), opts.max_memory,
+            const StepMemoryRoom room{(double)memory_in_use(dev), (double)memory_available(dev), opts.max_memory, 0,
                                       device_name(dev)};
             on = choose_step_memory(rc, batch, crop, room, [&](bool r) {
                      net.set_recompute(r);
-                     return probe_step_bytes(net, [&] { return amsnet_train_loss(net, one, pd, 42, 0); });
+                     return probe_step_cost(net, [&](int b) {
+                         return amsnet_train_loss(net, Tensor::full({b, 3, crop, crop}, 0.5, DType::F32, dev), pd, 42, 0);
+                     }, room.room());
                  }).recompute;
         } catch (const Error& e) {
             if (what != "suite") throw;

@@ -18,7 +18,8 @@ void make_directory(const std::string& path);
 // (float32 H x W x 3, unclipped). Atomic (temporary name, then rename).
 void save_result(const std::string& path, const Tensor& img, int bits);
 
-// --recompute: "auto" -> -1 (the device's default), "off" -> 0, "on" -> 1; anything else is an error.
+// --recompute: "auto" -> -1 (chosen by memory: train/step_memory.h), "off" -> 0, "on" -> 1; anything
+// else is an error.
 int parse_recompute(const std::string& value);
 
 }  // namespace ams::cli

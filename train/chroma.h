@@ -20,8 +20,8 @@ namespace ams {
 
 // img (N, 3, H, W), any device -> float32 image with Cb and Cr blurred by sigma (a new tensor;
 // with sigma 0 or no pixels, the input itself when it already is float32 on the CPU). A float32
-// GPU image is smoothed on the GPU and stays there (unless the blur's radius, ceil(3 sigma), is
-// not below its height and width); anything else comes back on the CPU.
+// GPU image with sigma > 0 is smoothed on the GPU and stays there (unless the blur's radius,
+// ceil(3 sigma), is not below its height and width); anything else comes back on the CPU.
 Tensor chroma_smooth(const Tensor& img, double sigma);
 // The GPU path, as ops on img's device (F32 or F64, any device; tests run it on the CPU too): the
 // colour maps as element-wise ops (not the 1x1 convolution, whose TF32 / bf16 policies would round

@@ -42,6 +42,11 @@ std::shared_ptr<const Tensor> ImageDataset::image(size_t i) {
     return img;
 }
 
+size_t ImageDataset::cache_room() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cache_bytes_ > cached_ ? cache_bytes_ - cached_ : 0;
+}
+
 Tensor ImageDataset::batch(int batch, uint64_t seed, uint64_t step) {
     const int64_t c = crop_;
     Tensor out = Tensor::empty({batch, 3, c, c});

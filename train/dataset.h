@@ -26,6 +26,9 @@ public:
     // (batch, 3, crop, crop) float32 CPU tensor for training step `step`.
     Tensor batch(int batch, uint64_t seed, uint64_t step);
 
+    // Bytes the decoded-image cache may still grow by (host memory a run will take later).
+    size_t cache_room();
+
 private:
     std::shared_ptr<const Tensor> image(size_t i);  // decoded, cached up to cache_bytes
     std::vector<std::string> files_;

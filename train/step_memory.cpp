@@ -1,53 +1,85 @@
 #include "train/step_memory.h"
 
+#include <algorithm>
 #include <cstdio>
 
+#include "engine/autograd.h"
 #include "engine/check.h"
 #include "engine/device.h"
 
 namespace ams {
 
 namespace {
+constexpr double kSpare = 0.05;  // of the free memory, for what no probe sees (allocator slack, the OS)
+
 // "16.2 GiB", or "94 MiB" below a GiB.
 std::string size_text(double bytes) {
     char b[32];
     if (bytes >= (double)(1ull << 30)) std::snprintf(b, sizeof b, "%.1f GiB", bytes / (double)(1ull << 30));
-    else std::snprintf(b, sizeof b, "%.0f MiB", bytes / (double)(1ull << 20));
+    else std::snprintf(b, sizeof b, "%.0f MiB", std::max(0.0, bytes) / (double)(1ull << 20));
     return b;
 }
 }  // namespace
+
+double StepMemoryRoom::room() const {
+    const double free_room = available * (1 - kSpare) - reserve;
+    return max_memory > 0 ? std::min(free_room, max_memory - held) : free_room;
+}
+
+std::string StepMemoryRoom::describe() const {
+    std::string s = str(size_text(available), " free on ", device, " (",
+                        reserve > 0 ? str(size_text(reserve), " kept for the image cache, ") : "", "5% spare)");
+    if (max_memory > 0)
+        s = str(size_text(max_memory), " allowed (--max-memory), ", size_text(held),
+                " of it held by the model, optimizer and data; ", s);
+    return s;
+}
 
 double probe_step_bytes(Restormer& net, const std::function<Tensor()>& loss) {
     const Device d = net.params().device();
     net.params().zero_grad();
     reset_memory_peak(d);
     const size_t before = memory_in_use(d);
-    loss().backward();
+    try {
+        loss().backward();
+    } catch (...) {
+        autograd::clear_tape();  // a failed forward leaves its nodes and saved tensors behind
+        net.params().zero_grad();
+        throw;
+    }
     const double used = (double)(memory_peak(d) - before);
     net.params().zero_grad();
     return used;
 }
 
+StepCost probe_step_cost(Restormer& net, const std::function<Tensor(int)>& loss, double room) {
+    const double one = probe_step_bytes(net, [&] { return loss(1); });
+    if (2 * one > room) return {0, one};  // a second image may not fit: count it all per image
+    const double two = probe_step_bytes(net, [&] { return loss(2); });
+    const double per_image = std::max(two - one, 0.5 * one);  // at least half: a probe can only err low
+    return {std::max(0.0, one - per_image), per_image};
+}
+
 StepMemoryChoice choose_step_memory(int recompute, int batch, int crop, const StepMemoryRoom& r,
-                                    const std::function<double(bool)>& per_image) {
-    const double room = r.max_memory > 0 ? r.max_memory - r.held : r.available;
-    const std::string budget = r.max_memory > 0 ? str(size_text(r.max_memory), " allowed (--max-memory), ",
-                                                      size_text(r.held), " of it held by the model, optimizer and data")
-                                                : str(size_text(r.available), " free on ", r.device);
+                                    const std::function<StepCost(bool)>& cost) {
+    const double room = r.room();
     StepMemoryChoice c;
     c.recompute = recompute == 1;
-    c.need = batch * per_image(c.recompute);
+    StepCost k = cost(c.recompute);
+    c.need = k.at(batch);
     if (c.need > room && recompute < 0 && !c.recompute) {
-        const double on = batch * per_image(true);
-        if (on <= room)
-            c.note = str("a step of batch ", batch, " at crop ", crop, " needs about ", size_text(c.need), ", ", budget,
-                         ": recomputing intermediates in backward (--recompute on), about ", size_text(on));
+        const StepCost on = cost(true);
+        if (on.at(batch) <= room)
+            c.note = str("a step of batch ", batch, " at crop ", crop, " needs about ", size_text(c.need), "; ",
+                         r.describe(), ": recomputing intermediates in backward (--recompute on), about ",
+                         size_text(on.at(batch)));
         c.recompute = true;
-        c.need = on;
+        c.need = on.at(batch);
+        k = on;
     }
     AMS_CHECK(c.need <= room, "a training step of batch ", batch, " at crop ", crop, " needs about ", size_text(c.need),
-              " (", size_text(c.need / batch), " an image", c.recompute ? ", recomputing intermediates" : "", "), ",
-              budget, ": lower --batch or --crop", c.recompute ? "" : ", or add --recompute on");
+              " (", size_text(k.per_image), " an image", c.recompute ? ", recomputing intermediates" : "", "); ",
+              r.describe(), ": lower --batch or --crop", c.recompute ? "" : ", or add --recompute on");
     return c;
 }
 

@@ -289,12 +289,14 @@ int64_t train(const TrainOptions& o) {
                           : amsnet_train_loss(*net, batch, o.pd, o.seed, (uint32_t)s, o.mask_p);
     };
     if (!(o.steps > 0 && step >= o.steps)) {  // a step will run: will it fit? (train/step_memory.h)
-        const Tensor one = Tensor::full({1, 3, o.crop, o.crop}, 0.5, DType::F32, o.device);
+        // The image cache lives in host memory: on the CPU, what it may still take is kept free.
         const StepMemoryRoom room{(double)memory_in_use(o.device), (double)memory_available(o.device), o.max_memory,
-                                  device_name(o.device)};
+                                  o.device == Device::CPU ? (double)data.cache_room() : 0, device_name(o.device)};
         const StepMemoryChoice m = choose_step_memory(o.recompute, o.batch, o.crop, room, [&](bool r) {
             net->set_recompute(r);
-            return probe_step_bytes(*net, [&] { return loss_of(one, step); });
+            return probe_step_cost(*net, [&](int b) {
+                return loss_of(Tensor::full({b, 3, o.crop, o.crop}, 0.5, DType::F32, o.device), step);
+            }, room.room());
         });
         net->set_recompute(m.recompute);
         if (!m.note.empty() && !o.quiet) std::fprintf(stderr, "amsnet: %s\n", m.note.c_str());
@@ -330,7 +332,8 @@ int64_t train(const TrainOptions& o) {
                 {"final_loss", s > start_step || resumed_loss.empty() ? str(last_loss) : resumed_loss},
                 {"inference_pd", std::to_string(o.val_pd)},
                 {"inference_branches", std::to_string(o.val_branches)},
-                {"inference_passes", std::to_string(o.val_passes)}};
+                {"inference_passes", std::to_string(o.val_passes)},
+                {"training_recompute", net->recompute() ? "on" : "off"}};  // what the steps used
             meta.insert(chroma.begin(), chroma.end());
             save_model(model_path, *net, meta);
         });
