@@ -25,12 +25,7 @@ void* raw_alloc(size_t bytes, const char* what) {
     cudaError_t e = cudaMalloc(&p, bytes);
     if (e == cudaErrorMemoryAllocation) {
         cudaGetLastError();
-        int dev = 0;
-        cudaMemPool_t pool;
-        CUDA_CHECK(cudaStreamSynchronize(stream()));
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-        CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+        trim_pool();
         e = cudaMalloc(&p, bytes);
     }
     if (e != cudaSuccess) {

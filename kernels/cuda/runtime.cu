@@ -126,19 +126,22 @@ cudaStream_t stream() {
     return s;
 }
 
+void trim_pool() {
+    int dev = 0;
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaStreamSynchronize(stream()));
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+    CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+}
+
 void* alloc(size_t bytes) {
     if (bytes == 0) bytes = 1;
     void* p = nullptr;
     cudaError_t e = cudaMallocAsync(&p, bytes, stream());
-    if (e == cudaErrorMemoryAllocation) {
-        // Retry once after returning cached, fragmented blocks to the driver.
+    if (e == cudaErrorMemoryAllocation) {  // retry once after returning cached, fragmented blocks
         cudaGetLastError();
-        int dev = 0;
-        cudaMemPool_t pool;
-        CUDA_CHECK(cudaStreamSynchronize(stream()));
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-        CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+        trim_pool();
         e = cudaMallocAsync(&p, bytes, stream());
     }
     if (e != cudaSuccess) {

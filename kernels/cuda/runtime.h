@@ -18,6 +18,7 @@ std::string unavailable_reason();  // why not ("" when available), e.g. the CUDA
 std::string device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB), driver 13.0, runtime 13.0"
 
 void* alloc(size_t bytes);  // from the stream-ordered pool (cudaMallocAsync on the engine stream)
+void trim_pool();  // waits for the stream, then returns the pool's unused blocks to the driver
 void free(void* p) noexcept;
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
 void memset0(void* p, size_t bytes);
