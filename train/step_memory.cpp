@@ -56,7 +56,9 @@ StepCost probe_step_cost(Restormer& net, const std::function<Tensor(int)>& loss,
     const double one = probe_step_bytes(net, [&] { return loss(1); });
     if (2 * one > room) return {0, one};  // a second image may not fit: count it all per image
     const double two = probe_step_bytes(net, [&] { return loss(2); });
-    const double per_image = std::max(two - one, 0.5 * one);  // at least half: a probe can only err low
+    // At least half the batch-1 step: were a shape-dependent workspace smaller at batch 2, the
+    // difference alone would understate an image.
+    const double per_image = std::max(two - one, 0.5 * one);
     return {std::max(0.0, one - per_image), per_image};
 }
 
