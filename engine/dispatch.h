@@ -36,6 +36,29 @@ inline void check_dwconv_gate(const char* op, const Tensor& x, const Tensor& w, 
     if (b.defined()) check_same(x, b, op);
 }
 
+// A channel LayerNorm's inputs: x (B, C, H, W), w (C), b (C) or undefined (ignored without bias),
+// one device and dtype (also checked by the ops that contain it).
+inline void check_layer_norm(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
+    AMS_CHECK(x.ndim() == 4, op, ": expected (B, C, H, W), got ", shape_str(x.shape()));
+    const int64_t C = x.dim(1);
+    AMS_CHECK(w.numel() == C && (!b.defined() || b.numel() == C), op, ": LayerNorm parameters ",
+              shape_str(w.shape()), b.defined() ? " and " + shape_str(b.shape()) : std::string(), " for ", C,
+              " channels");
+    check_same(x, w, op);
+    if (b.defined()) check_same(x, b, op);
+}
+
+// The MDTA core's inputs: qkv (B, 3C, H, W), temperature with one value per head, C divisible by
+// heads, one device and dtype (also checked by the ops that contain it).
+inline void check_attention(const char* op, const Tensor& qkv, const Tensor& temperature, int heads) {
+    AMS_CHECK(qkv.ndim() == 4 && qkv.dim(1) % 3 == 0, op, ": qkv must be (B, 3C, H, W), got ", shape_str(qkv.shape()));
+    const int64_t C = qkv.dim(1) / 3;
+    AMS_CHECK(heads > 0 && C % heads == 0, op, ": ", C, " channels not divisible by ", heads, " heads");
+    AMS_CHECK(temperature.numel() == heads, op, ": temperature ", shape_str(temperature.shape()), " for ", heads,
+              " heads");
+    check_same(qkv, temperature, op);
+}
+
 inline void check_cuda_f32(const Tensor& t, const char* op) {
 #ifndef AMS_HAVE_CUDA
     AMS_FAIL(op, ": CUDA tensor but this build has no CUDA support");

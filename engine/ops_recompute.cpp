@@ -27,16 +27,11 @@ Tensor contig(const Tensor& t) { return t.defined() ? t.contiguous() : Tensor();
 Tensor norm_conv1x1(const Tensor& x_, const Tensor& ln_w_, const Tensor& ln_b_, bool ln_with_bias, const Tensor& w_,
                     const Tensor& b_) {
     const char* op = "norm_conv1x1";
-    AMS_CHECK(x_.ndim() == 4, op, ": expected (B, C, H, W), got ", shape_str(x_.shape()));
-    const int64_t C = x_.dim(1);
+    const Tensor lnb_ = ln_with_bias ? ln_b_ : Tensor();
+    detail::check_layer_norm(op, x_, ln_w_, lnb_);
     AMS_CHECK(w_.ndim() == 4 && w_.dim(2) == 1 && w_.dim(3) == 1, op, ": weight ", shape_str(w_.shape()),
               " is not a 1x1 convolution's");
     const cpu::ConvShape s = detail::conv_shape(op, x_, w_, b_, 0, 1);
-    const Tensor lnb_ = ln_with_bias ? ln_b_ : Tensor();
-    AMS_CHECK(ln_w_.numel() == C && (!lnb_.defined() || lnb_.numel() == C), op, ": LayerNorm parameters ",
-              shape_str(ln_w_.shape()), " for ", C, " channels");
-    detail::check_same(x_, ln_w_, op);
-    if (lnb_.defined()) detail::check_same(x_, lnb_, op);
     Tensor x = x_.contiguous(), lw = ln_w_.contiguous(), lb = contig(lnb_), w = w_.contiguous(), b = contig(b_);
     Tensor y = detail::conv_fwd(s, detail::layer_norm_fwd(x, lw, lb, ln_with_bias), w, b);
     if (autograd::needs_grad({x, lw, lb, w, b}))
@@ -52,15 +47,11 @@ Tensor norm_conv1x1(const Tensor& x_, const Tensor& ln_w_, const Tensor& ln_b_, 
 
 Tensor dwconv_attention(const Tensor& qkv_, const Tensor& w_, const Tensor& b_, const Tensor& temperature_, int heads) {
     const char* op = "dwconv_attention";
-    AMS_CHECK(qkv_.ndim() == 4 && qkv_.dim(1) % 3 == 0, op, ": qkv must be (B, 3C, H, W), got ", shape_str(qkv_.shape()));
-    const int64_t C3 = qkv_.dim(1), C = C3 / 3;
+    detail::check_attention(op, qkv_, temperature_, heads);
+    const int64_t C3 = qkv_.dim(1);
     AMS_CHECK(w_.shape() == Shape({C3, 1, 3, 3}), op, ": depthwise weight ", shape_str(w_.shape()), ", expected (",
               C3, ", 1, 3, 3)");
     const cpu::ConvShape s = detail::conv_shape(op, qkv_, w_, b_, 1, (int)C3);
-    AMS_CHECK(heads > 0 && C % heads == 0, op, ": ", C, " channels not divisible by ", heads, " heads");
-    AMS_CHECK(temperature_.numel() == heads, op, ": temperature ", shape_str(temperature_.shape()), " for ", heads,
-              " heads");
-    detail::check_same(qkv_, temperature_, op);
     Tensor qkv = qkv_.contiguous(), w = w_.contiguous(), b = contig(b_), temp = temperature_.contiguous();
     auto [out, attn] = detail::attention_fwd(detail::conv_fwd(s, qkv, w, b), temp, heads);
     if (autograd::needs_grad({qkv, w, b, temp}))

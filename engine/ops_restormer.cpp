@@ -13,14 +13,9 @@ using detail::ptr;
 using detail::kLayerNormEps;
 
 Tensor layer_norm(const Tensor& x_, const Tensor& w_, const Tensor& b_, bool with_bias) {
-    AMS_CHECK(x_.ndim() == 4, "layer_norm: expected (B, C, H, W), got ", shape_str(x_.shape()));
+    detail::check_layer_norm("layer_norm", x_, w_, with_bias ? b_ : Tensor());
     Tensor x = x_.contiguous(), w = w_.contiguous();
     Tensor b = with_bias && b_.defined() ? b_.contiguous() : Tensor();
-    const int64_t C = x.dim(1);
-    AMS_CHECK(w.numel() == C, "layer_norm: weight ", shape_str(w.shape()), " for ", C, " channels");
-    AMS_CHECK(!b.defined() || b.numel() == C, "layer_norm: bias ", shape_str(b.shape()), " for ", C,
-              " channels");
-    detail::check_same(x, w, "layer_norm");
     Tensor y = detail::layer_norm_fwd(x, w, b, with_bias);
     if (autograd::needs_grad({x, w, b}))
         autograd::record(y, [x, w, b, with_bias](const Tensor& g) {
@@ -30,14 +25,8 @@ Tensor layer_norm(const Tensor& x_, const Tensor& w_, const Tensor& b_, bool wit
 }
 
 Tensor attention(const Tensor& qkv_, const Tensor& temperature_, int heads) {
-    AMS_CHECK(qkv_.ndim() == 4 && qkv_.dim(1) % 3 == 0, "attention: qkv must be (B, 3C, H, W), got ",
-              shape_str(qkv_.shape()));
+    detail::check_attention("attention", qkv_, temperature_, heads);
     Tensor qkv = qkv_.contiguous(), temp = temperature_.contiguous();
-    const int64_t C = qkv.dim(1) / 3;
-    AMS_CHECK(heads > 0 && C % heads == 0, "attention: ", C, " channels not divisible by ", heads, " heads");
-    AMS_CHECK(temp.numel() == heads, "attention: temperature ", shape_str(temp.shape()), " for ", heads,
-              " heads");
-    detail::check_same(qkv, temp, "attention");
     auto [out, attn] = detail::attention_fwd(qkv, temp, heads);
     if (autograd::needs_grad({qkv, temp}))
         autograd::record(out, [qkv, temp, attn = attn, heads](const Tensor& g) {
@@ -94,8 +83,7 @@ NormProjectDwInputs check_norm_project_dw(const char* op, const Tensor& x, const
               " for ", C, " channels");
     AMS_CHECK(w_dw.shape() == Shape({P, 1, 3, 3}), op, ": dwconv weight ", shape_str(w_dw.shape()), ", expected (", P,
               ", 1, 3, 3)");
-    AMS_CHECK(ln_w.numel() == C && (!ln_with_bias || !ln_b.defined() || ln_b.numel() == C), op,
-              ": LayerNorm parameters for ", C, " channels");
+    detail::check_layer_norm(op, x, ln_w, ln_with_bias ? ln_b : Tensor());
     AMS_CHECK((!b_in.defined() || b_in.numel() == P) && (!b_dw.defined() || b_dw.numel() == P), op, ": bias sizes");
     for (const Tensor* t : {&ln_w, &ln_b, &w_in, &b_in, &w_dw, &b_dw})
         if (t->defined()) detail::check_same(x, *t, op);
