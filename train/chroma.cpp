@@ -91,7 +91,7 @@ Tensor rgb_images(const Tensor& img, const char* what) {
 Tensor chroma_smooth(const Tensor& img_, double sigma) {
     AMS_CHECK(sigma >= 0 && std::isfinite(sigma), "chroma smoothing: sigma must be >= 0, got ", sigma);
     if (img_.is_cuda() && sigma > 0 && img_.ndim() == 4 && img_.dim(1) == 3 && img_.dtype() == DType::F32) {
-        const int64_t r = (int64_t)(gaussian_kernel(sigma).size() / 2);
+        const int64_t r = gaussian_radius(sigma);
         if (r < img_.dim(2) && r < img_.dim(3)) return chroma_smooth_ops(img_, sigma);
     }
     Tensor img = rgb_images(img_, "chroma smoothing");

@@ -15,9 +15,13 @@ int64_t reflect(int64_t i, int64_t n) {
 }
 }  // namespace
 
-std::vector<float> gaussian_kernel(double sigma) {
+int gaussian_radius(double sigma) {
     AMS_CHECK(sigma > 0 && sigma <= 1000, "Gaussian blur: sigma must be in (0, 1000], got ", sigma);
-    const int r = (int)std::ceil(3 * sigma);
+    return (int)std::ceil(3 * sigma);
+}
+
+std::vector<float> gaussian_kernel(double sigma) {
+    const int r = gaussian_radius(sigma);
     std::vector<float> k(2 * r + 1);
     double sum = 0;
     for (int i = -r; i <= r; ++i) sum += k[i + r] = (float)std::exp(-i * i / (2 * sigma * sigma));

@@ -12,7 +12,9 @@ namespace ams {
 // "reflect"), again and again when the radius exceeds the image.
 Tensor gaussian_blur(const Tensor& img, double sigma);
 
-// The blur's 1-D taps: 2 ceil(3 sigma) + 1 weights summing to 1, sigma in (0, 1000].
+// The blur's radius, ceil(3 sigma), and its 1-D taps: 2 radius + 1 weights summing to 1; sigma in
+// (0, 1000].
+int gaussian_radius(double sigma);
 std::vector<float> gaussian_kernel(double sigma);
 
 }  // namespace ams
