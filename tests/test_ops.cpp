@@ -63,6 +63,16 @@ std::vector<OpCase> cases() {
         {"pd_down", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_down(in[0], meta_int(m, "s")); }},
         {"pd_up", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::pd_up(in[0], meta_int(m, "s")); }},
         {"dwconv_gate", {"x", "w", "b"}, {}, [](const Inputs& in, auto&) { return ops::dwconv_gate(in[0], in[1], in[2]); }},
+        // The training ops that recompute their middle tensor (engine/ops_recompute.cpp).
+        {"norm_conv1x1", {"x", "ln_w", "ln_b", "w", "b"}, {}, [](const Inputs& in, auto&) {
+             return ops::norm_conv1x1(in[0], in[1], in[2], true, in[3], in[4]);
+         }},
+        {"dwconv_attention", {"qkv", "w", "b", "temperature"}, {}, [](const Inputs& in, auto& m) {
+             return ops::dwconv_attention(in[0], in[1], in[2], in[3], meta_int(m, "heads"));
+         }},
+        {"gate_conv1x1", {"x", "w_dw", "b_dw", "w", "b"}, {}, [](const Inputs& in, auto&) {
+             return ops::gate_conv1x1(in[0], in[1], in[2], in[3], in[4]);
+         }},
         {"masked_pd_down", {"x"}, {}, [](const Inputs& in, auto& m) { return ops::masked_pd_down(in[0], meta_int(m, "s"), mask_draw(m)); }},
         {"masked_pd_down_branch", {"x"}, {}, [](const Inputs& in, auto& m) {
              return ops::masked_pd_down(in[0], meta_int(m, "s"), mask_draw(m));
@@ -136,6 +146,7 @@ TEST_CASE("ops: gradients match finite differences in double precision on fresh 
             for (const auto& n : c.inputs) diff.push_back(test::random_tensor(f.get(n).shape(), ++seed, DType::F64, 0.3));
             for (const auto& n : c.data) data.push_back(f.get(n).to(DType::F64));
             if (c.fixture == "attention") diff[1] = test::random_tensor(diff[1].shape(), ++seed, DType::F64, 1.0, 0.2);
+            if (c.fixture == "dwconv_attention") diff[3] = test::random_tensor(diff[3].shape(), ++seed, DType::F64, 1.0, 0.2);
             test::gradcheck([&](const Inputs& in) {
                 Inputs all = in;
                 all.insert(all.end(), data.begin(), data.end());

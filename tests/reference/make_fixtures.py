@@ -334,6 +334,47 @@ def dwconv_gate_fixture():
     close(out, 0.5 * y[:, :5] * (1 + erf(y[:, :5] / math.sqrt(2))) * y[:, 5:], "dwconv_gate vs numpy")
 
 
+def recompute_fixtures():
+    # The training ops that recompute their middle tensor in backward (engine/ops_recompute.cpp):
+    # to the fixtures they are the two ops in a row, in PyTorch.
+    seed("norm_conv1x1")
+    inputs = {"x": torch.randn(2, 6, 5, 7) + 0.5, "ln_w": 1 + 0.3 * torch.randn(6), "ln_b": 0.3 * torch.randn(6),
+              "w": torch.randn(10, 6, 1, 1) * 0.4, "b": torch.randn(10) * 0.3}
+    _, out, _ = op_fixture("norm_conv1x1", inputs, ["x", "ln_w", "ln_b", "w", "b"],
+                           lambda d: F.conv2d(layernorm(d["x"], d["ln_w"], d["ln_b"]), d["w"], d["b"]),
+                           {"eps": "1e-05", "type": "WithBias"})
+    x = inputs["x"].numpy().astype(np.float64)
+    n = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-5)
+    n = n * inputs["ln_w"].numpy().astype(np.float64)[None, :, None, None] + \
+        inputs["ln_b"].numpy().astype(np.float64)[None, :, None, None]
+    close(out, np_conv2d(torch.from_numpy(n), inputs["w"], inputs["b"], 0, 1), "norm_conv1x1 vs numpy")
+
+    seed("dwconv_attention")
+    heads = 2
+    inputs = {"qkv": torch.randn(2, 12, 5, 7), "w": torch.randn(12, 1, 3, 3) * 0.5, "b": torch.randn(12) * 0.3,
+              "temperature": 0.5 + torch.rand(2, 1, 1)}
+    _, out, _ = op_fixture("dwconv_attention", inputs, ["qkv", "w", "b", "temperature"],
+                           lambda d: restormer.mdta_core(F.conv2d(d["qkv"], d["w"], d["b"], padding=1, groups=12),
+                                                         d["temperature"], heads), {"heads": heads})
+    check(torch.autograd.gradcheck(
+        lambda q, w, b, t: restormer.mdta_core(F.conv2d(q, w, b, padding=1, groups=12), t, heads),
+        (inputs["qkv"][:1, :, :3, :4].double().requires_grad_(), inputs["w"].double().requires_grad_(),
+         inputs["b"].double().requires_grad_(), inputs["temperature"].double().requires_grad_())),
+        "dwconv_attention gradcheck")
+
+    seed("gate_conv1x1")
+    inputs = {"x": torch.randn(2, 8, 5, 7), "w_dw": torch.randn(8, 1, 3, 3) * 0.5, "b_dw": torch.randn(8) * 0.3,
+              "w": torch.randn(5, 4, 1, 1) * 0.4, "b": torch.randn(5) * 0.3}
+    _, out, _ = op_fixture("gate_conv1x1", inputs, ["x", "w_dw", "b_dw", "w", "b"],
+                           lambda d: F.conv2d(restormer.gelu_gate(F.conv2d(d["x"], d["w_dw"], d["b_dw"], padding=1,
+                                                                          groups=8)), d["w"], d["b"]),
+                           {"gelu": "erf"})
+    y = np_conv2d(inputs["x"], inputs["w_dw"], inputs["b_dw"], 1, 8)
+    erf = np.vectorize(math.erf)
+    h = 0.5 * y[:, :4] * (1 + erf(y[:, :4] / math.sqrt(2))) * y[:, 4:]
+    close(out, np_conv2d(torch.from_numpy(h), inputs["w"], inputs["b"], 0, 1), "gate_conv1x1 vs numpy")
+
+
 def mask_metadata(s, seed_, stream, p=0.0, k=0, branch=0, full_h=0, full_w=0, y0=0, x0=0):
     return {"s": s, "seed": seed_, "stream": stream, "p": p, "k": k, "branch": branch,
             "full_h": full_h, "full_w": full_w, "y0": y0, "x0": x0}
@@ -504,6 +545,7 @@ def main():
     dihedral_fixtures()
     pd_fixtures()
     dwconv_gate_fixture()
+    recompute_fixtures()
     fused_mask_fixtures()
     concat_fixture()
     loss_fixtures()
