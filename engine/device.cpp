@@ -1,4 +1,5 @@
 #include "engine/device.h"
+#include "engine/precision.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -240,7 +241,9 @@ std::string device_description(Device d) {
             model = line.substr(line.find(':') + 2);
             break;
         }
-    return model + ", " + std::to_string(omp_get_max_threads()) + " threads";
+    // The precision policy is part of every figure's context (on the CPU an emulation: slower).
+    return model + ", " + std::to_string(omp_get_max_threads()) + " threads, precision " + precision_name(precision()) +
+           (precision() == Precision::FP32 ? "" : " (emulated)");
 }
 
 size_t memory_in_use(Device d) {

@@ -82,6 +82,9 @@ void col2im_add(const ConvShape& s, int64_t cin, const T* dcol, int64_t oy0, int
 
 bool is_depthwise(const ConvShape& s) { return s.groups == s.Cin && s.groups == s.Cout; }
 bool is_pointwise(const ConvShape& s) { return s.KH == 1 && s.KW == 1 && s.pad == 0; }
+// Which GPU library the product stands for under the precision policy: cuBLAS for a plain 1x1
+// convolution, cuDNN for the rest (kernels/cuda/conv2d.cu).
+GemmKind gemm_kind(const ConvShape& s) { return is_pointwise(s) && s.groups == 1 ? GemmKind::Product : GemmKind::Conv; }
 
 }  // namespace
 
@@ -99,6 +102,7 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y
     const int64_t cin = s.Cin / s.groups, cout = s.Cout / s.groups;
     const int64_t HoWo = s.Ho() * s.Wo(), Kc = cin * s.KH * s.KW;
     const bool pw = is_pointwise(s);
+    const GemmKind kind = gemm_kind(s);
     const int64_t Wo = s.Wo(), rows = tile_rows(s, Kc, sizeof(T));
     auto image = [&](int64_t n) {
         for (int64_t g = 0; g < s.groups; ++g) {
@@ -106,14 +110,14 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y
             const T* wg = w + g * cout * Kc;
             T* yg = y + (n * s.Cout + g * cout) * HoWo;
             if (pw) {
-                gemm<T>(false, false, cout, HoWo, Kc, T(1), wg, Kc, src, HoWo, T(0), yg, HoWo);
+                gemm<T>(false, false, cout, HoWo, Kc, T(1), wg, Kc, src, HoWo, T(0), yg, HoWo, kind);
                 continue;
             }
             T* col = scratch<T>(0, Kc * rows * Wo);
             for (int64_t oy0 = 0; oy0 < s.Ho(); oy0 += rows) {
                 const int64_t r = std::min(rows, s.Ho() - oy0), N = r * Wo;
                 im2col(s, cin, src, oy0, r, col);
-                gemm<T>(false, false, cout, N, Kc, T(1), wg, Kc, col, N, T(0), yg + oy0 * Wo, HoWo);
+                gemm<T>(false, false, cout, N, Kc, T(1), wg, Kc, col, N, T(0), yg + oy0 * Wo, HoWo, kind);
             }
         }
         if (b)
@@ -138,6 +142,7 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
     const int64_t cin = s.Cin / s.groups, cout = s.Cout / s.groups;
     const int64_t HoWo = s.Ho() * s.Wo(), Kc = cin * s.KH * s.KW;
     const bool pw = is_pointwise(s);
+    const GemmKind kind = gemm_kind(s);
     const int64_t Wo = s.Wo(), rows = tile_rows(s, Kc, sizeof(T));
     // One image's contributions: dx written in place, dw/db added into dw_t/db_t. Row tiles go in
     // order, so the sums stay deterministic.
@@ -148,8 +153,8 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
             const T* dyg = dy + (n * s.Cout + g * cout) * HoWo;
             T* dxg = dx ? dx + (n * s.Cin + g * cin) * s.H * s.W : nullptr;
             if (pw) {
-                if (dw_t) gemm<T>(false, true, cout, Kc, HoWo, T(1), dyg, HoWo, xg, HoWo, T(1), dw_t + g * cout * Kc, Kc);
-                if (dxg) gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(1), dxg, HoWo);
+                if (dw_t) gemm<T>(false, true, cout, Kc, HoWo, T(1), dyg, HoWo, xg, HoWo, T(1), dw_t + g * cout * Kc, Kc, kind);
+                if (dxg) gemm<T>(true, false, Kc, HoWo, cout, T(1), wg, Kc, dyg, HoWo, T(1), dxg, HoWo, kind);
                 continue;
             }
             T* col = scratch<T>(0, Kc * rows * Wo);
@@ -159,10 +164,10 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
                 const T* dyt = dyg + oy0 * Wo;
                 if (dw_t) {
                     im2col(s, cin, xg, oy0, r, col);
-                    gemm<T>(false, true, cout, Kc, N, T(1), dyt, HoWo, col, N, T(1), dw_t + g * cout * Kc, Kc);
+                    gemm<T>(false, true, cout, Kc, N, T(1), dyt, HoWo, col, N, T(1), dw_t + g * cout * Kc, Kc, kind);
                 }
                 if (dxg) {
-                    gemm<T>(true, false, Kc, N, cout, T(1), wg, Kc, dyt, HoWo, T(0), dcol, N);
+                    gemm<T>(true, false, Kc, N, cout, T(1), wg, Kc, dyt, HoWo, T(0), dcol, N, kind);
                     col2im_add(s, cin, dcol, oy0, r, dxg);
                 }
             }

@@ -13,9 +13,13 @@ namespace ams::cpu {
 
 // ---- matrix product: C (M, N) = alpha * op(A) op(B) + beta * C, row-major. Splits the work over
 // the OpenMP threads (BLAS itself runs single-threaded); serial when called inside a parallel region.
+// A float product first rounds its operands as the GPU would under the precision policy
+// (engine/precision.h): `kind` says which GPU library the product stands for, cuBLAS (Product: 1x1
+// convolutions, attention) or cuDNN (Conv: dense and grouped convolutions).
+enum class GemmKind : uint8_t { Product, Conv };
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, GemmKind kind = GemmKind::Product);
 
 // ---- conv2d, stride 1: x (B, Cin, H, W), w (Cout, Cin/groups, KH, KW), b (Cout) or null,
 // y (B, Cout, Ho, Wo) with Ho = H + 2*pad - KH + 1.

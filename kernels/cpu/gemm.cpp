@@ -1,5 +1,6 @@
 // Row-major GEMM: single-threaded CBLAS (OpenBLAS) calls, or a plain i-k-j loop without BLAS, split
-// over the OpenMP threads here.
+// over the OpenMP threads here. Float products first round their operands as the GPU's precision
+// policy would (engine/precision.h).
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -7,6 +8,7 @@
 
 #include <omp.h>
 
+#include "engine/precision.h"
 #include "kernels/cpu/cpu.h"
 #ifdef AMS_HAVE_BLAS
 #include <cblas.h>
@@ -36,9 +38,6 @@ template <class T>
     }
 }
 
-}  // namespace
-
-namespace {
 
 template <class T>
 void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
@@ -65,14 +64,11 @@ const bool g_blas_single = [] {
 }();
 #endif
 
-}  // namespace
-
 // Splits the product across the OpenMP threads: by columns when N is wide, by rows when M is tall,
 // else over K with per-thread partial products added in thread order (deterministic).
 template <class T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-    if (M == 0 || N == 0) return;
+void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
     const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     const int64_t work = M * N * K;
     if (nt == 1 || work < (1 << 18)) return gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -115,9 +111,40 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
     }
 }
 
+// Copies rows x cols of a row-major matrix (leading dimension ld) to a dense buffer, rounded.
+void copy_rounded(const float* src, int64_t rows, int64_t cols, int64_t ld, int bits, std::vector<float>& dst) {
+    dst.resize((size_t)(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) dst[(size_t)(r * cols + c)] = round_mantissa(src[r * ld + c], bits);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc, GemmKind kind) {
+    if (M == 0 || N == 0) return;
+    int bits = 23;
+    if constexpr (std::is_same_v<T, float>)
+        bits = kind == GemmKind::Conv ? conv_mantissa_bits() : product_mantissa_bits();
+    if (bits >= 23 || K == 0) return gemm_split(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if constexpr (std::is_same_v<T, float>) {
+        // Rounded copies: op(A) whole, B a block of output columns at a time (at most ~16 MiB).
+        std::vector<float> a, b;
+        copy_rounded(A, ta ? K : M, ta ? M : K, lda, bits, a);
+        const int64_t a_ld = ta ? M : K, chunk = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / K));
+        for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+            const int64_t nb = std::min(chunk, N - n0);
+            if (tb) copy_rounded(B + n0 * ldb, nb, K, ldb, bits, b);
+            else copy_rounded(B + n0, K, nb, ldb, bits, b);
+            gemm_split(ta, tb, M, nb, K, alpha, a.data(), a_ld, b.data(), tb ? K : nb, beta, C + n0, ldc);
+        }
+    }
+}
+
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
-                          const float*, int64_t, float, float*, int64_t);
+                          const float*, int64_t, float, float*, int64_t, GemmKind);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
-                           const double*, int64_t, double, double*, int64_t);
+                           const double*, int64_t, double, double*, int64_t, GemmKind);
 
 }  // namespace ams::cpu

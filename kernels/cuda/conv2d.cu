@@ -11,6 +11,7 @@
 #include <mutex>
 #include <utility>
 
+#include "engine/precision.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
 
@@ -189,7 +190,7 @@ struct CudnnConv {
     cudnnMathType_t fwd_math{}, bwd_data_math{}, bwd_filter_math{};
 };
 
-using ConvKey = std::array<int64_t, 9>;
+using ConvKey = std::array<int64_t, 10>;  // the shape and the precision policy
 
 std::mutex g_conv_mu;
 std::map<ConvKey, std::unique_ptr<CudnnConv>>& conv_cache() {
@@ -197,7 +198,7 @@ std::map<ConvKey, std::unique_ptr<CudnnConv>>& conv_cache() {
     return *m;
 }
 
-// The descriptor's math type: FMA (float32 accuracy) by default; with AMS_TF32=1 or AMS_BF16=1,
+// The descriptor's math type: FMA (float32 accuracy) by default; under the tf32 or bf16 policy,
 // DEFAULT (TF32 allowed), then whichever type the chosen algorithm reports, as PyTorch does.
 cudnnMathType_t default_math() { return tensor_math_enabled() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
 
@@ -206,7 +207,7 @@ void use_math(const CudnnConv& c, cudnnMathType_t m) {
 }
 
 // An algorithm from cuDNN's heuristics is acceptable when it is supported, deterministic, within
-// the workspace budget and, unless AMS_TF32=1 or AMS_BF16=1, runs without tensor-op (TF32) math.
+// the workspace budget and, unless the policy is tf32 or bf16, runs without tensor-op (TF32) math.
 // ALLOW_CONVERSION is never acceptable: it converts float32 operands to FP16 (5-bit exponent:
 // large activations overflow, small gradients flush to zero), which is not the TF32 promised.
 template <class Perf>
@@ -224,7 +225,7 @@ size_t workspace_budget() { return std::min(g_workspace_limit, memory_available(
 
 // Descriptors for one shape, created on first use. Caller holds g_conv_mu.
 CudnnConv& conv_entry(const ConvShape& s) {
-    ConvKey key{s.B, s.Cin, s.H, s.W, s.Cout, s.KH, s.KW, s.pad, s.groups};
+    ConvKey key{s.B, s.Cin, s.H, s.W, s.Cout, s.KH, s.KW, s.pad, s.groups, (int64_t)precision()};
     auto& cache = conv_cache();
     auto it = cache.find(key);
     if (it != cache.end()) return *it->second;

@@ -3,32 +3,32 @@
 
 #include <climits>
 
+#include "engine/precision.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/runtime.h"
 
 namespace ams::cuda {
 
-bool tf32_enabled() {
-    static const bool on = env_flag("AMS_TF32");
-    return on;
-}
-
-bool bf16_enabled() {
-    static const bool on = env_flag("AMS_BF16");
-    return on;
-}
-
-bool tensor_math_enabled() { return tf32_enabled() || bf16_enabled(); }
+bool tf32_enabled() { return precision() == Precision::TF32; }
+bool bf16_enabled() { return precision() == Precision::BF16; }
+bool tensor_math_enabled() { return precision() != Precision::FP32; }
 
 cublasHandle_t cublas() {
     static cublasHandle_t h = [] {
         cublasHandle_t x;
         CUBLAS_CHECK(cublasCreate(&x));
         CUBLAS_CHECK(cublasSetStream(x, stream()));
-        // Plain FP32 by default: results must match the CPU reference to ~1e-6 per product.
-        CUBLAS_CHECK(cublasSetMathMode(x, tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
         return x;
     }();
+    // Plain FP32 by default: results must match the CPU reference to ~1e-6 per product. The policy
+    // may change between calls (set_precision), so the mode follows it.
+    static bool tf32_mode = false;
+    static bool mode_set = false;
+    if (!mode_set || tf32_mode != tf32_enabled()) {
+        CUBLAS_CHECK(cublasSetMathMode(h, tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+        tf32_mode = tf32_enabled();
+        mode_set = true;
+    }
     return h;
 }
 

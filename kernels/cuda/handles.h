@@ -13,12 +13,13 @@ namespace ams::cuda {
 cudaStream_t stream();   // kernels/cuda/runtime.cu
 cublasHandle_t cublas();  // on stream(); FP32 math unless tf32_enabled()
 cudnnHandle_t cudnn();    // on stream()
-bool tf32_enabled();      // AMS_TF32=1 in the environment: allow TF32 tensor-core math
-// AMS_BF16=1: the mixed-precision policy. Matrix products (sgemm_rm: 1x1 convolutions, attention)
-// round their float32 operands to bfloat16 on the tensor cores and accumulate in float32
-// (cuBLAS's 32F_FAST_16BF compute type); cuDNN convolutions may use TF32. Storage stays float32.
+// The precision policy (engine/precision.h) as the CUDA code needs it. tf32: cuBLAS and cuDNN may
+// use TF32 tensor-core math. bf16: matrix products (sgemm_rm: 1x1 convolutions, attention) round
+// their float32 operands to bfloat16 on the tensor cores and accumulate in float32 (cuBLAS's
+// 32F_FAST_16BF compute type); cuDNN convolutions may use TF32. Storage stays float32.
+bool tf32_enabled();
 bool bf16_enabled();
-bool tensor_math_enabled();  // tf32_enabled() || bf16_enabled(): tensor-op cuDNN algorithms allowed
+bool tensor_math_enabled();  // tf32 or bf16: tensor-op cuDNN algorithms allowed
 
 // Row-major, strided-batched SGEMM on the engine stream:
 // C_i (M, N) = alpha * op(A_i) op(B_i) + beta * C_i for i < batch, X_i = X + i * strideX.

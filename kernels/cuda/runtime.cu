@@ -8,6 +8,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "engine/precision.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/handles.h"
@@ -103,8 +104,8 @@ std::string device_description() {
     CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
     CUDA_CHECK(cudaDriverGetVersion(&drv));
     CUDA_CHECK(cudaRuntimeGetVersion(&rt));
-    // The precision policy is part of every figure's context (AMS_TF32 / AMS_BF16).
-    const char* math = bf16_enabled() ? "bf16 products" : tf32_enabled() ? "tf32" : "fp32";
+    // The precision policy is part of every figure's context.
+    const char* math = precision_name(precision());
     return str(p.name, " (sm_", p.major, p.minor, ", ", p.totalGlobalMem >> 30, " GiB), driver ", drv / 1000, ".",
                (drv % 1000) / 10, ", runtime ", rt / 1000, ".", (rt % 1000) / 10, ", precision ", math);
 }

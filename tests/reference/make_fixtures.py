@@ -375,6 +375,30 @@ def recompute_fixtures():
     close(out, np_conv2d(torch.from_numpy(h), inputs["w"], inputs["b"], 0, 1), "gate_conv1x1 vs numpy")
 
 
+def rounding_fixture():
+    """The precision policies' operand rounding (engine/precision.h), from independent converters:
+    bfloat16 by torch (round to nearest even), TF32 (10-bit mantissa) by numpy's float16, which rounds
+    to nearest even with the same mantissa width (so only values in float16's normal range)."""
+    g = torch.Generator().manual_seed(7)
+    mag = torch.pow(10.0, torch.empty(4000).uniform_(-30, 30, generator=g))
+    x = (torch.randn(4000, generator=g) * mag).float()
+    one = 1.0
+    ties = [one + 2.0 ** -8, one + 3 * 2.0 ** -8, -(one + 2.0 ** -8), 3.0 * 2.0 ** -9, 2.0 ** -130,
+            3.4e38, -3.39e38, 0.0, -0.0, 1e-45]
+    x = torch.cat([x, torch.tensor(ties, dtype=torch.float32)])
+    bf16 = x.to(torch.bfloat16).to(torch.float32)
+    t = (torch.pow(10.0, torch.empty(4000).uniform_(-4, 4.8, generator=g)) *
+         torch.randn(4000, generator=g).sign()).float()
+    tties = [one + 2.0 ** -11, one + 3 * 2.0 ** -11, -(one + 2.0 ** -11), 1000.0 + 2.0 ** -2]
+    t = torch.cat([t, torch.tensor(tties, dtype=torch.float32)])
+    t = t[(t.abs() >= 2.0 ** -14) & (t.abs() <= 65504)]
+    tf32 = torch.from_numpy(t.numpy().astype(np.float16).astype(np.float32))
+    check(bf16[4000].item() == 1.0 and bf16[4001].item() == 1.0 + 2.0 ** -6, "bf16 ties to even")
+    check(torch.isinf(bf16[4005]).item(), "bf16 rounds 3.4e38 past the largest float")
+    check(tf32[-4].item() == 1.0 and tf32[-3].item() == 1.0 + 2.0 ** -9, "tf32 ties to even")
+    write("rounding", {"x": x, "bf16": bf16, "tf32_in": t, "tf32": tf32}, {})
+
+
 def mask_metadata(s, seed_, stream, p=0.0, k=0, branch=0, full_h=0, full_w=0, y0=0, x0=0):
     return {"s": s, "seed": seed_, "stream": stream, "p": p, "k": k, "branch": branch,
             "full_h": full_h, "full_w": full_w, "y0": y0, "x0": x0}
@@ -546,6 +570,7 @@ def main():
     pd_fixtures()
     dwconv_gate_fixture()
     recompute_fixtures()
+    rounding_fixture()
     fused_mask_fixtures()
     concat_fixture()
     loss_fixtures()
