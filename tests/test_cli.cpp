@@ -223,6 +223,33 @@ TEST_CASE("train checks a step's memory first: recomputation turns on when only 
     CHECK(load_safetensors(fx.p("roomy/model.safetensors"), false).metadata.at("training_recompute") == "off");
 }
 
+TEST_CASE("--precision: bf16 and tf32 emulated on the CPU, close to fp32 but not equal; train records it") {
+    Fixture fx;
+    const std::string base = "denoise --weights " + fx.weights + " --input " + fx.image + " --scheme plain --device cpu";
+    Run r = amsnet(base + " --output " + fx.p("fp32.npy"));
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("precision") == std::string::npos);
+    for (const char* p : {"bf16", "tf32"}) {
+        CAPTURE(p);
+        r = amsnet(base + " --output " + fx.p(std::string(p) + ".npy") + " --precision " + p);
+        INFO(r.out);
+        REQUIRE(r.code == 0);
+        CHECK(r.out.find(std::string("precision ") + p + " (emulated on the CPU") != std::string::npos);
+        const double d = test::rel_l2(load_npy(fx.p(std::string(p) + ".npy")), load_npy(fx.p("fp32.npy")));
+        CHECK(d > 1e-6);   // the products were rounded
+        CHECK(d < 2e-2);   // and the result is still the same restoration
+    }
+    r = amsnet("train --data " + test::data_path("sidd-samples") + " --include NOISY_1 --preset tiny --crop 16 "
+               "--batch 1 --pd 2 --steps 1 --device cpu --precision bf16 --out " + fx.p("run"));
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(load_safetensors(fx.p("run/model.safetensors"), false).metadata.at("training_precision") == "bf16");
+    r = amsnet(base + " --output " + fx.p("x.png") + " --precision fp16");
+    CHECK(r.code != 0);
+    CHECK(r.out.find("--precision must be fp32, tf32 or bf16, got 'fp16'") != std::string::npos);
+    CHECK(!fs::exists(fx.p("x.png")));
+}
+
 TEST_CASE("finetune defaults to the scheme stored with the B weights and stores it again") {
     Fixture fx;
     Restormer net(preset_config("tiny"));

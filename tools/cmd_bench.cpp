@@ -9,6 +9,7 @@
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/json.h"
+#include "engine/precision.h"
 #include "models/amsnet.h"
 #include "models/restormer.h"
 #include "train/step_memory.h"
@@ -93,6 +94,7 @@ int bench_kernel_table(const RestormerConfig& cfg, Device dev, int warmup, int r
         out["device"] = device;
         out["model"] = cfg.summary();
         out["copy_bandwidth_gb_per_s"] = copy;
+        out["precision"] = precision_name(precision());
         out["kernels"] = rows;
         out["warmup"] = warmup;
         out["repeat"] = repeat;
@@ -123,12 +125,14 @@ int cmd_bench(int argc, char** argv) {
     a.option("repeat", "N", "timed runs (the median is reported)", "3");
     a.option("preset", "P", "model: restormer (SPEC), small or tiny", "restormer");
     a.option("device", "D", "auto, cpu or cuda", "auto");
+    add_precision_option(a);
     a.option("recompute", "R", "training steps: auto, on or off (amsnet train --help; auto: only when a step would "
              "not fit otherwise)", "auto");
     a.flag("json", "print the results as JSON on stdout");
     add_denoise_options(a);
     if (!a.parse(argc, argv, 2)) return 0;
     Device dev = parse_device(a.get("device"));
+    apply_precision(a, dev);
     int warmup = (int)a.integer("warmup", 0), repeat = (int)a.integer("repeat", 1);
     std::string what = a.get("what");
     AMS_CHECK(what == "forward" || what == "train-step" || what == "infer" || what == "suite" || what == "kernels",
@@ -277,6 +281,7 @@ int cmd_bench(int argc, char** argv) {
         }
         out["results"] = arr;
         out["recompute"] = recompute_text;  // what was asked; each training row says what it used
+        out["precision"] = precision_name(precision());
         out["warmup"] = warmup;
         out["repeat"] = repeat;
         std::printf("%s\n", json::dump(out).c_str());

@@ -29,12 +29,14 @@ int cmd_denoise(int argc, char** argv) {
     a.option("match", "TEXT", "for folder input: only files whose name contains TEXT");
     a.option("format", "EXT", "for folder output: write this extension (png, npy, ...) instead of the input's", "");
     a.option("device", "D", "auto, cpu or cuda", "auto");
+    add_precision_option(a);
     if (!a.parse(argc, argv, 2)) return 0;
 
     int bits = (int)a.integer("bits", 8);
     AMS_CHECK(bits == 8 || bits == 16, "--bits must be 8 or 16, got ", bits);
     std::string in = a.require("input"), out = a.require("output"), weights = a.require("weights");
     Device dev = parse_device(a.get("device"));
+    apply_precision(a, dev);
 
     std::vector<std::string> inputs = list_images(in, a.get("match"));
     bool folder = is_directory(in);

@@ -31,6 +31,7 @@ int cmd_eval(int argc, char** argv) {
     a.option("match-clean", "TEXT", "in folders, use only --clean files whose name contains TEXT (e.g. _mean)");
     a.option("max-images", "N", "score only the first N pairs (0 = all)", "0");
     a.option("device", "D", "auto, cpu or cuda (with --weights)", "auto");
+    add_precision_option(a);
     a.flag("json", "print {\"images\": [...], \"mean_psnr\": x, \"mean_ssim\": y} on stdout");
     add_denoise_options(a);
     if (!a.parse(argc, argv, 2)) return 0;
@@ -54,6 +55,7 @@ int cmd_eval(int argc, char** argv) {
         std::fprintf(stderr, "amsnet eval: Gaussian blur baseline, sigma %g\n", sigma);
     } else if (with_model) {
         dev = parse_device(a.get("device"));
+        apply_precision(a, dev);
         model = load_model(a.get("weights"), dev);
         opts = read_denoise_options(a, model.metadata);
         std::fprintf(stderr, "amsnet eval: %s on %s, %s\n", model.config.summary().c_str(), device_name(dev),

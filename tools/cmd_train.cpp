@@ -41,6 +41,7 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
              "0");
     a.option("seed", "N", "seed of crops, flips, masks and initial weights", "42");
     a.option("device", "D", "auto, cpu or cuda", "auto");
+    add_precision_option(a);
     a.option("recompute", "R", "auto, on or off: recompute each block's cheap intermediates in backward instead of "
              "keeping them (a third less training memory for a few more memory-bound kernels; auto: only when a "
              "step would not fit otherwise)", "auto");
@@ -78,6 +79,7 @@ TrainOptions read_common(const Args& a) {
     o.ema = a.number("ema", 0, 0.999999);
     o.seed = (uint64_t)a.integer("seed", 0);
     o.device = parse_device(a.get("device"));
+    apply_precision(a, o.device);
     o.recompute = parse_recompute(a.get("recompute"));
     if (a.given("max-memory")) o.max_memory = a.number("max-memory", 0.01, 1e6) * (double)(1ull << 30);
     o.save_every = a.integer("save-every", 0);

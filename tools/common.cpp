@@ -1,10 +1,13 @@
 #include "tools/common.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "engine/image_io.h"
 #include "engine/npy.h"
+#include "engine/precision.h"
+#include "tools/args.h"
 
 namespace fs = std::filesystem;
 
@@ -44,6 +47,22 @@ int parse_recompute(const std::string& value) {
     if (value == "off") return 0;
     if (value == "on") return 1;
     AMS_FAIL("--recompute must be auto, on or off, got '", value, "'");
+}
+
+void add_precision_option(Args& a) {
+    a.option("precision", "P",
+             "fp32, tf32 or bf16: math of the matrix products and convolutions (tf32: TF32 tensor cores; bf16: "
+             "bfloat16 operands in the 1x1 convolutions and attention, TF32 in the dense convolutions; float32 "
+             "accumulation and storage). On the CPU the operands are rounded the same way, to measure the effect on "
+             "quality (slower, not faster). Default: fp32, or AMS_TF32=1 / AMS_BF16=1 from the environment");
+}
+
+void apply_precision(const Args& a, Device dev) {
+    if (a.given("precision")) set_precision(parse_precision(a.get("precision"), "--precision"));
+    const Precision p = precision();
+    if (p == Precision::FP32) return;
+    std::fprintf(stderr, "amsnet: precision %s%s\n", precision_name(p),
+                 dev == Device::CPU ? " (emulated on the CPU: operands rounded as on a GPU; slower than fp32)" : "");
 }
 
 }  // namespace ams::cli

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/device.h"
 #include "engine/image_io.h"
 #include "engine/tensor.h"
 #include "engine/timer.h"
@@ -21,5 +22,12 @@ void save_result(const std::string& path, const Tensor& img, int bits);
 // --recompute: "auto" -> -1 (chosen by memory: train/step_memory.h), "off" -> 0, "on" -> 1; anything
 // else is an error.
 int parse_recompute(const std::string& value);
+
+class Args;
+// --precision fp32|tf32|bf16 (engine/precision.h): add_precision_option declares it; after parsing,
+// apply_precision sets the policy when it was given (else the environment's AMS_TF32 / AMS_BF16
+// stand) and says on stderr what a non-fp32 policy means on `dev`.
+void add_precision_option(Args& a);
+void apply_precision(const Args& a, Device dev);
 
 }  // namespace ams::cli

@@ -21,12 +21,10 @@ for stage in "$@"; do
     case $stage in
     ours)
         BUILD_TARGETS=amsnet build_device || exit 1
-        [ "$precision" = tf32 ] && export AMS_TF32=1
-        [ "$precision" = bf16 ] && export AMS_BF16=1
         timeout -k 10 "${STAGE_SECONDS:-500}" build-device/amsnet bench --what suite --device cuda --warmup 3 \
-            --repeat 10 --json > "$out/suite.json" || status=1
+            --repeat 10 --precision "$precision" --json > "$out/suite.json" || status=1
         timeout -k 10 "${STAGE_SECONDS:-500}" build-device/amsnet bench --what kernels --device cuda --warmup 3 \
-            --repeat 20 --json > "$out/kernels.json" || status=1
+            --repeat 20 --precision "$precision" --json > "$out/kernels.json" || status=1
         ;;
     eager | compile)
         flag=; [ $stage = compile ] && flag=--compile

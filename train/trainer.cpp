@@ -15,6 +15,7 @@
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "engine/params.h"
+#include "engine/precision.h"
 #include "engine/safetensors.h"
 #include "engine/timer.h"
 #include "models/amsnet.h"
@@ -333,7 +334,8 @@ int64_t train(const TrainOptions& o) {
                 {"inference_pd", std::to_string(o.val_pd)},
                 {"inference_branches", std::to_string(o.val_branches)},
                 {"inference_passes", std::to_string(o.val_passes)},
-                {"training_recompute", net->recompute() ? "on" : "off"}};  // what the steps used
+                {"training_recompute", net->recompute() ? "on" : "off"},  // what the steps used
+                {"training_precision", precision_name(precision())}};
             meta.insert(chroma.begin(), chroma.end());
             save_model(model_path, *net, meta);
         });
