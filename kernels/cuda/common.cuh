@@ -72,7 +72,8 @@ __device__ T block_sum(T v) {
     return v;
 }
 
-// ---- split reduction: out_row = sum_{k < len} term(row, k) for each row < rows.
+// ---- split reduction: out_row = sum_{k < len} term(row, k) for each row < rows (finish(row, sum)).
+// Rows of at most g_warp_row_max (2048) items: one warp each (below). Longer rows, in two stages.
 // Stage 1: block (split, row) sums a fixed contiguous chunk of k into partial[row * nsplit + split].
 // Stage 2: one thread per row adds its partials in split order and hands the sum to finish(row, s).
 template <class Acc, class Term>
@@ -96,6 +97,23 @@ __global__ void split_finish_kernel(const Acc* partial, int64_t rows, int nsplit
     }
 }
 
+// Short rows: one warp per row (lanes stride over k, then a shuffle tree), kThreads / 32 rows per
+// block. No partials and no block barriers: a 256-thread block per row would leave most threads
+// idle on rows of a few dozen items (the attention norms of training's deepest levels: 16 pixels).
+// The row loop is uniform over each warp, so the full-mask shuffles see all 32 lanes.
+template <class Acc, class Term, class Finish>
+__global__ void warp_reduce_kernel(Term term, Finish finish, int64_t rows, int64_t len) {
+    const int lane = threadIdx.x & 31;
+    const int64_t per_block = blockDim.x >> 5, stride = (int64_t)gridDim.x * per_block;
+    for (int64_t row = blockIdx.x * per_block + (threadIdx.x >> 5); row < rows; row += stride) {
+        Acc acc = 0;
+        for (int64_t k = lane; k < len; k += 32) acc += (Acc)term(row, k);
+        for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+        if (lane == 0) finish(row, acc);
+    }
+}
+extern int64_t g_warp_row_max;  // rows up to this long go to warp_reduce_kernel (set_warp_row_max)
+
 // Splits per row: enough blocks to fill the GPU, each with at least ~2K items; depends only on the
 // shape, so the summation order (hence the result bits) is the same every run.
 inline int split_count(int64_t rows, int64_t len) {
@@ -107,6 +125,10 @@ inline int split_count(int64_t rows, int64_t len) {
 template <class Acc, class Term, class Finish>
 void split_reduce(int64_t rows, int64_t len, Term term, Finish finish, const char* what) {
     if (rows <= 0) return;
+    if (len <= g_warp_row_max) {
+        warp_reduce_kernel<Acc><<<grid_for(rows * 32), kThreads, 0, stream()>>>(term, finish, rows, len);
+        return check_launch(what, __FILE__, __LINE__);
+    }
     const int nsplit = split_count(rows, len);
     DeviceBuffer partial((size_t)(rows * nsplit) * sizeof(Acc));
     dim3 grid((unsigned)nsplit, (unsigned)std::min<int64_t>(rows, 65535));

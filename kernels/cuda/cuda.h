@@ -25,6 +25,10 @@ int64_t set_cudnn_max_elements(int64_t n);
 // default (and never more than half the free memory). Tiled denoising lowers it to a share of its
 // memory budget; returns the previous value.
 size_t set_cudnn_workspace_limit(size_t bytes);
+// Row reductions (norms, parameter gradients, losses) give each row of at most this many items
+// (2048 by default) one warp, longer rows split over blocks; tests change it to exercise both
+// paths on one shape. Returns the previous value.
+int64_t set_warp_row_max(int64_t n);
 
 void pixel_unshuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
 void pixel_shuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);

@@ -7,10 +7,12 @@
 #include <limits>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 #include "engine/precision.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda.h"
 #include "kernels/cuda/handles.h"
 
 namespace ams::cuda {
@@ -342,5 +344,9 @@ void check_launch(const char* what, const char* file, int line) {
             detail::throw_error(what, file, line, str("CUDA error while running: ", cudaGetErrorString(e)));
     }
 }
+
+int64_t g_warp_row_max = 2048;
+
+int64_t set_warp_row_max(int64_t n) { return std::exchange(g_warp_row_max, n); }
 
 }  // namespace ams::cuda

@@ -175,8 +175,9 @@ std::vector<Case> cases() {
         {"big layer_norm WithBias", {{X, 0.3}, {{4}, 1.0, 0.2}, {{4}}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
         {"big layer_norm BiasFree", {{X, 0.3}, {{4}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},
         {"big attention", {{{2, 24, 48, 80}}, {{2, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 2); }},
-        // Training's latent level: 100 sub-images x 768 q and k rows = 76,800 rows, more than a
-        // grid's 65,535 in y, so the row reductions must loop.
+        // Training's latent level: 100 sub-images x 768 q and k rows of 16 pixels = 76,800 rows
+        // (a warp each; the test below runs it through the split path, whose grid stops at 65,535
+        // rows in y, so its row loop must wrap).
         {"many rows attention", {{{100, 1152, 4, 4}}, {{8, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 8); }},
         {"big dot", {{X}, {X}}, {}, [](const Inputs& in) { return ops::dot(in[0], in[1]); }},
         {"big masked_l1", {{X}}, {test::random_tensor(X, 7, DType::F32), cpu_mask({2, 1, 48, 80}, 0.3, 13)},
@@ -304,6 +305,28 @@ TEST_CASE("GPU ops match the CPU reference: forward and gradients") {
             }
         }
     }
+}
+
+TEST_CASE("GPU row reductions: the split path on short rows, past a grid's 65,535 rows") {
+    // Every row reduction (norms, parameter gradients, losses) goes through split_reduce: a warp per
+    // row up to 2048 items, else blocks per row. With the warp path off, the many-rows attention
+    // (76,800 rows of 16) takes the split path and loops over rows in y; the small cases take it too.
+    struct Restore {
+        int64_t prev;
+        ~Restore() { cuda::set_warp_row_max(prev); }
+    } restore{cuda::set_warp_row_max(0)};
+    const uint64_t seed = base_seed() + 31;
+    INFO("seed ", seed);
+    int ran = 0;
+    for (const Case& c : cases()) {
+        const bool wanted = c.name == "many rows attention" || c.name == "attention 3 heads" || c.name == "layer_norm WithBias" ||
+                            c.name == "masked_l1" || c.name == "dot";
+        if (!wanted) continue;
+        INFO(c.name);
+        compare(c, seed, (1u << c.diff.size()) - 1, false);
+        ++ran;
+    }
+    CHECK(ran == 5);  // the names above still exist
 }
 
 TEST_CASE("GPU dense convolutions past cuDNN's element limit run in image chunks and match the CPU") {
