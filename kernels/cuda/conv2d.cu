@@ -5,6 +5,7 @@
 //   everything else (dense, grouped): cuDNN, algorithm chosen once per shape and cached.
 // Bias add and bias gradient are custom kernels for every kind. Backward accumulates (beta = 1).
 #include <algorithm>
+#include <climits>
 #include <array>
 #include <map>
 #include <memory>
@@ -155,16 +156,38 @@ __global__ void sum_images_kernel(const float* part, int64_t B, int64_t count, f
     }
 }
 
+// y (C, B*HW) = x (B, C, HW) with the image index moved inside the channel: one thread per output.
+__global__ void channels_first_kernel(const float* x, float* y, int64_t B, int64_t C, int64_t HW) {
+    const int64_t BHW = B * HW;
+    AMS_GRID_STRIDE(i, C * BHW) {
+        const int64_t c = i / BHW, r = i - c * BHW, b = r / HW, p = r - b * HW;
+        y[i] = x[(b * C + c) * HW + p];
+    }
+}
+
 void pointwise_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw) {
     const int64_t HW = s.H * s.W, count = s.Cout * s.Cin;
     if (dx)  // dX (Cin, HW) += W^T dY
         sgemm_rm(true, false, s.Cin, HW, s.Cout, 1.f, w, s.Cin, 0, dy, HW, s.Cout * HW, 1.f, dx, HW, s.Cin * HW, s.B);
     if (!dw) return;
-    // dW (Cout, Cin) += sum_n dY_n X_n^T. The images' X_n are not contiguous along the reduction,
-    // so: one batched GEMM into a slice per image (training has 100+ PD sub-images, each a small
-    // GEMM), then a sum over the images in a fixed order (deterministic, no atomics).
+    // dW (Cout, Cin) += sum_n dY_n X_n^T. The images' X_n are not contiguous along the reduction.
     if (s.B == 1)
         return sgemm_rm(false, true, s.Cout, s.Cin, HW, 1.f, dy, HW, 0, x, HW, 0, 1.f, dw, s.Cin, 0, 1);
+    // Small planes with many channels (training's deep levels: 200 sub-images of 4x4 pixels, 384 ->
+    // 2042 channels): per-image slices of dW would be far larger than dY and X themselves, so copy
+    // both channels-first, (C, B*HW), and reduce over all images in one GEMM.
+    if (count > HW * (s.Cin + s.Cout) && s.B * HW <= INT_MAX) {
+        const int64_t BHW = s.B * HW;
+        DeviceBuffer dyt((size_t)(s.Cout * BHW) * sizeof(float)), xt((size_t)(s.Cin * BHW) * sizeof(float));
+        channels_first_kernel<<<grid_for(s.Cout * BHW), kThreads, 0, stream()>>>(dy, dyt.as<float>(), s.B, s.Cout, HW);
+        AMS_CUDA_LAUNCH_CHECK("1x1 conv filter gradient: dY channels first");
+        channels_first_kernel<<<grid_for(s.Cin * BHW), kThreads, 0, stream()>>>(x, xt.as<float>(), s.B, s.Cin, HW);
+        AMS_CUDA_LAUNCH_CHECK("1x1 conv filter gradient: X channels first");
+        return sgemm_rm(false, true, s.Cout, s.Cin, BHW, 1.f, dyt.as<float>(), BHW, 0, xt.as<float>(), BHW, 0, 1.f, dw,
+                        s.Cin, 0, 1);
+    }
+    // Otherwise one batched GEMM into a slice per image, then a sum over the images in a fixed
+    // order (deterministic, no atomics).
     DeviceBuffer part((size_t)(s.B * count) * sizeof(float));
     sgemm_rm(false, true, s.Cout, s.Cin, HW, 1.f, dy, HW, s.Cout * HW, x, HW, s.Cin * HW, 0.f, part.as<float>(), s.Cin,
              count, s.B);

@@ -83,6 +83,9 @@ std::vector<Case> cases() {
         {"conv 1x1 bias", {{x}, {{5, 6, 1, 1}}, {{5}}}, {}, conv(0, 1)},
         {"conv 1x1 batch 5", {{{5, 6, 7, 13}}, {{5, 6, 1, 1}}}, {}, conv(0, 1)},
         {"conv 1x1 batch 1", {{{1, 6, 7, 13}}, {{5, 6, 1, 1}}}, {}, conv(0, 1)},
+        // Planes of 6 pixels, 12 -> 16 channels: the filter gradient copies dY and X channels first
+        // and reduces over all 7 images in one GEMM (a dW slice per image would be larger).
+        {"conv 1x1 small planes bias", {{{7, 12, 2, 3}}, {{16, 12, 1, 1}}, {{16}}}, {}, conv(0, 1)},
         {"conv grouped 3x3 bias", {{x}, {{12, 3, 3, 3}}, {{12}}}, {}, conv(1, 2)},
         {"conv grouped 1x1 bias", {{x}, {{9, 2, 1, 1}}, {{9}}}, {}, conv(0, 3)},
         // permutations
