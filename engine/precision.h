@@ -3,9 +3,11 @@
 // operands to TF32 (10-bit mantissa) on the tensor cores; bf16 rounds the cuBLAS products' operands
 // (1x1 convolutions, attention) to bfloat16 (7-bit mantissa) and lets cuDNN's dense convolutions
 // use TF32. Accumulation and tensors stay float32 (it saves time, not memory).
-// The CPU rounds the same operands before its float GEMMs (kernels/cpu/gemm.cpp), so a policy's
-// effect on quality can be measured on any machine; there it costs time instead of saving it.
-// Double-precision work is never rounded.
+// The CPU rounds the operands of the same products before its float GEMMs (kernels/cpu/gemm.cpp),
+// so a policy's effect on quality can be measured on any machine; there it costs time instead of
+// saving it. In attention the two differ by a per-row scale: the GPU multiplies the raw q and k rows
+// and folds their norms into the c x c result, the CPU multiplies the normalised rows, so the
+// rounding errors have the same size but not the same bits. Double-precision work is never rounded.
 #pragma once
 #include <string>
 
