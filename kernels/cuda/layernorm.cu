@@ -1,7 +1,10 @@
-// Channel LayerNorm at each pixel of (B, C, HW), formulas of kernels/cpu/layernorm.cpp. One thread
-// per pixel loops over the C channels (stride HW): neighbouring threads read neighbouring pixels,
-// so every channel step is one coalesced load. dw / db sum over all pixels: a deterministic split
-// reduction over the per-pixel statistics the backward kernel saved.
+// Channel LayerNorm at each pixel of (B, C, HW), formulas of kernels/cpu/layernorm.cpp. A block
+// takes 32 consecutive pixels and splits their C channels over 8 groups of 32 threads: a warp is one
+// channel group across the 32 pixels, so each of its loads is one coalesced row segment, and the
+// per-pixel sums add the 8 groups' partials in a fixed order (deterministic). One thread per pixel
+// looping over all C channels left training's deep levels (a few thousand pixels of 4x4 planes,
+// 384 channels) with a few dozen blocks of long serial loops. dw / db sum over all pixels: a
+// deterministic split reduction over the per-pixel statistics the backward kernel saved.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
 
@@ -9,29 +12,66 @@ namespace ams::cuda {
 
 namespace {
 
-// Two-pass mean / variance of one pixel's C channels (as the CPU reference).
-__device__ inline void pixel_stats(const float* xp, int64_t C, int64_t HW, float eps, float& mu, float& rstd) {
+constexpr int kPix = 32, kGroups = kThreads / kPix;  // pixels per block, channel groups per pixel
+
+// The sum over the kGroups threads of this thread's pixel, in group order; every thread of the
+// block must call it (the pixel loop below is uniform over the block).
+__device__ inline float pixel_sum(float v, float (*sh)[kPix]) {
+    const int lane = threadIdx.x % kPix, g = threadIdx.x / kPix;
+    sh[g][lane] = v;
+    __syncthreads();
     float s = 0.f;
-    for (int64_t c = 0; c < C; ++c) s += xp[c * HW];
-    mu = s / (float)C;
-    float v = 0.f;
-    for (int64_t c = 0; c < C; ++c) {
-        float d = xp[c * HW] - mu;
-        v += d * d;
-    }
-    rstd = 1.f / sqrtf(v / (float)C + eps);
+    for (int i = 0; i < kGroups; ++i) s += sh[i][lane];
+    __syncthreads();  // sh is reused by the next call
+    return s;
 }
+
+// This thread's pixel of the block's tile starting at `base`: its image n and offset p (valid when
+// pix < B*HW), and its channel group g (channels g, g + kGroups, ...).
+struct PixelSlot {
+    int64_t pix, n, p;
+    int g;
+    bool valid;
+    __device__ PixelSlot(int64_t base, int64_t npix, int64_t HW) {
+        pix = base + threadIdx.x % kPix;
+        g = threadIdx.x / kPix;
+        valid = pix < npix;
+        n = valid ? pix / HW : 0;
+        p = valid ? pix - n * HW : 0;
+    }
+};
+
+// Two-pass mean / variance of the slot's pixel (as the CPU reference), over all groups.
+__device__ inline void pixel_stats(const PixelSlot& t, const float* xp, int64_t C, int64_t HW, float eps,
+                                   float (*sh)[kPix], float& mu, float& rstd) {
+    float s = 0.f;
+    if (t.valid)
+        for (int64_t c = t.g; c < C; c += kGroups) s += xp[c * HW];
+    mu = pixel_sum(s, sh) / (float)C;
+    float v = 0.f;
+    if (t.valid)
+        for (int64_t c = t.g; c < C; c += kGroups) {
+            const float d = xp[c * HW] - mu;
+            v += d * d;
+        }
+    rstd = 1.f / sqrtf(pixel_sum(v, sh) / (float)C + eps);
+}
+
+#define AMS_PIXEL_TILES(base, npix) \
+    for (int64_t base = (int64_t)blockIdx.x * kPix; base < (npix); base += (int64_t)gridDim.x * kPix)
 
 __global__ void layernorm_forward_kernel(const float* x, const float* w, const float* b, float* y, int64_t B,
                                          int64_t C, int64_t HW, bool with_bias, float eps) {
-    AMS_GRID_STRIDE(pix, B * HW) {
-        int64_t n = pix / HW, p = pix - n * HW;
-        const float* xp = x + n * C * HW + p;
-        float* yp = y + n * C * HW + p;
+    __shared__ float sh[kGroups][kPix];
+    AMS_PIXEL_TILES(base, B * HW) {
+        const PixelSlot t(base, B * HW, HW);
+        const float* xp = x + t.n * C * HW + t.p;
         float mu, rstd;
-        pixel_stats(xp, C, HW, eps, mu, rstd);
-        for (int64_t c = 0; c < C; ++c) {
-            float v = xp[c * HW];
+        pixel_stats(t, xp, C, HW, eps, sh, mu, rstd);
+        if (!t.valid) continue;
+        float* yp = y + t.n * C * HW + t.p;
+        for (int64_t c = t.g; c < C; c += kGroups) {
+            const float v = xp[c * HW];
             yp[c * HW] = with_bias ? (v - mu) * rstd * w[c] + (b ? b[c] : 0.f) : v * rstd * w[c];
         }
     }
@@ -43,33 +83,38 @@ __global__ void layernorm_forward_kernel(const float* x, const float* w, const f
 __global__ void layernorm_backward_kernel(const float* x, const float* w, const float* dy, float* dx, float* mu_out,
                                           float* rstd_out, int64_t B, int64_t C, int64_t HW, bool with_bias,
                                           float eps) {
-    AMS_GRID_STRIDE(pix, B * HW) {
-        int64_t n = pix / HW, p = pix - n * HW;
-        const float* xp = x + n * C * HW + p;
-        const float* gp = dy + n * C * HW + p;
+    __shared__ float sh[kGroups][kPix];
+    AMS_PIXEL_TILES(base, B * HW) {
+        const PixelSlot t(base, B * HW, HW);
+        const float* xp = x + t.n * C * HW + t.p;
+        const float* gp = dy + t.n * C * HW + t.p;
         float mu, rstd;
-        pixel_stats(xp, C, HW, eps, mu, rstd);
-        if (mu_out) {
-            mu_out[pix] = mu;
-            rstd_out[pix] = rstd;
+        pixel_stats(t, xp, C, HW, eps, sh, mu, rstd);
+        if (mu_out && t.valid && t.g == 0) {
+            mu_out[t.pix] = mu;
+            rstd_out[t.pix] = rstd;
         }
-        if (!dx) continue;
+        if (!dx) continue;  // uniform: the same for every thread
         float s1 = 0.f, s2 = 0.f;
-        for (int64_t c = 0; c < C; ++c) {
-            float dz = gp[c * HW] * w[c], v = xp[c * HW];
-            if (with_bias) {
-                s1 += dz;
-                s2 += dz * ((v - mu) * rstd);
-            } else {
-                s2 += dz * v;
+        if (t.valid)
+            for (int64_t c = t.g; c < C; c += kGroups) {
+                const float dz = gp[c * HW] * w[c], v = xp[c * HW];
+                if (with_bias) {
+                    s1 += dz;
+                    s2 += dz * ((v - mu) * rstd);
+                } else {
+                    s2 += dz * v;
+                }
             }
-        }
-        float* dp = dx + n * C * HW + p;
+        if (with_bias) s1 = pixel_sum(s1, sh);
+        s2 = pixel_sum(s2, sh);
+        if (!t.valid) continue;
+        float* dp = dx + t.n * C * HW + t.p;
         const float invC = 1.f / (float)C;
-        for (int64_t c = 0; c < C; ++c) {
-            float dz = gp[c * HW] * w[c], v = xp[c * HW];
+        for (int64_t c = t.g; c < C; c += kGroups) {
+            const float dz = gp[c * HW] * w[c], v = xp[c * HW];
             if (with_bias) {
-                float xhat = (v - mu) * rstd;
+                const float xhat = (v - mu) * rstd;
                 dp[c * HW] += rstd * (dz - s1 * invC - xhat * s2 * invC);
             } else {
                 dp[c * HW] += rstd * dz - rstd * rstd * rstd * (v - mu) * s2 * invC;
@@ -77,6 +122,8 @@ __global__ void layernorm_backward_kernel(const float* x, const float* w, const 
         }
     }
 }
+
+#undef AMS_PIXEL_TILES
 
 // Row r + first: r + first < C is dw[c]'s term, else db[c - C]'s; k = n * HW + p.
 struct ParamGradTerm {
@@ -116,7 +163,8 @@ struct ParamGradFinish {
 void layernorm_forward(const float* x, const float* w, const float* b, float* y, int64_t B, int64_t C, int64_t HW,
                        bool with_bias, double eps) {
     if (B * HW == 0 || C == 0) return;
-    layernorm_forward_kernel<<<grid_for(B * HW), kThreads, 0, stream()>>>(x, w, b, y, B, C, HW, with_bias, (float)eps);
+    layernorm_forward_kernel<<<grid_for(B * HW, kPix), kThreads, 0, stream()>>>(x, w, b, y, B, C, HW, with_bias,
+                                                                                (float)eps);
     AMS_CUDA_LAUNCH_CHECK("layernorm forward");
 }
 
@@ -129,8 +177,8 @@ void layernorm_backward(const float* x, const float* w, const float* dy, float* 
     float* mu = need_stats ? stats.as<float>() : nullptr;
     float* rstd = need_stats ? mu + B * HW : nullptr;
     if (dx || need_stats) {
-        layernorm_backward_kernel<<<grid_for(B * HW), kThreads, 0, stream()>>>(x, w, dy, dx, mu, rstd, B, C, HW,
-                                                                               with_bias, (float)eps);
+        layernorm_backward_kernel<<<grid_for(B * HW, kPix), kThreads, 0, stream()>>>(x, w, dy, dx, mu, rstd, B, C,
+                                                                                     HW, with_bias, (float)eps);
         AMS_CUDA_LAUNCH_CHECK("layernorm backward");
     }
     if (dw || db) {

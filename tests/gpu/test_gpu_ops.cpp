@@ -108,6 +108,11 @@ std::vector<Case> cases() {
          [](const Inputs& in) { return ops::pd_stitch({in[0], in[1]}, 3, {5, 6, 0, 0, 0, {11, 8, 4, 1}}); }},
         // Restormer blocks
         {"layer_norm BiasFree", {{x, 0.3}, w_ln}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},
+        // 21 channels over the kernel's 8 channel groups (uneven), 45 pixels (a partial tile).
+        {"layer_norm WithBias 21 channels", {{{3, 21, 3, 5}, 0.3}, {{21}, 1.0, 0.2}, {{21}}}, {},
+         [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
+        {"layer_norm BiasFree 21 channels", {{{3, 21, 3, 5}, 0.3}, {{21}, 1.0, 0.2}}, {},
+         [](const Inputs& in) { return ops::layer_norm(in[0], in[1], Tensor(), false); }},
         {"layer_norm WithBias", {{x, 0.3}, w_ln, {{6}}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
         {"attention 1 head", {{{2, 18, 7, 13}}, {{1, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 1); }},
         {"attention 3 heads", {{{2, 36, 7, 13}}, {{3, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 3); }},
