@@ -103,8 +103,9 @@ __global__ void dw_backward_data_kernel(Geo g, const float* w, const float* dy, 
 }
 
 // dw[c, ky, kx] = sum over n, oy, ox of dy[n, c, oy, ox] * x[n, c, oy + ky - pad, ox + kx - pad];
-// row = c * KH * KW + tap, k = n * Ho * Wo + (oy * Wo + ox). Rows of one channel are adjacent, so
-// the blocks of its taps run together and read the same x / dy lines from L2.
+// row = c * KH * KW + tap, k = n * Ho * Wo + (oy * Wo + ox): the general path, for filters other
+// than 3x3 (below). Rows of one channel are adjacent, so the blocks of its taps run together and
+// read the same x / dy lines from L2.
 struct DwFilterTerm {
     Geo g;
     const float* x;
@@ -126,6 +127,53 @@ void depthwise_forward(const ConvShape& s, const float* x, const float* w, const
     AMS_CUDA_LAUNCH_CHECK("depthwise conv forward");
 }
 
+// 3x3 filters (every depthwise convolution of the Restormer): block (j, c) sums its chunk j of
+// channel c's output pixels (k = n * Ho * Wo + p) for all nine taps at once, in registers, each
+// thread reading dy once and its x neighbourhood (from L1) per pixel; then it reduces the nine sums
+// over the block in a fixed order into partial[(c * 9 + tap) * nsplit + j]. (A block per tap would
+// read every dy and x line nine times.)
+__global__ void dw3x3_filter_grad_kernel(Geo g, const float* x, const float* dy, int nsplit, float* partial) {
+    const int64_t HoWo = g.Ho * g.Wo, len = g.B * HoWo, chunk = (len + nsplit - 1) / nsplit;
+    const int64_t c = blockIdx.y, begin = (int64_t)blockIdx.x * chunk, end = min64(len, begin + chunk);
+    float acc[9] = {};
+    for (int64_t k = begin + threadIdx.x; k < end; k += blockDim.x) {
+        const int64_t n = k / HoWo, p = k - n * HoWo, oy = p / g.Wo, ox = p - oy * g.Wo, plane = n * g.C + c;
+        const float gv = dy[plane * HoWo + p];
+        const float* xp = x + plane * g.H * g.W;
+#pragma unroll
+        for (int ky = 0; ky < 3; ++ky) {
+            const int64_t iy = oy + ky - g.pad;
+            if (iy < 0 || iy >= g.H) continue;
+#pragma unroll
+            for (int kx = 0; kx < 3; ++kx) {
+                const int64_t ix = ox + kx - g.pad;
+                if (ix >= 0 && ix < g.W) acc[ky * 3 + kx] += gv * xp[iy * g.W + ix];
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < 9; ++t) {
+        const float sum = block_sum(acc[t]);
+        if (threadIdx.x == 0) partial[(c * 9 + t) * nsplit + blockIdx.x] = sum;
+    }
+}
+
+void depthwise_filter_grad(const Geo& g, const float* x, const float* dy, float* dw) {
+    const int64_t taps = g.KH * g.KW, len = g.B * g.Ho * g.Wo;
+    if (g.KH != 3 || g.KW != 3 || g.C > 65535) {  // the general path: a row per (channel, tap)
+        split_reduce<float>(g.C * taps, len, DwFilterTerm{g, x, dy}, AccumulateRow{dw}, "depthwise conv backward filter");
+        return;
+    }
+    const int nsplit = split_count(g.C, len);
+    DeviceBuffer partial((size_t)(g.C * 9 * nsplit) * sizeof(float));
+    dw3x3_filter_grad_kernel<<<dim3((unsigned)nsplit, (unsigned)g.C), kThreads, 0, stream()>>>(g, x, dy, nsplit,
+                                                                                                partial.as<float>());
+    AMS_CUDA_LAUNCH_CHECK("depthwise 3x3 backward filter");
+    split_finish_kernel<float><<<grid_for(g.C * 9), kThreads, 0, stream()>>>(partial.as<float>(), g.C * 9, nsplit,
+                                                                            AccumulateRow{dw});
+    AMS_CUDA_LAUNCH_CHECK("depthwise 3x3 backward filter sum");
+}
+
 void depthwise_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                         float* db) {
     Geo g = depthwise_geo(s);
@@ -133,9 +181,7 @@ void depthwise_backward(const ConvShape& s, const float* x, const float* w, cons
         dw_backward_data_kernel<<<grid_for(g.B * g.C * g.H * g.W), kThreads, 0, stream()>>>(g, w, dy, dx);
         AMS_CUDA_LAUNCH_CHECK("depthwise conv backward data");
     }
-    if (dw)
-        split_reduce<float>(g.C * g.KH * g.KW, g.B * g.Ho * g.Wo, DwFilterTerm{g, x, dy}, AccumulateRow{dw},
-                            "depthwise conv backward filter");
+    if (dw) depthwise_filter_grad(g, x, dy, dw);
     bias_backward(s, dy, db);
 }
 
