@@ -81,13 +81,40 @@ double measure_copy_bandwidth(Device dev) {
 
 void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repeat,
                    const std::function<void(const KernelResult&)>& report) {
-    const int C = cfg.dim, heads = cfg.heads[0];
-    const int hidden = (int)(C * cfg.ffn_expansion_factor);
+    // Each case forward alone, then forward + backward (the backward's figure is the difference).
+    auto run_cases = [&](std::vector<Case>& cases, const char* setting) {
+        for (Case& c : cases) {
+            for (Tensor& t : c.inputs) t.requires_grad_(true);
+            Tensor out;
+            double fwd = median_ms(dev, warmup, repeat, [&] {
+                autograd::NoGradGuard ng;
+                out = c.fn(c.inputs);
+            });
+            const std::string shape = str(setting, " ", shape_of(c.inputs[0]));
+            report({c.op, shape, "forward", fwd, bytes_of(c.inputs) + (double)out.nbytes(), c.flops});
+            Tensor R_out = out.ndim() ? rand_on(out.shape(), dev, 99) : Tensor();
+            auto fwd_bwd = [&] {
+                Tensor y = c.fn(c.inputs);
+                (R_out.defined() ? ops::dot(y, R_out) : y).backward();
+            };
+            double both = median_ms(dev, warmup, repeat, fwd_bwd);
+            // Backward = (forward + backward, recorded) - forward; it reads dy and the saved inputs and
+            // writes every input's gradient. The dot(y, R) that seeds dy adds one read of y.
+            report({c.op, shape, "backward", std::max(0.0, both - fwd),
+                    (double)out.nbytes() + 2 * bytes_of(c.inputs), 2 * c.flops});
+        }
+    };
     struct Setting {
         const char* name;
         int64_t B, H, W;
+        int level;  // 0 (full resolution) to 3 (the latent level: dim * 8 channels, 1/8 of the size)
     };
-    for (Setting st : {Setting{"train", 50, 32, 32}, Setting{"infer", 4, 128, 128}}) {
+    // Training meets 50 PD sub-images of 32x32 (batch 2, crop 160, PD 5) at level 0 and 4x4 planes
+    // with 8 times the channels at the latent level; inference, larger planes.
+    for (Setting st : {Setting{"train", 50, 32, 32, 0}, Setting{"train latent", 50, 4, 4, 3},
+                       Setting{"infer", 4, 128, 128, 0}}) {
+        const int C = cfg.dim << st.level, heads = cfg.heads[st.level];
+        const int hidden = (int)(C * cfg.ffn_expansion_factor);
         const int64_t B = st.B, H = st.H, W = st.W, N = H * W;
         uint64_t seed = 1;
         auto R = [&](const Shape& s) { return rand_on(s, dev, seed++); };
@@ -96,6 +123,9 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
         cases.push_back({"conv1x1 (qkv)", {R({B, C, H, W}), R({3 * C, C, 1, 1})},
                          [](const auto& in) { return ops::conv2d(in[0], in[1], Tensor(), 0); },
                          2.0 * B * N * C * 3 * C});
+        cases.push_back({"conv1x1 (ffn in)", {R({B, C, H, W}), R({2 * hidden, C, 1, 1})},
+                         [](const auto& in) { return ops::conv2d(in[0], in[1], Tensor(), 0); },
+                         2.0 * B * N * C * 2 * hidden});
         cases.push_back({"depthwise 3x3 (qkv)", {R({B, 3 * C, H, W}), R({3 * C, 1, 3, 3})},
                          [C](const auto& in) { return ops::conv2d(in[0], in[1], Tensor(), 1, 3 * C); },
                          2.0 * B * N * 3 * C * 9});
@@ -116,6 +146,10 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
                          2.0 * B * N * 2 * hidden * 9});
         cases.push_back({"add", {R({B, C, H, W}), R({B, C, H, W})},
                          [](const auto& in) { return ops::add(in[0], in[1]); }});
+        if (st.level > 0) {  // the AMSNet input and output ops only meet full-resolution images
+            run_cases(cases, st.name);
+            continue;
+        }
         cases.push_back({"pixel_unshuffle 2", {R({B, C, H, W})},
                          [](const auto& in) { return ops::pixel_unshuffle(in[0], 2); }});
         cases.push_back({"mask_mul", {R({B, 3, H, W})},
@@ -132,27 +166,7 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
                          [s](const auto& in) { return ops::masked_pd_down(in[0], s, {7, 8, 0.5}); }});
         cases.push_back({str("pd_stitch ", s, ", 2 branches"), {R({images * s * s, 3, H, W}), R({images * s * s, 3, H, W})},
                          [s](const auto& in) { return ops::pd_stitch({in[0], in[1]}, s, {7, 8}); }});
-
-        for (Case& c : cases) {
-            for (Tensor& t : c.inputs) t.requires_grad_(true);
-            Tensor out;
-            double fwd = median_ms(dev, warmup, repeat, [&] {
-                autograd::NoGradGuard ng;
-                out = c.fn(c.inputs);
-            });
-            const std::string shape = str(st.name, " ", shape_of(c.inputs[0]));
-            report({c.op, shape, "forward", fwd, bytes_of(c.inputs) + (double)out.nbytes(), c.flops});
-            Tensor R_out = out.ndim() ? rand_on(out.shape(), dev, 99) : Tensor();
-            auto fwd_bwd = [&] {
-                Tensor y = c.fn(c.inputs);
-                (R_out.defined() ? ops::dot(y, R_out) : y).backward();
-            };
-            double both = median_ms(dev, warmup, repeat, fwd_bwd);
-            // Backward = (forward + backward, recorded) - forward; it reads dy and the saved inputs and
-            // writes every input's gradient. The dot(y, R) that seeds dy adds one read of y.
-            report({c.op, shape, "backward", std::max(0.0, both - fwd),
-                    (double)out.nbytes() + 2 * bytes_of(c.inputs), 2 * c.flops});
-        }
+        run_cases(cases, st.name);
     }
     // AdamW: one kernel over the flat parameter buffer of the model.
     {
