@@ -179,7 +179,7 @@ TEST_CASE("bench: every measurement with its time, throughput and peak memory, a
         CHECK(k.at("bytes").as_number() > 0);
         if (k.at("op").as_string().find("attention") != std::string::npos) ++attention;
     }
-    CHECK(attention == 4);  // forward and backward, training and inference shapes
+    CHECK(attention == 6);  // forward and backward: training (full resolution and latent level) and inference
     r = amsnet("bench --what infer --size 40y24");
     CHECK(r.code != 0);
     CHECK(r.out.find("--size") != std::string::npos);
