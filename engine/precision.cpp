@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <cstdint>
 #include <cstring>
 
 #include "engine/check.h"
@@ -48,17 +47,5 @@ int product_mantissa_bits() {
 }
 
 int conv_mantissa_bits() { return precision() == Precision::FP32 ? 23 : 10; }
-
-float round_mantissa(float f, int bits) {
-    if (bits >= 23) return f;
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    if ((x & 0x7f800000u) == 0x7f800000u) return f;  // NaN, infinity
-    const int drop = 23 - bits;
-    const uint32_t half = (1u << (drop - 1)) - 1u + ((x >> drop) & 1u);
-    x = (x + half) & ~((1u << drop) - 1u);
-    std::memcpy(&f, &x, 4);
-    return f;
-}
 
 }  // namespace ams

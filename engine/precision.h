@@ -9,6 +9,8 @@
 // and folds their norms into the c x c result, the CPU multiplies the normalised rows, so the
 // rounding errors have the same size but not the same bits. Double-precision work is never rounded.
 #pragma once
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace ams {
@@ -28,7 +30,17 @@ const char* precision_name(Precision p);
 int product_mantissa_bits();
 int conv_mantissa_bits();
 // Rounds f to `bits` (1 to 23) mantissa bits, to nearest, ties to even (as float_to_bf16). NaN and
-// infinity stay as they are; a value that rounds past the largest float becomes infinity.
-float round_mantissa(float f, int bits);
+// infinity stay as they are; a value that rounds past the largest float becomes infinity. Inline:
+// the GEMMs' rounded copies call it per element.
+inline float round_mantissa(float f, int bits) {
+    if (bits >= 23) return f;
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    if ((x & 0x7f800000u) == 0x7f800000u) return f;  // NaN, infinity
+    const int drop = 23 - bits;
+    x = (x + (1u << (drop - 1)) - 1u + ((x >> drop) & 1u)) & ~((1u << drop) - 1u);
+    std::memcpy(&f, &x, 4);
+    return f;
+}
 
 }  // namespace ams
