@@ -226,7 +226,7 @@ TEST_CASE("train checks a step's memory first: recomputation turns on when only 
 TEST_CASE("--precision: bf16 and tf32 emulated on the CPU, close to fp32 but not equal; train records it") {
     Fixture fx;
     const std::string base = "denoise --weights " + fx.weights + " --input " + fx.image + " --scheme plain --device cpu";
-    Run r = amsnet(base + " --output " + fx.p("fp32.npy"));
+    Run r = amsnet(base + " --output " + fx.p("fp32.npy") + " --precision fp32");
     REQUIRE(r.code == 0);
     CHECK(r.out.find("precision") == std::string::npos);
     for (const char* p : {"bf16", "tf32"}) {
@@ -248,6 +248,9 @@ TEST_CASE("--precision: bf16 and tf32 emulated on the CPU, close to fp32 but not
     CHECK(r.code != 0);
     CHECK(r.out.find("--precision must be fp32, tf32 or bf16, got 'fp16'") != std::string::npos);
     CHECK(!fs::exists(fx.p("x.png")));
+    r = amsnet("eval --pred " + fx.image + " --clean " + fx.image + " --precision fp16");  // checked without a model too
+    CHECK(r.code != 0);
+    CHECK(r.out.find("--precision must be") != std::string::npos);
 }
 
 TEST_CASE("finetune defaults to the scheme stored with the B weights and stores it again") {

@@ -77,13 +77,14 @@ TEST_CASE("the precision policy: names, errors, mantissa bits per library") {
 }
 
 TEST_CASE("float GEMMs round both operands under the policy; double GEMMs never") {
-    // Odd sizes, padded leading dimensions, every transpose, alpha and beta; N = 70,000 with K = 61
-    // passes the rounded copies' column block (4M elements), so B is rounded in two blocks.
+    // Odd sizes, padded leading dimensions, every transpose, alpha and beta. N = 70,000 with K = 61
+    // passes the rounded copies' column block (4M elements), so B is rounded in two blocks: with B
+    // as it is (case 0) and transposed (case 3).
     for (Precision p : {Precision::FP32, Precision::TF32, Precision::BF16})
         for (cpu::GemmKind kind : {cpu::GemmKind::Product, cpu::GemmKind::Conv})
             for (int case_ = 0; case_ < 4; ++case_) {
                 const bool ta = case_ & 1, tb = case_ & 2;
-                const int64_t M = 7, K = 61, N = case_ == 3 && p == Precision::BF16 ? 70000 : 13;
+                const int64_t M = 7, K = 61, N = (case_ == 0 || case_ == 3) && p == Precision::BF16 ? 70000 : 13;
                 const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
                 std::vector<float> A = matrix(ta ? K : M, lda, 1), B = matrix(tb ? N : K, ldb, 2);
                 std::vector<float> C = matrix(M, ldc, 3), C0 = C;
@@ -111,6 +112,29 @@ TEST_CASE("float GEMMs round both operands under the policy; double GEMMs never"
                 CHECK(worst < 1e-6);  // float accumulation of the rounded operands
                 if (bits < 23) CHECK(worst_unrounded > 1e-5);  // the rounding is visible: this test can fail
             }
+    // Long products: K = 12,000 > the copies' block for M = 400 rows (10,485), so K runs in two
+    // blocks, accumulated; both layouts of each operand.
+    for (int case_ = 0; case_ < 2; ++case_) {
+        const bool ta = case_ == 1, tb = case_ == 0;
+        const int64_t M = 400, K = 12000, N = 5;
+        const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 1, ldc = N;
+        std::vector<float> A = matrix(ta ? K : M, lda, 4), B = matrix(tb ? N : K, ldb, 5), C = matrix(M, ldc, 6), C0 = C;
+        PolicyScope scope(Precision::BF16);
+        cpu::gemm<float>(ta, tb, M, N, K, 1.5f, A.data(), lda, B.data(), ldb, 0.5f, C.data(), ldc);
+        double worst = 0;
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+                double s = 0, scale = 0;
+                for (int64_t k = 0; k < K; ++k) {
+                    const float a = ta ? A[k * lda + i] : A[i * lda + k], b = tb ? B[j * ldb + k] : B[k * ldb + j];
+                    s += (double)round_mantissa(a, 7) * round_mantissa(b, 7);
+                    scale += std::abs((double)a * b);
+                }
+                worst = std::max(worst, std::abs(C[i * ldc + j] - 0.5 * C0[i * ldc + j] - 1.5 * s) / (1.5 * scale));
+            }
+        CAPTURE(case_);
+        CHECK(worst < 1e-6);
+    }
     PolicyScope scope(Precision::BF16);
     std::vector<double> A = {0.1, 0.2, 0.3}, B = {1.0 / 3, 2.0 / 3, 0.7}, C = {0};
     cpu::gemm<double>(false, false, 1, 1, 3, 1.0, A.data(), 3, B.data(), 1, 0.0, C.data(), 1);
@@ -143,9 +167,12 @@ TEST_CASE("convolutions under bf16: 1x1 with bfloat16 operands, dense and groupe
             PolicyScope scope(Precision::BF16);
             policy = run(x, w, R);
         }
-        // dy = R reaches the backward GEMMs, which round it as well.
-        want = run(rounded(x, c.bits), rounded(w, c.bits), rounded(R, c.bits));
-        plain = run(x, w, R);
+        {
+            PolicyScope scope(Precision::FP32);  // whatever AMS_TF32 / AMS_BF16 the process started with
+            // dy = R reaches the backward GEMMs, which round it as well.
+            want = run(rounded(x, c.bits), rounded(w, c.bits), rounded(R, c.bits));
+            plain = run(x, w, R);
+        }
         const char* what[] = {"output", "dx", "dw"};
         for (int i = 0; i < 3; ++i) {
             CAPTURE(what[i]);

@@ -5,6 +5,7 @@
 #include "engine/device.h"
 #include "engine/image_io.h"
 #include "engine/json.h"
+#include "engine/precision.h"
 #include "models/model_file.h"
 #include "tools/args.h"
 #include "tools/commands.h"
@@ -51,11 +52,15 @@ int cmd_eval(int argc, char** argv) {
     DenoiseOptions opts;
     Device dev = Device::CPU;
     const double sigma = a.given("gaussian") ? a.number("gaussian", 1e-3, 100) : 0;
+    if (with_model && sigma == 0) {
+        dev = parse_device(a.get("device"));
+        apply_precision(a, dev);
+    } else if (a.given("precision")) {
+        parse_precision(a.get("precision"), "--precision");  // checked; no product is computed
+    }
     if (sigma > 0) {
         std::fprintf(stderr, "amsnet eval: Gaussian blur baseline, sigma %g\n", sigma);
     } else if (with_model) {
-        dev = parse_device(a.get("device"));
-        apply_precision(a, dev);
         model = load_model(a.get("weights"), dev);
         opts = read_denoise_options(a, model.metadata);
         std::fprintf(stderr, "amsnet eval: %s on %s, %s\n", model.config.summary().c_str(), device_name(dev),

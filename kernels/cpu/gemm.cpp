@@ -129,15 +129,24 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
         bits = kind == GemmKind::Conv ? conv_mantissa_bits() : product_mantissa_bits();
     if (bits >= 23 || K == 0) return gemm_split(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if constexpr (std::is_same_v<T, float>) {
-        // Rounded copies: op(A) whole, B a block of output columns at a time (at most ~16 MiB).
+        // Rounded copies in blocks of at most kBlock elements per operand (a 4K photo's attention
+        // has K = 8 million): K in blocks of kc, accumulated in order (beta, then 1), and the
+        // output columns in blocks of nb. Every element is rounded once; the blocks depend only on
+        // the shape (deterministic).
+        constexpr int64_t kBlock = int64_t(1) << 22;
+        const int64_t kc = std::clamp<int64_t>(kBlock / M, 1, K), nb = std::clamp<int64_t>(kBlock / kc, 1, N);
         std::vector<float> a, b;
-        copy_rounded(A, ta ? K : M, ta ? M : K, lda, bits, a);
-        const int64_t a_ld = ta ? M : K, chunk = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / K));
-        for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-            const int64_t nb = std::min(chunk, N - n0);
-            if (tb) copy_rounded(B + n0 * ldb, nb, K, ldb, bits, b);
-            else copy_rounded(B + n0, K, nb, ldb, bits, b);
-            gemm_split(ta, tb, M, nb, K, alpha, a.data(), a_ld, b.data(), tb ? K : nb, beta, C + n0, ldc);
+        for (int64_t k0 = 0; k0 < K; k0 += kc) {
+            const int64_t kb = std::min(kc, K - k0);
+            if (ta) copy_rounded(A + k0 * lda, kb, M, lda, bits, a);  // op(A)[:, k0:] = rows k0.. of A (K, M)
+            else copy_rounded(A + k0, M, kb, lda, bits, a);
+            for (int64_t n0 = 0; n0 < N; n0 += nb) {
+                const int64_t nbb = std::min(nb, N - n0);
+                if (tb) copy_rounded(B + n0 * ldb + k0, nbb, kb, ldb, bits, b);  // B is (N, K)
+                else copy_rounded(B + k0 * ldb + n0, kb, nbb, ldb, bits, b);
+                gemm_split(ta, tb, M, nbb, kb, alpha, a.data(), ta ? M : kb, b.data(), tb ? kb : nbb,
+                           k0 == 0 ? beta : 1.0f, C + n0, ldc);
+            }
         }
     }
 }
