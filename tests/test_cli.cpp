@@ -244,6 +244,17 @@ TEST_CASE("--precision: bf16 and tf32 emulated on the CPU, close to fp32 but not
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(load_safetensors(fx.p("run/model.safetensors"), false).metadata.at("training_precision") == "bf16");
+    // --resume continues with the checkpoint's policy unless --precision says otherwise.
+    const std::string resume = "train --data " + test::data_path("sidd-samples") + " --include NOISY_1 --preset tiny "
+                               "--crop 16 --batch 1 --pd 2 --device cpu --resume --out " + fx.p("run");
+    r = amsnet(resume + " --steps 2");
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("continuing with the checkpoint's precision bf16") != std::string::npos);
+    CHECK(load_safetensors(fx.p("run/model.safetensors"), false).metadata.at("training_precision") == "bf16");
+    r = amsnet(resume + " --steps 3 --precision fp32");
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("trained with precision bf16, continuing with fp32") != std::string::npos);
+    CHECK(load_safetensors(fx.p("run/model.safetensors"), false).metadata.at("training_precision") == "fp32");
     r = amsnet(base + " --output " + fx.p("x.png") + " --precision fp16");
     CHECK(r.code != 0);
     CHECK(r.out.find("--precision must be fp32, tf32 or bf16, got 'fp16'") != std::string::npos);

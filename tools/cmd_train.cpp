@@ -80,6 +80,7 @@ TrainOptions read_common(const Args& a) {
     o.seed = (uint64_t)a.integer("seed", 0);
     o.device = parse_device(a.get("device"));
     apply_precision(a, o.device);
+    o.precision_given = a.given("precision");
     o.recompute = parse_recompute(a.get("recompute"));
     if (a.given("max-memory")) o.max_memory = a.number("max-memory", 0.01, 1e6) * (double)(1ull << 30);
     o.save_every = a.integer("save-every", 0);

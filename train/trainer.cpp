@@ -130,6 +130,7 @@ void save_checkpoint(const std::string& path, const Restormer& net, AdamW& opt, 
                       {"step", std::to_string(step)},
                       {"optimizer_steps", std::to_string(opt.steps())},
                       {"training", json::dump(options_json(o))},
+                      {"precision", precision_name(precision())},
                       {"format", "amsnet-checkpoint-v1"}});
 }
 
@@ -245,6 +246,19 @@ int64_t train(const TrainOptions& o) {
         net = std::make_unique<Restormer>(cfg, o.device);
         net->params().load(checkpoint_weights(ckpt), ckpt_path);
         step = std::stoll(ckpt.metadata.at("step"));
+        // The math the run started with (checkpoints before this entry: fp32 or the environment's).
+        if (ckpt.metadata.count("precision")) {
+            const Precision was = parse_precision(ckpt.metadata.at("precision"), ckpt_path + ": precision");
+            if (!o.precision_given && was != precision()) {
+                set_precision(was);
+                if (!o.quiet)
+                    std::fprintf(stderr, "--resume: continuing with the checkpoint's precision %s\n", precision_name(was));
+            } else if (was != precision() && !o.quiet) {
+                std::fprintf(stderr, "--resume: the checkpoint was trained with precision %s, continuing with %s "
+                                     "(--precision): not the same run as without the interruption\n",
+                             precision_name(was), precision_name(precision()));
+            }
+        }
     } else if (!o.init_weights.empty()) {
         ModelFile m = load_model(o.init_weights, o.device);
         net = std::move(m.net);

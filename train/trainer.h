@@ -35,6 +35,9 @@ struct TrainOptions {
     int val_pd = 2, val_branches = 2;  // inference scheme of validation, stored as the model's default
     int val_passes = 1;                // stored as the model's default inference passes (validation: one)
     bool resume = false;
+    // --precision was given: with --resume, the policy stays as set; otherwise the checkpoint's
+    // policy (engine/precision.h) is taken back, so the run continues as it started.
+    bool precision_given = false;
     // Fine-tuning (AMSNet-P)
     bool finetune = false;
     std::string init_weights;  // start from these weights (finetune, or train from a model)
