@@ -192,14 +192,9 @@ int cmd_bench(int argc, char** argv) {
         AdamW adam(net.params(), AdamWConfig{});
         bool on = false;
         try {  // a step that cannot fit is reported, not run (train/step_memory.h); the suite goes on
-            const StepMemoryRoom room{(double)memory_in_use(dev), (double)memory_available(dev), opts.max_memory, 0,
-                                      device_name(dev)};
-            on = choose_step_memory(rc, batch, crop, room, [&](bool r) {
-                     net.set_recompute(r);
-                     return probe_step_cost(net, [&](int b) {
-                         return amsnet_train_loss(net, Tensor::full({b, 3, crop, crop}, 0.5, DType::F32, dev), pd, 42, 0);
-                     }, room.room());
-                 }).recompute;
+            on = fit_step_memory(net, rc, batch, crop, StepMemoryRoom::on(dev, opts.max_memory, 0),
+                                 [&](const Tensor& images) { return amsnet_train_loss(net, images, pd, 42, 0); })
+                     .recompute;
         } catch (const Error& e) {
             if (what != "suite") throw;
             r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd,
@@ -208,7 +203,6 @@ int cmd_bench(int argc, char** argv) {
             report(r);
             return -1;
         }
-        net.set_recompute(on);
         r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, on ? ", recompute on" : "", ")");
         Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
         uint32_t step = 0;

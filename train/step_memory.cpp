@@ -26,6 +26,10 @@ double StepMemoryRoom::room() const {
     return max_memory > 0 ? std::min(free_room, max_memory - held) : free_room;
 }
 
+StepMemoryRoom StepMemoryRoom::on(Device device, double max_memory, double reserve) {
+    return {(double)memory_in_use(device), (double)memory_available(device), max_memory, reserve, device_name(device)};
+}
+
 std::string StepMemoryRoom::describe() const {
     std::string s = str(size_text(available), " free on ", device, " (",
                         reserve > 0 ? str(size_text(reserve), " kept for the image cache, ") : "", "5% spare)");
@@ -82,6 +86,18 @@ StepMemoryChoice choose_step_memory(int recompute, int batch, int crop, const St
     AMS_CHECK(c.need <= room, "a training step of batch ", batch, " at crop ", crop, " needs about ", size_text(c.need),
               " (", size_text(k.per_image), " an image", c.recompute ? ", recomputing intermediates" : "", "); ",
               r.describe(), ": lower --batch or --crop", c.recompute ? "" : ", or add --recompute on");
+    return c;
+}
+
+StepMemoryChoice fit_step_memory(Restormer& net, int recompute, int batch, int crop, const StepMemoryRoom& room,
+                                 const std::function<Tensor(const Tensor&)>& loss) {
+    const Device d = net.params().device();
+    const StepMemoryChoice c = choose_step_memory(recompute, batch, crop, room, [&](bool r) {
+        net.set_recompute(r);
+        return probe_step_cost(net, [&](int b) { return loss(Tensor::full({b, 3, crop, crop}, 0.5, DType::F32, d)); },
+                               room.room());
+    });
+    net.set_recompute(c.recompute);
     return c;
 }
 

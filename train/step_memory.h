@@ -31,6 +31,8 @@ struct StepMemoryRoom {
     std::string device;  // for messages
     double room() const;
     std::string describe() const;  // "22.7 GiB free on cpu (2.0 GiB kept for ..., 5% spare)"
+    // The room on `device` now: what the engine holds there and the memory still free.
+    static StepMemoryRoom on(Device device, double max_memory, double reserve);
 };
 
 // The cost of a step with net's current settings: probes at batch 1 and 2 (loss(b) returns the
@@ -49,5 +51,11 @@ struct StepMemoryChoice {
 // naming the batch, the crop, the budget and what would fit.
 StepMemoryChoice choose_step_memory(int recompute, int batch, int crop, const StepMemoryRoom& room,
                                     const std::function<StepCost(bool)>& cost);
+
+// The check for net's steps of `batch` crop x crop images: probes them with each setting of
+// recomputation it asks about (loss(images): the step's loss on a batch on net's device), chooses
+// as choose_step_memory and leaves net set to the choice.
+StepMemoryChoice fit_step_memory(Restormer& net, int recompute, int batch, int crop, const StepMemoryRoom& room,
+                                 const std::function<Tensor(const Tensor&)>& loss);
 
 }  // namespace ams

@@ -305,15 +305,10 @@ int64_t train(const TrainOptions& o) {
     };
     if (!(o.steps > 0 && step >= o.steps)) {  // a step will run: will it fit? (train/step_memory.h)
         // The image cache lives in host memory: on the CPU, what it may still take is kept free.
-        const StepMemoryRoom room{(double)memory_in_use(o.device), (double)memory_available(o.device), o.max_memory,
-                                  o.device == Device::CPU ? (double)data.cache_room() : 0, device_name(o.device)};
-        const StepMemoryChoice m = choose_step_memory(o.recompute, o.batch, o.crop, room, [&](bool r) {
-            net->set_recompute(r);
-            return probe_step_cost(*net, [&](int b) {
-                return loss_of(Tensor::full({b, 3, o.crop, o.crop}, 0.5, DType::F32, o.device), step);
-            }, room.room());
-        });
-        net->set_recompute(m.recompute);
+        const StepMemoryRoom room =
+            StepMemoryRoom::on(o.device, o.max_memory, o.device == Device::CPU ? (double)data.cache_room() : 0);
+        const StepMemoryChoice m = fit_step_memory(*net, o.recompute, o.batch, o.crop, room,
+                                                   [&](const Tensor& images) { return loss_of(images, step); });
         if (!m.note.empty() && !o.quiet) std::fprintf(stderr, "amsnet: %s\n", m.note.c_str());
     }
 
