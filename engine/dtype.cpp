@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "engine/precision.h"
+
 namespace ams {
 
 size_t dtype_size(DType t) {
@@ -75,7 +77,8 @@ uint16_t float_to_bf16(float f) {
     uint32_t x;
     std::memcpy(&x, &f, 4);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);  // quiet nan
-    x += 0x7fffu + ((x >> 16) & 1u);
+    f = round_mantissa(f, 7);  // bfloat16 keeps 7 mantissa bits: the upper half, rounded
+    std::memcpy(&x, &f, 4);
     return (uint16_t)(x >> 16);
 }
 

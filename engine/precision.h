@@ -29,9 +29,9 @@ const char* precision_name(Precision p);
 // convolutions, attention) and in cuDNN's dense and grouped convolutions. 23 = not rounded.
 int product_mantissa_bits();
 int conv_mantissa_bits();
-// Rounds f to `bits` (1 to 23) mantissa bits, to nearest, ties to even (as float_to_bf16). NaN and
-// infinity stay as they are; a value that rounds past the largest float becomes infinity. Inline:
-// the GEMMs' rounded copies call it per element.
+// Rounds f to `bits` (1 to 23) mantissa bits, to nearest, ties to even (float_to_bf16 uses it with
+// 7 bits). NaN and infinity stay as they are; a value that rounds past the largest float becomes
+// infinity. Inline: the GEMMs' rounded copies call it per element.
 inline float round_mantissa(float f, int bits) {
     if (bits >= 23) return f;
     uint32_t x;
