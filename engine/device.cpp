@@ -21,6 +21,11 @@
 
 namespace ams {
 
+bool env_flag(const char* name) {
+    const char* v = std::getenv(name);
+    return v && std::strcmp(v, "1") == 0;
+}
+
 bool cuda_built() {
 #ifdef AMS_HAVE_CUDA
     return true;

@@ -9,6 +9,9 @@
 
 namespace ams {
 
+// NAME=1 in the environment (exactly "1"): the AMS_* switches (AMS_BF16, AMS_CUDA_SYNC, ...).
+bool env_flag(const char* name);
+
 void* device_alloc(Device d, size_t bytes);
 void device_free(Device d, void* p) noexcept;
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);

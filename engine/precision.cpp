@@ -1,23 +1,17 @@
 #include "engine/precision.h"
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #include "engine/check.h"
+#include "engine/device.h"
 
 namespace ams {
 
 namespace {
 
-bool env_is_1(const char* name) {
-    const char* v = std::getenv(name);
-    return v && std::strcmp(v, "1") == 0;
-}
-
 std::atomic<Precision>& policy() {
-    static std::atomic<Precision> p{env_is_1("AMS_BF16")   ? Precision::BF16
-                                    : env_is_1("AMS_TF32") ? Precision::TF32
+    static std::atomic<Precision> p{env_flag("AMS_BF16")   ? Precision::BF16
+                                    : env_flag("AMS_TF32") ? Precision::TF32
                                                            : Precision::FP32};
     return p;
 }

@@ -2,13 +2,13 @@
 // accounting, copies, fills, strided copies and launch checks.
 #include "kernels/cuda/runtime.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
 
+#include "engine/device.h"
 #include "engine/precision.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/common.cuh"
@@ -16,11 +16,6 @@
 #include "kernels/cuda/handles.h"
 
 namespace ams::cuda {
-
-bool env_flag(const char* name) {
-    const char* v = std::getenv(name);
-    return v && std::strcmp(v, "1") == 0;
-}
 
 namespace {
 

@@ -12,7 +12,6 @@ class Tensor;
 
 namespace ams::cuda {
 
-bool env_flag(const char* name);  // NAME=1 in the environment (exactly "1"): the AMS_* switches
 bool available();  // a device is present and usable (cached)
 std::string unavailable_reason();  // why not ("" when available), e.g. the CUDA error
 std::string device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB), driver 13.0, runtime 13.0"

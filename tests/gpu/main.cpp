@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "engine/device.h"
 #include "kernels/cuda/runtime.h"
 
 int main(int argc, char** argv) {
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
     if (!ams::cuda::available()) {
         // On a GPU machine a skip would hide a broken setup as a pass: AMS_REQUIRE_GPU=1 (set by
         // tools/device_check.sh) makes it a failure.
-        const bool required = ams::cuda::env_flag("AMS_REQUIRE_GPU");
+        const bool required = ams::env_flag("AMS_REQUIRE_GPU");
         std::printf("no usable CUDA GPU (%s): GPU tests %s\n", ams::cuda::unavailable_reason().c_str(),
                     required ? "FAILED (AMS_REQUIRE_GPU=1)" : "skipped");
         return required ? 1 : 77;

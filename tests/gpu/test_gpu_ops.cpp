@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 
+#include "engine/device.h"
 #include "engine/params.h"
 #include "gpu/gpu_helpers.h"
 #include "helpers.h"
@@ -270,7 +271,7 @@ void compare(const Case& c, uint64_t seed, unsigned grad_mask, bool prefill) {
 }  // namespace
 
 TEST_CASE("GPU poisoning is active: fresh CUDA tensors read as NaN") {
-    if (!cuda::env_flag("AMS_CUDA_POISON")) {
+    if (!env_flag("AMS_CUDA_POISON")) {
         MESSAGE("AMS_CUDA_POISON is not 1: unwritten outputs would not be detected");
         return;
     }
