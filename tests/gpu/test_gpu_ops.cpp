@@ -268,6 +268,14 @@ void compare(const Case& c, uint64_t seed, unsigned grad_mask, bool prefill) {
     }
 }
 
+// Sets one of the kernels' limits for a test (set returns the previous value) and puts it back.
+struct ScopedLimit {
+    int64_t (*set)(int64_t);
+    int64_t prev;
+    ScopedLimit(int64_t (*s)(int64_t), int64_t value) : set(s), prev(s(value)) {}
+    ~ScopedLimit() { set(prev); }
+};
+
 }  // namespace
 
 TEST_CASE("GPU poisoning is active: fresh CUDA tensors read as NaN") {
@@ -320,10 +328,7 @@ TEST_CASE("GPU row reductions: the split path on short rows, past a grid's 65,53
     // Every row reduction (norms, parameter gradients, losses) goes through split_reduce: a warp per
     // row up to 2048 items, else blocks per row. With the warp path off, the many-rows attention
     // (76,800 rows of 16) takes the split path and loops over rows in y; the small cases take it too.
-    struct Restore {
-        int64_t prev;
-        ~Restore() { cuda::set_warp_row_max(prev); }
-    } restore{cuda::set_warp_row_max(0)};
+    const ScopedLimit limit(cuda::set_warp_row_max, 0);
     const uint64_t seed = base_seed() + 31;
     INFO("seed ", seed);
     int found = 0;
@@ -341,10 +346,7 @@ TEST_CASE("GPU dense convolutions past cuDNN's element limit run in image chunks
     // With the limit lowered to 3300 elements, a batch of 5 (455 inputs, 1092 outputs per image)
     // runs as chunks of 3 and 2 images; the filter gradient accumulates over them. The second
     // chunk's input starts 1365 floats in: a pointer only 4-byte aligned, as odd-sized images give.
-    struct Restore {
-        int64_t prev;
-        ~Restore() { cuda::set_cudnn_max_elements(prev); }
-    } restore{cuda::set_cudnn_max_elements(3300)};
+    const ScopedLimit limit(cuda::set_cudnn_max_elements, 3300);
     const uint64_t seed = base_seed() + 29;
     const Case c{"chunked conv dense 3x3 bias", {{{5, 5, 7, 13}}, {{12, 5, 3, 3}}, {{12}}}, {},
                  [](const Inputs& in) { return ops::conv2d(in[0], in[1], in[2], 1, 1); }};
