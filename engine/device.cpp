@@ -2,6 +2,8 @@
 #include "engine/precision.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -70,6 +72,10 @@ public:
         size_t rounded = round(bytes);
         {
             std::lock_guard<std::mutex> lock(mu_);
+            if (limit_ > 0 && in_use_ + rounded > limit_)
+                AMS_FAIL("out of memory on the CPU: allocating ", size_text((double)rounded), " with ",
+                         size_text((double)in_use_), " already held by the engine would exceed its memory limit of ",
+                         size_text((double)limit_), " (--max-memory)");
             auto it = free_.find(rounded);
             if (it != free_.end() && !it->second.empty()) {
                 void* p = it->second.back();
@@ -81,7 +87,7 @@ public:
             }
             // A miss: cached blocks of other sizes cannot serve it. Give them back before live
             // plus cached memory would outgrow the machine (large images change every size).
-            if (cached_ > 0 && in_use_ + cached_ + rounded > kTotalLimit) release_locked();
+            if (cached_ > 0 && in_use_ + cached_ + rounded > total_limit()) release_locked();
         }
         void* p = std::aligned_alloc(64, rounded);
         if (!p) {
@@ -129,6 +135,17 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         return cached_;
     }
+    // With a limit, live plus cached memory stays within it too: the process's footprint, not only
+    // the live tensors, is what a user capping memory means.
+    void set_limit(size_t bytes) {
+        std::lock_guard<std::mutex> lock(mu_);
+        limit_ = bytes;
+        if (limit_ > 0 && in_use_ + cached_ > limit_) release_locked();
+    }
+    size_t limit() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return limit_;
+    }
 
 private:
     void release_locked() noexcept {  // under mu_
@@ -144,11 +161,12 @@ private:
     // Up to half the machine's memory stays cached: a training step's activations are allocated
     // again every step, and fresh pages cost more than the arithmetic on small models.
     const size_t kLimit = physical_memory() / 2, kTotalLimit = physical_memory() / 4 * 3;
+    size_t total_limit() const { return limit_ > 0 ? std::min(kTotalLimit, limit_) : kTotalLimit; }  // under mu_
     static size_t round(size_t b) { return b <= 4096 ? (b + 63) / 64 * 64 : (b + 4095) / 4096 * 4096; }
     std::mutex mu_;
     std::unordered_map<size_t, std::vector<void*>> free_;
     std::unordered_map<void*, size_t> sizes_;
-    size_t cached_ = 0, in_use_ = 0, peak_ = 0;
+    size_t cached_ = 0, in_use_ = 0, peak_ = 0, limit_ = 0;
 };
 
 // The first number in a file (SIZE_MAX when it says "max" or cannot be read).
@@ -276,10 +294,41 @@ void reset_memory_peak(Device d) {
 #endif
 }
 
-size_t memory_available(Device d) {
-    if (d == Device::CPU) return host_available() + HostCache::get().cached();
+size_t memory_available(Device d, bool within_limit) {
+    if (d == Device::CPU) {
+        HostCache& c = HostCache::get();
+        const size_t room = host_available() + c.cached(), limit = within_limit ? c.limit() : 0, held = c.in_use();
+        return limit > 0 ? std::min(room, limit > held ? limit - held : 0) : room;
+    }
 #ifdef AMS_HAVE_CUDA
-    return cuda::memory_available();
+    return cuda::memory_available(within_limit);
+#else
+    return 0;
+#endif
+}
+
+std::string size_text(double bytes) {
+    char b[32];
+    bytes = std::max(0.0, bytes);
+    if (bytes >= (double)(1ull << 30)) std::snprintf(b, sizeof b, "%.1f GiB", bytes / (double)(1ull << 30));
+    else if (bytes >= (double)(1ull << 20)) std::snprintf(b, sizeof b, "%.0f MiB", bytes / (double)(1ull << 20));
+    else std::snprintf(b, sizeof b, "%.0f KiB", std::ceil(bytes / 1024));
+    return b;
+}
+
+void set_memory_limit(Device d, size_t bytes) {
+    if (d == Device::CPU) return HostCache::get().set_limit(bytes);
+#ifdef AMS_HAVE_CUDA
+    cuda::set_memory_limit(bytes);
+#else
+    AMS_FAIL("set_memory_limit: this build has no CUDA support");
+#endif
+}
+
+size_t memory_limit(Device d) {
+    if (d == Device::CPU) return HostCache::get().limit();
+#ifdef AMS_HAVE_CUDA
+    return cuda::memory_limit();
 #else
     return 0;
 #endif

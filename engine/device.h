@@ -20,11 +20,22 @@ void device_memset0(Device d, void* p, size_t bytes);
 // Engine memory accounting per device: bytes held by live tensors, their high-water mark since
 // start or the last reset, and how much more the engine could allocate now (free device memory
 // plus what the engine's own cache holds; on the host the kernel's MemAvailable, or less inside a
-// container with a memory limit).
+// container with a memory limit; within_limit: at most what set_memory_limit leaves).
 size_t memory_in_use(Device d);
 size_t memory_peak(Device d);
 void reset_memory_peak(Device d);
-size_t memory_available(Device d);
+size_t memory_available(Device d, bool within_limit = true);
+
+// "16.2 GiB", "94 MiB" below a GiB, "12 KiB" below a MiB: memory sizes in messages.
+std::string size_text(double bytes);
+
+// A hard cap on the engine's memory on d (bytes, 0 = none; --max-memory sets it): an allocation
+// that would take memory_in_use(d) past it fails as out of memory, memory_available(d) counts only
+// the room under it, and the host cache / the GPU pool keep no more than it. An 80 GB GPU then
+// behaves as a 24 GB one for everything the engine allocates (not the CUDA context, nor cuBLAS's
+// and cuDNN's own handles).
+void set_memory_limit(Device d, size_t bytes);
+size_t memory_limit(Device d);
 
 // The smallest memory limit on this process's cgroup and its parents less what each uses, file
 // cache it can drop not counted as used (as `docker stats`): cgroup v2 (memory.max), else v1

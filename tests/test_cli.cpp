@@ -131,6 +131,12 @@ TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; clos
     r = amsnet(base + fx.p("auto.npy") + " --max-memory 0.05");  // 50 MiB: too little for 241x241 at once
     REQUIRE(r.code == 0);
     CHECK(r.out.find("tiles of") != std::string::npos);
+    // The budget is also a hard limit: the whole image at once does not fit it.
+    r = amsnet(base + fx.p("capped.npy") + " --max-memory 0.01 --tile 0");
+    INFO(r.out);
+    CHECK(r.code != 0);
+    CHECK(r.out.find("memory limit of 10 MiB (--max-memory)") != std::string::npos);
+    CHECK_FALSE(fs::exists(fx.p("capped.npy")));
     // Passes with transposed images (non-square tiles then) and R^3, tiled and untiled.
     REQUIRE(amsnet(base + fx.p("whole6.npy") + " --tile 0 --passes 6 --r3 1").code == 0);
     REQUIRE(amsnet(base + fx.p("t6.npy") + " --tile 96 --passes 6 --r3 1").code == 0);

@@ -139,6 +139,7 @@ int cmd_bench(int argc, char** argv) {
               "--what must be forward, train-step, infer, suite or kernels, got '", what, "'");
     // Every option is checked before the model is built.
     DenoiseOptions opts = read_denoise_options(a, {});
+    apply_memory_limit(opts.max_memory, dev);
     const int train_pd = a.given("pd") ? (int)a.integer("pd", 1) : 5;
     const int batch = (int)a.integer("batch", 1), crop = (int)a.integer("crop", 8);
     const auto [size_w, size_h] = parse_size(a.get("size"));

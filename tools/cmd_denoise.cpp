@@ -52,6 +52,7 @@ int cmd_denoise(int argc, char** argv) {
     }
     ModelFile m = load_model(weights, dev);
     DenoiseOptions o = read_denoise_options(a, m.metadata);
+    apply_memory_limit(o.max_memory, dev);
     std::fprintf(stderr, "amsnet denoise: %s on %s, %s\n", m.config.summary().c_str(), device_name(dev),
                  o.summary().c_str());
 

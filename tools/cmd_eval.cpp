@@ -63,6 +63,7 @@ int cmd_eval(int argc, char** argv) {
     } else if (with_model) {
         model = load_model(a.get("weights"), dev);
         opts = read_denoise_options(a, model.metadata);
+        apply_memory_limit(opts.max_memory, dev);
         std::fprintf(stderr, "amsnet eval: %s on %s, %s\n", model.config.summary().c_str(), device_name(dev),
                      opts.summary().c_str());
     }

@@ -45,8 +45,8 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
     a.option("recompute", "R", "auto, on or off: recompute each block's cheap intermediates in backward instead of "
              "keeping them (a third less training memory for a few more memory-bound kernels; auto: only when a "
              "step would not fit otherwise)", "auto");
-    a.option("max-memory", "GiB", "memory training may use (default: what the device has free); checked before the "
-             "first step");
+    a.option("max-memory", "GiB", "memory training may use (default: what the device has free): checked before the "
+             "first step, and a hard limit on what the engine allocates");
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
     a.option("log-every", "N", "progress line and log.csv row every N steps", "10");
     a.flag("resume", "continue from DIR/checkpoint.safetensors exactly where it stopped");
@@ -83,6 +83,7 @@ TrainOptions read_common(const Args& a) {
     o.precision_given = a.given("precision");
     o.recompute = parse_recompute(a.get("recompute"));
     if (a.given("max-memory")) o.max_memory = a.number("max-memory", 0.01, 1e6) * (double)(1ull << 30);
+    apply_memory_limit(o.max_memory, o.device);
     o.save_every = a.integer("save-every", 0);
     o.log_every = a.integer("log-every", 1);
     o.resume = a.on("resume");

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/device.h"
 #include "engine/image_io.h"
 #include "engine/npy.h"
 #include "engine/precision.h"
@@ -63,6 +64,10 @@ void apply_precision(const Args& a, Device dev) {
     if (p == Precision::FP32) return;
     std::fprintf(stderr, "amsnet: precision %s%s\n", precision_name(p),
                  dev == Device::CPU ? " (emulated on the CPU: operands rounded as on a GPU; slower than fp32)" : "");
+}
+
+void apply_memory_limit(double max_memory, Device dev) {
+    if (max_memory > 0) set_memory_limit(dev, (size_t)max_memory);
 }
 
 }  // namespace ams::cli

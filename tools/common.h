@@ -30,4 +30,8 @@ class Args;
 void add_precision_option(Args& a);
 void apply_precision(const Args& a, Device dev);
 
+// --max-memory (bytes, 0 = not given) is a hard cap on what the engine allocates on `dev`
+// (engine/device.h set_memory_limit), besides the budget tiling and training plan with.
+void apply_memory_limit(double max_memory, Device dev);
+
 }  // namespace ams::cli

@@ -11,14 +11,6 @@ namespace ams {
 
 namespace {
 constexpr double kSpare = 0.05;  // of the free memory, for what no probe sees (allocator slack, the OS)
-
-// "16.2 GiB", or "94 MiB" below a GiB.
-std::string size_text(double bytes) {
-    char b[32];
-    if (bytes >= (double)(1ull << 30)) std::snprintf(b, sizeof b, "%.1f GiB", bytes / (double)(1ull << 30));
-    else std::snprintf(b, sizeof b, "%.0f MiB", std::max(0.0, bytes) / (double)(1ull << 20));
-    return b;
-}
 }  // namespace
 
 double StepMemoryRoom::room() const {
@@ -27,7 +19,10 @@ double StepMemoryRoom::room() const {
 }
 
 StepMemoryRoom StepMemoryRoom::on(Device device, double max_memory, double reserve) {
-    return {(double)memory_in_use(device), (double)memory_available(device), max_memory, reserve, device_name(device)};
+    // The device's own free memory: the reserve (the image cache, outside the engine) comes off it,
+    // and max_memory, which --max-memory also set as the engine's limit, bounds the room separately.
+    return {(double)memory_in_use(device), (double)memory_available(device, false), max_memory, reserve,
+            device_name(device)};
 }
 
 std::string StepMemoryRoom::describe() const {

@@ -24,7 +24,7 @@ namespace {
 struct Accounting {
     std::mutex mu;
     std::unordered_map<void*, size_t> sizes;
-    size_t in_use = 0, peak = 0;
+    size_t in_use = 0, peak = 0, limit = 0;  // limit: set_memory_limit's cap, 0 = none
 };
 Accounting& acct() {
     static Accounting* a = new Accounting;
@@ -133,8 +133,27 @@ void trim_pool() {
     CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
 }
 
-void* alloc(size_t bytes) {
+namespace {
+// Why the last try_alloc on this thread failed (alloc's message).
+thread_local std::string g_alloc_failure;
+
+std::string mib(size_t bytes) { return size_text((double)bytes); }
+}  // namespace
+
+void* try_alloc(size_t bytes) {
     if (bytes == 0) bytes = 1;
+    Accounting& a = acct();
+    {
+        // Reserved under the lock before the pool is asked, so two threads cannot both pass the cap.
+        std::lock_guard<std::mutex> lock(a.mu);
+        if (a.limit > 0 && a.in_use + bytes > a.limit) {
+            g_alloc_failure = str("CUDA out of memory: allocating ", mib(bytes), " with ", mib(a.in_use),
+                                  " already held by the engine would exceed its memory limit of ", mib(a.limit),
+                                  " (--max-memory)");
+            return nullptr;
+        }
+        a.in_use += bytes;
+    }
     void* p = nullptr;
     cudaError_t e = cudaMallocAsync(&p, bytes, stream());
     if (e == cudaErrorMemoryAllocation) {  // retry once after returning cached, fragmented blocks
@@ -142,18 +161,49 @@ void* alloc(size_t bytes) {
         trim_pool();
         e = cudaMallocAsync(&p, bytes, stream());
     }
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        AMS_FAIL("CUDA out of memory: allocating ", bytes >> 20, " MiB with ", memory_in_use() >> 20,
-                 " MiB already held by the engine (", cudaGetErrorString(e), ")");
+    {
+        std::lock_guard<std::mutex> lock(a.mu);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            a.in_use -= bytes;
+            g_alloc_failure = str("CUDA out of memory: allocating ", mib(bytes), " with ", mib(a.in_use),
+                                  " already held by the engine (", cudaGetErrorString(e), ")");
+            return nullptr;
+        }
+        a.sizes[p] = bytes;
+        a.peak = std::max(a.peak, a.in_use);
     }
     if (poison()) CUDA_CHECK(cudaMemsetAsync(p, 0xFF, bytes, stream()));
+    return p;
+}
+
+void* alloc(size_t bytes) {
+    void* p = try_alloc(bytes);
+    if (!p) AMS_FAIL(g_alloc_failure);
+    return p;
+}
+
+void set_memory_limit(size_t bytes) {
+    (void)stream();  // its first call sets the pool's threshold; this one must come after
+    Accounting& a = acct();
+    {
+        std::lock_guard<std::mutex> lock(a.mu);
+        a.limit = bytes;
+    }
+    // The pool keeps freed blocks for reuse; under a limit it hands back what it holds beyond it at
+    // each synchronisation, so the process's device memory stays near the limit too.
+    int dev = 0;
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+    uint64_t threshold = bytes > 0 ? (uint64_t)bytes : std::numeric_limits<uint64_t>::max();
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+}
+
+size_t memory_limit() {
     Accounting& a = acct();
     std::lock_guard<std::mutex> lock(a.mu);
-    a.sizes[p] = bytes;
-    a.in_use += bytes;
-    a.peak = std::max(a.peak, a.in_use);
-    return p;
+    return a.limit;
 }
 
 void free(void* p) noexcept {
@@ -311,7 +361,7 @@ void reset_peak() {
     a.peak = a.in_use;
 }
 
-size_t memory_available() {
+size_t memory_available(bool within_limit) {
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     int dev = 0;
@@ -320,8 +370,9 @@ size_t memory_available() {
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
     uint64_t reserved = 0;
     CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
-    size_t held = memory_in_use();
-    return free_b + (reserved > held ? (size_t)(reserved - held) : 0);
+    const size_t held = memory_in_use(), limit = within_limit ? memory_limit() : 0;
+    const size_t room = free_b + (reserved > held ? (size_t)(reserved - held) : 0);
+    return limit > 0 ? std::min(room, limit > held ? limit - held : 0) : room;
 }
 
 bool debug_sync() {

@@ -17,6 +17,7 @@ std::string unavailable_reason();  // why not ("" when available), e.g. the CUDA
 std::string device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB), driver 13.0, runtime 13.0"
 
 void* alloc(size_t bytes);  // from the stream-ordered pool (cudaMallocAsync on the engine stream)
+void* try_alloc(size_t bytes);  // the same, but nullptr where alloc would throw out of memory
 void trim_pool();  // waits for the stream, then returns the pool's unused blocks to the driver
 void free(void* p) noexcept;
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
@@ -28,7 +29,10 @@ void synchronize();
 size_t memory_in_use();  // bytes currently allocated by the engine on the GPU
 size_t memory_peak();    // high-water mark since start or the last reset
 void reset_peak();
-size_t memory_available();  // free device memory plus what the pool holds unused
+size_t memory_available(bool within_limit = true);  // free device memory plus what the pool holds unused
+// A cap on memory_in_use (0 = none): an allocation past it fails as out of memory.
+void set_memory_limit(size_t bytes);
+size_t memory_limit();
 
 // Benchmarking (kernels/cuda/bench.cu): milliseconds of the work f() queues on the engine stream
 // (CUDA events); overwrite twice the L2 size so the next run starts cold; device-to-device copy

@@ -528,4 +528,25 @@ TEST_CASE("GPU runtime: copies, fills, strided copies and memory accounting") {
     CHECK(cuda::memory_in_use() == before);
     cuda::reset_peak();
     CHECK(cuda::memory_peak() == cuda::memory_in_use());
+
+    // A memory limit (--max-memory) caps what the engine holds: past it an allocation fails as out
+    // of memory, naming the limit, and the available memory is what is left under it.
+    struct Unlimit {
+        ~Unlimit() { set_memory_limit(Device::CUDA, 0); }
+    } unlimit;
+    set_memory_limit(Device::CUDA, before + (1u << 20));
+    CHECK(memory_limit(Device::CUDA) == before + (1u << 20));
+    CHECK(memory_available(Device::CUDA) <= (1u << 20));
+    CHECK(memory_available(Device::CUDA, false) > (1u << 20));
+    CHECK_THROWS_WITH_AS(Tensor::empty({1 << 19}, DType::F32, Device::CUDA), doctest::Contains("memory limit"),
+                         std::exception);  // 2 MiB
+    CHECK(cuda::try_alloc(2u << 20) == nullptr);
+    CHECK(cuda::memory_in_use() == before);  // nothing held by the failed attempts
+    {
+        Tensor half = Tensor::empty({1 << 17}, DType::F32, Device::CUDA);  // 0.5 MiB fits
+        CHECK(cuda::memory_in_use() == before + (1u << 19));
+    }
+    set_memory_limit(Device::CUDA, 0);
+    CHECK(memory_limit(Device::CUDA) == 0);
+    Tensor::empty({1 << 19}, DType::F32, Device::CUDA);  // no limit: fits again
 }
