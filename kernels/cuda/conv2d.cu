@@ -7,11 +7,15 @@
 #include <algorithm>
 #include <climits>
 #include <array>
+#include <atomic>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <utility>
+#include <vector>
 
+#include "engine/device.h"
 #include "engine/precision.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
@@ -245,19 +249,34 @@ void pointwise_backward(const ConvShape& s, const float* x, const float* w, cons
 
 constexpr size_t kMaxWorkspace = size_t(1) << 30;
 
+// An algorithm of one direction (forward, backward data, backward filter: the enum value), the math
+// type it runs under (set on the descriptor before each call) and its workspace.
+struct AlgoChoice {
+    int algo = 0;
+    cudnnMathType_t math{};
+    size_t ws = 0;
+};
+
+// One direction's choice, made once per shape: the acceptable algorithms in cuDNN's order (never
+// empty). The first runs; the one with the least workspace when the first's cannot be allocated;
+// one cuDNN refuses to run is dropped for the shape.
+struct Direction {
+    bool chosen = false;
+    std::vector<AlgoChoice> ranked;
+    const AlgoChoice& lean() const {
+        return *std::min_element(ranked.begin(), ranked.end(),
+                                 [](const AlgoChoice& a, const AlgoChoice& b) { return a.ws < b.ws; });
+    }
+};
+
 struct CudnnConv {
     cudnnTensorDescriptor_t x = nullptr, y = nullptr;
     cudnnFilterDescriptor_t w = nullptr;
     cudnnConvolutionDescriptor_t conv = nullptr;
-    bool have_fwd = false, have_bwd_data = false, have_bwd_filter = false;
-    cudnnConvolutionFwdAlgo_t fwd{};
-    cudnnConvolutionBwdDataAlgo_t bwd_data{};
-    cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
-    size_t fwd_ws = 0, bwd_data_ws = 0, bwd_filter_ws = 0;
-    // The math type each chosen algorithm runs under (set on the descriptor before each call;
-    // chosen with the algorithm).
-    cudnnMathType_t fwd_math{}, bwd_data_math{}, bwd_filter_math{};
+    Direction fwd, bwd_data, bwd_filter;
 };
+
+std::atomic<int64_t> g_fallbacks{0};
 
 using ConvKey = std::array<int64_t, 10>;  // the shape and the precision policy
 
@@ -322,31 +341,31 @@ CudnnConv& conv_entry(const ConvShape& s) {
     return ref;
 }
 
-// The first acceptable algorithm of cuDNN's ranked list whose workspace query (under the
-// algorithm's math type) succeeds, else `fallback` under the default math; leaves the descriptor
-// on the chosen math type and stores algorithm, math type and workspace size.
+// The acceptable algorithms of cuDNN's ranked list whose workspace query (under the algorithm's
+// math type) succeeds within the budget, in its order; `fallback` under the default math when
+// there is none.
 template <class Algo, class Perf, class WorkspaceQuery>
-void choose(const CudnnConv& c, const Perf* perf, int n, Algo fallback, WorkspaceQuery workspace, Algo& algo,
-            cudnnMathType_t& math, size_t& ws) {
-    algo = fallback;
-    math = default_math();
+void choose(const CudnnConv& c, const Perf* perf, int n, Algo fallback, WorkspaceQuery workspace, Direction& d) {
     const size_t budget = workspace_budget();
+    d.ranked.clear();
     for (int i = 0; i < n; ++i) {
         size_t w = 0;
         if (!acceptable(perf[i], budget)) continue;
         use_math(c, perf[i].mathType);
-        if (workspace(perf[i].algo, &w) == CUDNN_STATUS_SUCCESS && w <= budget) {
-            algo = perf[i].algo;
-            math = perf[i].mathType;
-            break;
-        }
+        if (workspace(perf[i].algo, &w) == CUDNN_STATUS_SUCCESS && w <= budget)
+            d.ranked.push_back({(int)perf[i].algo, perf[i].mathType, w});
     }
-    use_math(c, math);
-    CUDNN_CHECK(workspace(algo, &ws));
+    if (d.ranked.empty()) {
+        AlgoChoice f{(int)fallback, default_math(), 0};
+        use_math(c, f.math);
+        CUDNN_CHECK(workspace(fallback, &f.ws));
+        d.ranked.push_back(f);
+    }
+    d.chosen = true;
 }
 
 void pick_forward(CudnnConv& c) {
-    if (c.have_fwd) return;
+    if (c.fwd.chosen) return;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), c.x, c.w, c.conv, c.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
@@ -355,12 +374,11 @@ void pick_forward(CudnnConv& c) {
            [&](cudnnConvolutionFwdAlgo_t a, size_t* ws) {
                return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), c.x, c.w, c.conv, c.y, a, ws);
            },
-           c.fwd, c.fwd_math, c.fwd_ws);
-    c.have_fwd = true;
+           c.fwd);
 }
 
 void pick_backward_data(CudnnConv& c) {
-    if (c.have_bwd_data) return;
+    if (c.bwd_data.chosen) return;
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), c.w, c.y, c.conv, c.x,
@@ -369,12 +387,11 @@ void pick_backward_data(CudnnConv& c) {
            [&](cudnnConvolutionBwdDataAlgo_t a, size_t* ws) {
                return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), c.w, c.y, c.conv, c.x, a, ws);
            },
-           c.bwd_data, c.bwd_data_math, c.bwd_data_ws);
-    c.have_bwd_data = true;
+           c.bwd_data);
 }
 
 void pick_backward_filter(CudnnConv& c) {
-    if (c.have_bwd_filter) return;
+    if (c.bwd_filter.chosen) return;
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), c.x, c.y, c.conv, c.w,
@@ -383,44 +400,85 @@ void pick_backward_filter(CudnnConv& c) {
            [&](cudnnConvolutionBwdFilterAlgo_t a, size_t* ws) {
                return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), c.x, c.y, c.conv, c.w, a, ws);
            },
-           c.bwd_filter, c.bwd_filter_math, c.bwd_filter_ws);
-    c.have_bwd_filter = true;
+           c.bwd_filter);
+}
+
+// Device memory for a workspace, released at scope exit (stream-ordered, like DeviceBuffer).
+struct Workspace {
+    void* p = nullptr;
+    ~Workspace() { free(p); }
+};
+
+// One line on stderr the first time each kind of fallback happens in the process; every one is
+// counted.
+std::atomic<bool> g_said_memory{false}, g_said_refused{false};
+void note_fallback(std::atomic<bool>& said, const char* what, const std::string& why, const char* instead) {
+    if (!said.exchange(true)) std::fprintf(stderr, "amsnet: %s: %s; %s\n", what, why.c_str(), instead);
+    ++g_fallbacks;
+}
+
+// Runs one direction: call(algo, workspace, bytes) with the first algorithm of the shape's list;
+// with the leanest when the first's workspace cannot be allocated (memory is short now, or under
+// --max-memory). An algorithm cuDNN answers NOT_SUPPORTED for launched nothing (so even the
+// accumulating backward calls may run again): it leaves the list and the next one runs. Any
+// other status throws.
+template <class Call>
+void run_direction(const CudnnConv& c, Direction& d, const char* what, Call call) {
+    while (true) {
+        const AlgoChoice* a = &d.ranked.front();
+        Workspace ws;
+        if (a->ws > 0 && !(ws.p = try_alloc(a->ws))) {
+            note_fallback(g_said_memory, what,
+                          str("the workspace of its algorithm ", a->algo, " (", size_text((double)a->ws),
+                              ") could not be allocated"),
+                          "running the algorithm with the least workspace (slower)");
+            a = &d.lean();
+            if (a->ws > 0) ws.p = alloc(a->ws);
+        }
+        use_math(c, a->math);
+        const cudnnStatus_t st = call(a->algo, ws.p, a->ws);
+        if (st == CUDNN_STATUS_NOT_SUPPORTED && d.ranked.size() > 1) {
+            note_fallback(g_said_refused, what, str("cuDNN did not run its algorithm ", a->algo, " (", cudnnGetErrorString(st), ")"),
+                          "trying the next one");
+            d.ranked.erase(d.ranked.begin() + (a - d.ranked.data()));
+            continue;
+        }
+        if (st != CUDNN_STATUS_SUCCESS)
+            detail::throw_error(what, __FILE__, __LINE__, str("cuDNN error: ", cudnnGetErrorString(st)));
+        AMS_CUDA_LAUNCH_CHECK(what);  // with AMS_CUDA_SYNC=1, a fault surfaces here
+        return;
+    }
 }
 
 // The lock covers the calls too: the math type is set on the shape's shared descriptor just before
 // each call, so two host threads running the same shape must not interleave.
 void cudnn_forward(const ConvShape& s, const float* x, const float* w, float* y) {
     std::lock_guard<std::mutex> lock(g_conv_mu);
-    CudnnConv* c = &conv_entry(s);
-    pick_forward(*c);
-    DeviceBuffer ws(c->fwd_ws);
+    CudnnConv& c = conv_entry(s);
+    pick_forward(c);
     const float one = 1.f, zero = 0.f;  // beta 0: y is not read
-    use_math(*c, c->fwd_math);
-    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, c->x, x, c->w, w, c->conv, c->fwd, ws.as<void>(), c->fwd_ws,
-                                        &zero, c->y, y));
-    AMS_CUDA_LAUNCH_CHECK("cuDNN convolution forward");
+    run_direction(c, c.fwd, "cuDNN convolution forward", [&](int algo, void* ws, size_t bytes) {
+        return cudnnConvolutionForward(cudnn(), &one, c.x, x, c.w, w, c.conv, (cudnnConvolutionFwdAlgo_t)algo, ws,
+                                       bytes, &zero, c.y, y);
+    });
 }
 
 void cudnn_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw) {
     std::lock_guard<std::mutex> lock(g_conv_mu);
-    CudnnConv* c = &conv_entry(s);
-    if (dx) pick_backward_data(*c);
-    if (dw) pick_backward_filter(*c);
+    CudnnConv& c = conv_entry(s);
+    if (dx) pick_backward_data(c);
+    if (dw) pick_backward_filter(c);
     const float one = 1.f;  // beta 1: gradients accumulate
-    if (dx) {
-        DeviceBuffer ws(c->bwd_data_ws);
-        use_math(*c, c->bwd_data_math);
-        CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, c->w, w, c->y, dy, c->conv, c->bwd_data, ws.as<void>(),
-                                                 c->bwd_data_ws, &one, c->x, dx));
-        AMS_CUDA_LAUNCH_CHECK("cuDNN convolution backward data");
-    }
-    if (dw) {
-        DeviceBuffer ws(c->bwd_filter_ws);
-        use_math(*c, c->bwd_filter_math);
-        CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, c->x, x, c->y, dy, c->conv, c->bwd_filter,
-                                                   ws.as<void>(), c->bwd_filter_ws, &one, c->w, dw));
-        AMS_CUDA_LAUNCH_CHECK("cuDNN convolution backward filter");
-    }
+    if (dx)
+        run_direction(c, c.bwd_data, "cuDNN convolution backward data", [&](int algo, void* ws, size_t bytes) {
+            return cudnnConvolutionBackwardData(cudnn(), &one, c.w, w, c.y, dy, c.conv,
+                                                (cudnnConvolutionBwdDataAlgo_t)algo, ws, bytes, &one, c.x, dx);
+        });
+    if (dw)
+        run_direction(c, c.bwd_filter, "cuDNN convolution backward filter", [&](int algo, void* ws, size_t bytes) {
+            return cudnnConvolutionBackwardFilter(cudnn(), &one, c.x, x, c.y, dy, c.conv,
+                                                  (cudnnConvolutionBwdFilterAlgo_t)algo, ws, bytes, &one, c.w, dw);
+        });
 }
 
 // cuDNN's tensor descriptors hold at most 2^31 - 1 elements, which the PD sub-images of a large
@@ -449,6 +507,8 @@ int64_t set_cudnn_max_elements(int64_t n) {
     AMS_CHECK(n > 0 && n <= INT32_MAX, "set_cudnn_max_elements: ", n, " is not in [1, 2^31)");
     return std::exchange(g_cudnn_max_elements, n);
 }
+
+int64_t cudnn_fallbacks() { return g_fallbacks.load(); }
 
 size_t set_cudnn_workspace_limit(size_t bytes) {
     std::lock_guard<std::mutex> lock(g_conv_mu);

@@ -25,6 +25,9 @@ int64_t set_cudnn_max_elements(int64_t n);
 // default (and never more than half the free memory). Tiled denoising lowers it to a share of its
 // memory budget; returns the previous value.
 size_t set_cudnn_workspace_limit(size_t bytes);
+// cuDNN calls that ran their shape's leanest algorithm instead of the fastest, because the
+// fastest's workspace could not be allocated or cuDNN would not run it (a count since start).
+int64_t cudnn_fallbacks();
 // Row reductions (norms, parameter gradients, losses) give each row of at most this many items
 // (2048 by default) one warp, longer rows split over blocks; tests change it to exercise both
 // paths on one shape. Returns the previous value.

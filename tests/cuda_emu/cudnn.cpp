@@ -7,8 +7,12 @@
 // a workspace must be as large as its query said. The algorithm menu is the same for the three
 // directions: index 0, algorithm 1, tensor-op math (operands rounded to TF32), deterministic;
 // index 1, algorithm 2, NON-deterministic (the engine must never pick it); index 2, algorithm 0,
-// FMA math, deterministic, 4 KiB of workspace.
+// FMA math, deterministic, 4 KiB of workspace; index 3, algorithm 3, FMA math, deterministic, no
+// workspace (the lean one the engine runs when a workspace cannot be allocated).
+// CUDA_EMU_CUDNN_UNSUPPORTED=N in the environment: running algorithm N answers NOT_SUPPORTED (as
+// cuDNN may for an algorithm its heuristics offered), before anything is written.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -85,7 +89,7 @@ cudnnStatus_t check_buffers(const Geo& g, const void* x, const void* w, const vo
     if (!cuda_emu::is_device_range(x, f * g.N * g.C * g.H * g.W)) return bad("x is not a device buffer of its size");
     if (!cuda_emu::is_device_range(w, f * g.K * g.Cg * g.KH * g.KW)) return bad("w is not a device buffer of its size");
     if (!cuda_emu::is_device_range(y, f * g.N * g.K * g.Ho * g.Wo)) return bad("y is not a device buffer of its size");
-    if (algo < 0 || algo > 2) return bad("algorithm " + std::to_string(algo) + " was not offered");
+    if (algo < 0 || algo > 3) return bad("algorithm " + std::to_string(algo) + " was not offered");
     if (algo == 2) return bad("algorithm 2 is non-deterministic: the engine must not choose it");
     if (algo == 1 && g.conv->math == CUDNN_FMA_MATH) {
         g_reason = "tensor-op algorithm under CUDNN_FMA_MATH";
@@ -93,6 +97,10 @@ cudnnStatus_t check_buffers(const Geo& g, const void* x, const void* w, const vo
     }
     if (algo == 0 && (ws_bytes < kWorkspace || !cuda_emu::is_device_range(ws, kWorkspace)))
         return bad("algorithm 0 needs its " + std::to_string(kWorkspace) + "-byte workspace");
+    if (const char* u = std::getenv("CUDA_EMU_CUDNN_UNSUPPORTED"); u && std::to_string(algo) == u) {
+        g_reason = "algorithm " + std::to_string(algo) + " refused (CUDA_EMU_CUDNN_UNSUPPORTED)";
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    }
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -136,16 +144,17 @@ cudnnStatus_t run(Dir dir, const Geo& g, int algo, float alpha, float beta, cons
 
 template <class Algo>
 cudnnStatus_t menu(int requested, int* returned, cudnnAlgoPerf<Algo>* perf) {
-    if (requested < 3) return bad("fewer than 3 algorithms requested");
+    if (requested < 4) return bad("fewer than 4 algorithms requested");
     perf[0] = {(Algo)1, CUDNN_STATUS_SUCCESS, 1.f, 0, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH};
     perf[1] = {(Algo)2, CUDNN_STATUS_SUCCESS, 2.f, 0, CUDNN_NON_DETERMINISTIC, CUDNN_DEFAULT_MATH};
     perf[2] = {(Algo)0, CUDNN_STATUS_SUCCESS, 3.f, kWorkspace, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH};
-    *returned = 3;
+    perf[3] = {(Algo)3, CUDNN_STATUS_SUCCESS, 4.f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH};
+    *returned = 4;
     return CUDNN_STATUS_SUCCESS;
 }
 
 cudnnStatus_t workspace(int algo, size_t* bytes) {
-    if (algo < 0 || algo > 2) return bad("workspace query for an algorithm not offered");
+    if (algo < 0 || algo > 3) return bad("workspace query for an algorithm not offered");
     *bytes = algo == 0 ? kWorkspace : 0;
     return CUDNN_STATUS_SUCCESS;
 }

@@ -550,3 +550,63 @@ TEST_CASE("GPU runtime: copies, fills, strided copies and memory accounting") {
     CHECK(memory_limit(Device::CUDA) == 0);
     Tensor::empty({1 << 19}, DType::F32, Device::CUDA);  // no limit: fits again
 }
+
+TEST_CASE("GPU dense convolutions fall back to another cuDNN algorithm: no room for the workspace, or one refused") {
+    const uint64_t seed = base_seed() + 37;
+    INFO("seed ", seed);
+    // Shapes no other case uses, so their algorithms are chosen here (once per shape).
+    auto check_conv = [&](const cpu::ConvShape& s, const std::function<void()>& before_gpu) {
+        Tensor x = test::random_tensor({s.B, s.Cin, s.H, s.W}, seed, DType::F32);
+        Tensor w = test::random_tensor({s.Cout, s.Cin, s.KH, s.KW}, seed + 1, DType::F32);
+        Tensor dy = test::random_tensor({s.B, s.Cout, s.Ho(), s.Wo()}, seed + 2, DType::F32);
+        Tensor y = Tensor::zeros(dy.shape()), dx = Tensor::zeros(x.shape()), dw = Tensor::zeros(w.shape());
+        cpu::conv2d_forward<float>(s, x.data<float>(), w.data<float>(), nullptr, y.data<float>());
+        cpu::conv2d_backward<float>(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
+                                    dw.data<float>(), nullptr);
+        Tensor xg = x.to(Device::CUDA), wg = w.to(Device::CUDA), dyg = dy.to(Device::CUDA);
+        Tensor yg = Tensor::zeros(y.shape(), DType::F32, Device::CUDA), dxg = Tensor::zeros(x.shape(), DType::F32, Device::CUDA),
+               dwg = Tensor::zeros(w.shape(), DType::F32, Device::CUDA);
+        {
+            struct Unlimit {
+                ~Unlimit() { set_memory_limit(Device::CUDA, 0); }
+            } unlimit;  // also when a launcher throws
+            before_gpu();
+            cuda::conv2d_forward(s, xg.data<float>(), wg.data<float>(), nullptr, yg.data<float>());
+            cuda::conv2d_backward(s, xg.data<float>(), wg.data<float>(), dyg.data<float>(), dxg.data<float>(),
+                                  dwg.data<float>(), nullptr);
+        }
+        CHECK(rel_l2(yg.to(Device::CPU), y) < kTol);
+        CHECK(rel_l2(dxg.to(Device::CPU), dx) < kTol);
+        CHECK(rel_l2(dwg.to(Device::CPU), dw) < kTol);
+    };
+
+    SUBCASE("the chosen algorithm's workspace cannot be allocated: the leanest runs") {
+        const cpu::ConvShape s{3, 5, 9, 11, 7, 3, 3, 1, 1};
+        check_conv(s, [] {});  // chosen now, with the whole memory free
+        const int64_t before = cuda::cudnn_fallbacks();
+        // Then with no allocation allowed at all: only an algorithm without workspace can run.
+        check_conv(s, [] { set_memory_limit(Device::CUDA, cuda::memory_in_use()); });
+        MESSAGE("fallbacks: ", cuda::cudnn_fallbacks() - before);
+#ifdef AMS_CUDA_EMU
+        // The emulator's float32 choice needs 4 KiB of workspace (under tf32 / bf16 it needs none).
+        if (!cuda::tensor_math_enabled()) CHECK(cuda::cudnn_fallbacks() - before == 3);
+#endif
+    }
+    SUBCASE("cuDNN refuses to run the chosen algorithm: the next one runs, for good") {
+        // Only the emulator can be told to refuse (its first choice: algorithm 0 under float32, the
+        // tensor-op algorithm 1 otherwise); on a GPU this is one more comparison with the CPU.
+        struct Refuse {
+            Refuse() { setenv("CUDA_EMU_CUDNN_UNSUPPORTED", cuda::tensor_math_enabled() ? "1" : "0", 1); }
+            ~Refuse() { unsetenv("CUDA_EMU_CUDNN_UNSUPPORTED"); }
+        } refuse;
+        const int64_t before = cuda::cudnn_fallbacks();
+        const cpu::ConvShape s{2, 4, 7, 6, 3, 3, 3, 1, 1};
+        check_conv(s, [] {});
+        check_conv(s, [] {});  // the refused algorithm left the list: no second fallback
+#ifdef AMS_CUDA_EMU
+        CHECK(cuda::cudnn_fallbacks() - before == 3);
+#else
+        MESSAGE("fallbacks: ", cuda::cudnn_fallbacks() - before);
+#endif
+    }
+}
