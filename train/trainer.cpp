@@ -405,6 +405,9 @@ int64_t train(const TrainOptions& o) {
     } catch (...) {
         std::signal(SIGINT, old_handler);
         // Keep what was learned: the last completed step is consistent (the failure hit a new step).
+        // A failed forward leaves its nodes and saved tensors on the tape: free them first, so that
+        // saving has the memory back (an out-of-memory failure, e.g. under --max-memory).
+        autograd::clear_tape();
         try {
             if (step > start_step) save_all(step);
         } catch (...) {
