@@ -75,7 +75,7 @@ public:
             if (limit_ > 0 && in_use_ + rounded > limit_)
                 AMS_FAIL("out of memory on the CPU: allocating ", size_text((double)rounded), " with ",
                          size_text((double)in_use_), " already held by the engine would exceed its memory limit of ",
-                         size_text((double)limit_), " (--max-memory)");
+                         size_text((double)limit_));
             auto it = free_.find(rounded);
             if (it != free_.end() && !it->second.empty()) {
                 void* p = it->second.back();

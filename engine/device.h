@@ -29,13 +29,27 @@ size_t memory_available(Device d, bool within_limit = true);
 // "16.2 GiB", "94 MiB" below a GiB, "12 KiB" below a MiB: memory sizes in messages.
 std::string size_text(double bytes);
 
-// A hard cap on the engine's memory on d (bytes, 0 = none; --max-memory sets it): an allocation
-// that would take memory_in_use(d) past it fails as out of memory, memory_available(d) counts only
-// the room under it, and the host cache / the GPU pool keep no more than it. An 80 GB GPU then
-// behaves as a 24 GB one for everything the engine allocates (not the CUDA context, nor cuBLAS's
-// and cuDNN's own handles).
+// A hard cap on the engine's memory on d (bytes, 0 = none; --max-memory sets it on the GPU): an
+// allocation that would take memory_in_use(d) past it fails as out of memory, memory_available(d)
+// counts only the room under it, and the host cache / the GPU pool keep no more than it. An 80 GB
+// GPU then behaves as a 24 GB one for everything the engine allocates (not the CUDA context, nor
+// cuBLAS's and cuDNN's own handles).
 void set_memory_limit(Device d, size_t bytes);
 size_t memory_limit(Device d);
+
+// Sets a limit for a scope and puts the previous one back. Probes that measure what a step or a
+// tile needs run with none: they must see the need in full, to report or plan around it.
+class ScopedMemoryLimit {
+public:
+    ScopedMemoryLimit(Device d, size_t bytes) : d_(d), prev_(memory_limit(d)) { set_memory_limit(d, bytes); }
+    ~ScopedMemoryLimit() { set_memory_limit(d_, prev_); }
+    ScopedMemoryLimit(const ScopedMemoryLimit&) = delete;
+    ScopedMemoryLimit& operator=(const ScopedMemoryLimit&) = delete;
+
+private:
+    Device d_;
+    size_t prev_;
+};
 
 // The smallest memory limit on this process's cgroup and its parents less what each uses, file
 // cache it can drop not counted as used (as `docker stats`): cgroup v2 (memory.max), else v1

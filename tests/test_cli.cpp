@@ -131,12 +131,8 @@ TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; clos
     r = amsnet(base + fx.p("auto.npy") + " --max-memory 0.05");  // 50 MiB: too little for 241x241 at once
     REQUIRE(r.code == 0);
     CHECK(r.out.find("tiles of") != std::string::npos);
-    // The budget is also a hard limit: the whole image at once does not fit it.
-    r = amsnet(base + fx.p("capped.npy") + " --max-memory 0.01 --tile 0");
-    INFO(r.out);
-    CHECK(r.code != 0);
-    CHECK(r.out.find("memory limit of 10 MiB (--max-memory)") != std::string::npos);
-    CHECK_FALSE(fs::exists(fx.p("capped.npy")));
+    // On the CPU the budget is a plan, not a limit: the whole image at once runs (over it).
+    REQUIRE(amsnet(base + fx.p("over.npy") + " --max-memory 0.01 --tile 0").code == 0);
     // Passes with transposed images (non-square tiles then) and R^3, tiled and untiled.
     REQUIRE(amsnet(base + fx.p("whole6.npy") + " --tile 0 --passes 6 --r3 1").code == 0);
     REQUIRE(amsnet(base + fx.p("t6.npy") + " --tile 96 --passes 6 --r3 1").code == 0);
@@ -457,9 +453,9 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     // (The tiny model at batch 4, crop 160 needs about 620 MiB, or 380 MiB recomputing.)
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") +
                      " --steps 2 --preset tiny --batch 64 --max-memory 0.01",
-                 "--max-memory");
+                 "allowed (--max-memory)");  // the plan's message, not the limit's out-of-memory error
     expect_error("bench --preset tiny --what train-step --device cpu --warmup 0 --repeat 1 --max-memory 0.05",
-                 "--max-memory");
+                 "allowed (--max-memory)");
     expect_error("eval --pred " + test::data_path("sidd-samples") + " --clean " + test::data_path("polyu"), "--clean");
     CHECK_FALSE(fs::exists(fx.p("o.png")));
     for (const auto& e : fs::directory_iterator(fx.dir)) CHECK(e.path().extension() != ".tmp");

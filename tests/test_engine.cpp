@@ -89,7 +89,7 @@ TEST_CASE("host memory accounting: live bytes, their high-water mark, and what i
     CHECK(memory_available(Device::CPU) > (64u << 20));
 }
 
-TEST_CASE("a host memory limit (--max-memory) caps the engine's live and cached memory") {
+TEST_CASE("a host memory limit (set_memory_limit) caps the engine's live memory") {
     struct Unlimit {
         ~Unlimit() { set_memory_limit(Device::CPU, 0); }
     } unlimit;

@@ -169,6 +169,21 @@ int cmd_bench(int argc, char** argv) {
         }
         results.push_back(std::move(r));
     };
+    // In the suite, a row whose run fails (out of memory under --max-memory on the GPU) is reported
+    // with its error and the suite goes on; run alone, the error is the command's.
+    auto guarded = [&](Result& r, const std::function<void()>& run) {
+        try {
+            run();
+            return true;
+        } catch (const Error& e) {
+            if (what != "suite") throw;
+            autograd::clear_tape();  // a failed step's nodes and saved tensors
+            net.params().zero_grad();
+            r.error = e.message();
+            report(r);
+            return false;
+        }
+    };
     auto forward = [&](int w, int h) {
         Tensor x = Tensor::full({1, 3, h, w}, 0.5, DType::F32, dev);
         Result r = measure(dev, warmup, repeat, [&] {
@@ -205,13 +220,17 @@ int cmd_bench(int argc, char** argv) {
             return -1;
         }
         r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, on ? ", recompute on" : "", ")");
-        Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
-        uint32_t step = 0;
-        Result m = measure(dev, warmup, repeat, [&] {
-            net.params().zero_grad();
-            amsnet_train_loss(net, x, pd, 42, step++).backward();
-            adam.step();
+        Result m;
+        const bool ran = guarded(r, [&] {
+            Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);
+            uint32_t step = 0;
+            m = measure(dev, warmup, repeat, [&] {
+                net.params().zero_grad();
+                amsnet_train_loss(net, x, pd, 42, step++).backward();
+                adam.step();
+            });
         });
+        if (!ran) return -1;
         r.seconds = m.seconds;
         r.peak = m.peak;
         r.recompute = on;
@@ -222,14 +241,20 @@ int cmd_bench(int argc, char** argv) {
         // A smooth ramp with mild texture, not a constant: nothing in the path may shortcut it.
         std::vector<float> v((size_t)3 * w * h);
         for (size_t i = 0; i < v.size(); ++i) v[i] = 0.25f + 0.5f * (float)((i * 2654435761u) % 1000) / 1000.f;
-        Tensor x = Tensor::from_vector(v, {1, 3, h, w}).to(dev);
-        Result r = measure(dev, warmup, repeat, [&] { denoise_image(net, x, o); });
-        TileGrid g = plan_denoise(net, x, o);
-        size_t tiles = g.rows.size() * g.cols.size();
+        Result r;
         r.key = str("infer_", w == h ? str(w) : str(w, "x", h), o.r3 > 0 ? "_r3" : "");
-        r.name = str("amsnet inference ", w, "x", h, " ", o.summary(), tiles > 1 ? str(", ", tiles, " tiles") : "");
+        r.name = str("amsnet inference ", w, "x", h, " ", o.summary());
         r.unit = "images/s";
-        report(r);
+        const bool ran = guarded(r, [&] {
+            Tensor x = Tensor::from_vector(v, {1, 3, h, w}).to(dev);
+            const Result m = measure(dev, warmup, repeat, [&] { denoise_image(net, x, o); });
+            TileGrid g = plan_denoise(net, x, o);
+            const size_t tiles = g.rows.size() * g.cols.size();
+            if (tiles > 1) r.name += str(", ", tiles, " tiles");
+            r.seconds = m.seconds;
+            r.peak = m.peak;
+        });
+        if (ran) report(r);
     };
 
     if (what == "forward") {

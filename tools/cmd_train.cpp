@@ -46,7 +46,7 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
              "keeping them (a third less training memory for a few more memory-bound kernels; auto: only when a "
              "step would not fit otherwise)", "auto");
     a.option("max-memory", "GiB", "memory training may use (default: what the device has free): checked before the "
-             "first step, and a hard limit on what the engine allocates");
+             "first step, and on the GPU a hard limit on what the engine allocates there");
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
     a.option("log-every", "N", "progress line and log.csv row every N steps", "10");
     a.flag("resume", "continue from DIR/checkpoint.safetensors exactly where it stopped");

@@ -67,7 +67,7 @@ void apply_precision(const Args& a, Device dev) {
 }
 
 void apply_memory_limit(double max_memory, Device dev) {
-    if (max_memory > 0) set_memory_limit(dev, (size_t)max_memory);
+    if (max_memory > 0 && dev == Device::CUDA) set_memory_limit(dev, (size_t)max_memory);
 }
 
 }  // namespace ams::cli

@@ -30,8 +30,10 @@ class Args;
 void add_precision_option(Args& a);
 void apply_precision(const Args& a, Device dev);
 
-// --max-memory (bytes, 0 = not given) is a hard cap on what the engine allocates on `dev`
-// (engine/device.h set_memory_limit), besides the budget tiling and training plan with.
+// --max-memory (bytes, 0 = not given) is the budget tiling and training plan with and, on the GPU,
+// a hard cap on what the engine allocates there (engine/device.h set_memory_limit). On the CPU it
+// stays a plan: host memory also holds what the planners budget apart (the decoded-image cache
+// grows during training), and overshooting it by a little beats failing.
 void apply_memory_limit(double max_memory, Device dev);
 
 }  // namespace ams::cli

@@ -36,8 +36,8 @@ void add_denoise_options(Args& a) {
     a.option("tile", "N", "tile size in pixels: auto (tile only images that do not fit in memory or exceed ~22 MP), 0 (never) or N",
              "auto");
     a.option("tile-overlap", "N", "pixels of context around each tile (only its core is kept)", "32");
-    a.option("max-memory", "GiB", "memory budget for auto tiling (default: what the device has free), and a hard "
-             "limit on what the engine allocates (a 24 GB card's budget on a larger GPU)");
+    a.option("max-memory", "GiB", "memory budget for auto tiling (default: what the device has free); on the GPU "
+             "also a hard limit on what the engine allocates there (a 24 GB card's budget on a larger GPU)");
 }
 
 void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min) {

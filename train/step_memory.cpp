@@ -36,6 +36,7 @@ std::string StepMemoryRoom::describe() const {
 
 double probe_step_bytes(Restormer& net, const std::function<Tensor()>& loss) {
     const Device d = net.params().device();
+    const ScopedMemoryLimit unlimited(d, 0);
     net.params().zero_grad();
     reset_memory_peak(d);
     const size_t before = memory_in_use(d);
