@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The performance issue's measurements on a lent GPU machine, one stage per argument:
 #   ours     amsnet bench --what suite and --what kernels (JSON)
+#   24gb     a 3090's budget as a hard limit (--max-memory 24): SPEC's batch-8 training step and the
+#            3840x2160 photo with R^3 x8 (JSON); a row that completes fits 24 GB
 #   eager    the reference PyTorch AMSNet (tools/bench_reference.py), eager
 #   compile  the same with torch.compile (slow to start: compiles every shape)
 # then the comparison table (tools/bench_compare.py) from whatever JSON is there.
@@ -26,6 +28,13 @@ for stage in "$@"; do
         timeout -k 10 "${STAGE_SECONDS:-500}" build-device/amsnet bench --what kernels --device cuda --warmup 3 \
             --repeat 20 --precision "$precision" --json > "$out/kernels.json" || status=1
         ;;
+    24gb)
+        BUILD_TARGETS=amsnet build_device || exit 1
+        for what in "train-step --batch 8" "infer --size 3840x2160 --r3 8"; do
+            timeout -k 10 "${STAGE_SECONDS:-500}" build-device/amsnet bench --what $what --device cuda --warmup 1 \
+                --repeat 3 --max-memory 24 --precision "$precision" --json >> "$out/budget_24gb.json" || status=1
+        done
+        ;;
     eager | compile)
         flag=; [ $stage = compile ] && flag=--compile
         [ -d "$ref/codes" ] || { echo "FAIL: $ref/codes is missing: carry .devcarry (see the top of this script)"; exit 1; }
@@ -33,7 +42,7 @@ for stage in "$@"; do
             --device cuda --precision "$precision" $flag > "$out/torch_$stage.json" 2> "$out/torch_$stage.log" ||
             { status=1; tail -5 "$out/torch_$stage.log"; }
         ;;
-    *) echo "device_bench.sh: unknown stage '$stage' (ours, eager or compile)"; exit 2 ;;
+    *) echo "device_bench.sh: unknown stage '$stage' (ours, 24gb, eager or compile)"; exit 2 ;;
     esac
 done
 refs=
