@@ -137,7 +137,7 @@ namespace {
 // Why the last try_alloc on this thread failed (alloc's message).
 thread_local std::string g_alloc_failure;
 
-std::string mib(size_t bytes) { return size_text((double)bytes); }
+std::string bytes_text(size_t bytes) { return size_text((double)bytes); }  // "94 MiB", "1.5 GiB", "4 KiB"
 }  // namespace
 
 void* try_alloc(size_t bytes) {
@@ -147,8 +147,8 @@ void* try_alloc(size_t bytes) {
         // Reserved under the lock before the pool is asked, so two threads cannot both pass the cap.
         std::lock_guard<std::mutex> lock(a.mu);
         if (a.limit > 0 && a.in_use + bytes > a.limit) {
-            g_alloc_failure = str("CUDA out of memory: allocating ", mib(bytes), " with ", mib(a.in_use),
-                                  " already held by the engine would exceed its memory limit of ", mib(a.limit),
+            g_alloc_failure = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
+                                  " already held by the engine would exceed its memory limit of ", bytes_text(a.limit),
                                   " (--max-memory)");
             return nullptr;
         }
@@ -166,7 +166,7 @@ void* try_alloc(size_t bytes) {
         if (e != cudaSuccess) {
             cudaGetLastError();
             a.in_use -= bytes;
-            g_alloc_failure = str("CUDA out of memory: allocating ", mib(bytes), " with ", mib(a.in_use),
+            g_alloc_failure = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
                                   " already held by the engine (", cudaGetErrorString(e), ")");
             return nullptr;
         }
