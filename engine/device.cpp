@@ -297,8 +297,8 @@ void reset_memory_peak(Device d) {
 size_t memory_available(Device d, bool within_limit) {
     if (d == Device::CPU) {
         HostCache& c = HostCache::get();
-        const size_t room = host_available() + c.cached(), limit = within_limit ? c.limit() : 0, held = c.in_use();
-        return limit > 0 ? std::min(room, limit > held ? limit - held : 0) : room;
+        const size_t room = host_available() + c.cached();
+        return within_limit ? room_under_limit(room, c.in_use(), c.limit()) : room;
     }
 #ifdef AMS_HAVE_CUDA
     return cuda::memory_available(within_limit);

@@ -2,6 +2,7 @@
 // pool in kernels/cuda/runtime.cu. Every call on a CUDA pointer throws when the build or the machine
 // has no GPU.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <string>
 
@@ -36,6 +37,10 @@ std::string size_text(double bytes);
 // cuBLAS's and cuDNN's own handles).
 void set_memory_limit(Device d, size_t bytes);
 size_t memory_limit(Device d);
+// `room` (what could be allocated) bounded by what a limit leaves when `held` is in use (0: none).
+inline size_t room_under_limit(size_t room, size_t held, size_t limit) {
+    return limit == 0 ? room : std::min(room, limit > held ? limit - held : 0);
+}
 
 // Sets a limit for a scope and puts the previous one back. Probes that measure what a step or a
 // tile needs run with none: they must see the need in full, to report or plan around it.

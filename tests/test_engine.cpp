@@ -90,27 +90,24 @@ TEST_CASE("host memory accounting: live bytes, their high-water mark, and what i
 }
 
 TEST_CASE("a host memory limit (set_memory_limit) caps the engine's live memory") {
-    struct Unlimit {
-        ~Unlimit() { set_memory_limit(Device::CPU, 0); }
-    } unlimit;
     const size_t before = memory_in_use(Device::CPU);
-    set_memory_limit(Device::CPU, before + (3u << 20));
-    CHECK(memory_limit(Device::CPU) == before + (3u << 20));
-    CHECK(memory_available(Device::CPU) <= (3u << 20));
-    CHECK(memory_available(Device::CPU, false) > (3u << 20));
     {
-        Tensor a = Tensor::zeros({1 << 19});  // 2 MiB fits
-        CHECK_THROWS_WITH_AS(Tensor::zeros({1 << 19}), doctest::Contains("memory limit"), std::exception);
-        CHECK(memory_in_use(Device::CPU) == before + (2u << 20));  // the failed one holds nothing
-        CHECK(memory_available(Device::CPU) <= (1u << 20));
+        const ScopedMemoryLimit limit(Device::CPU, before + (3u << 20));
+        CHECK(memory_limit(Device::CPU) == before + (3u << 20));
+        CHECK(memory_available(Device::CPU) <= (3u << 20));
+        CHECK(memory_available(Device::CPU, false) > (3u << 20));
+        {
+            Tensor a = Tensor::zeros({1 << 19});  // 2 MiB fits
+            CHECK_THROWS_WITH_AS(Tensor::zeros({1 << 19}), doctest::Contains("memory limit"), std::exception);
+            CHECK(memory_in_use(Device::CPU) == before + (2u << 20));  // the failed one holds nothing
+            CHECK(memory_available(Device::CPU) <= (1u << 20));
+        }
+        // Freed room serves another size (the cache gives back what it keeps when a miss needs it).
+        Tensor b = Tensor::zeros({5 << 17});
+        CHECK(memory_in_use(Device::CPU) == before + (5u << 19));
     }
-    // Freed room serves another size (the cache gives back what it keeps when a miss needs it).
-    Tensor b = Tensor::zeros({5 << 17});
-    CHECK(memory_in_use(Device::CPU) == before + (5u << 19));
-    b = Tensor();
-    set_memory_limit(Device::CPU, 0);
+    CHECK(memory_limit(Device::CPU) == 0);  // the scope's end put back "none"
     Tensor c = Tensor::zeros({1 << 20});  // no limit: 4 MiB fits again
-    CHECK(memory_limit(Device::CPU) == 0);
 }
 
 TEST_CASE("a container's memory limit bounds the available memory (cgroup v2 and v1)") {

@@ -169,8 +169,9 @@ int cmd_bench(int argc, char** argv) {
         }
         results.push_back(std::move(r));
     };
-    // In the suite, a row whose run fails (out of memory under --max-memory on the GPU) is reported
-    // with its error and the suite goes on; run alone, the error is the command's.
+    // In the suite, a row that cannot run (a training step that does not fit; out of memory under
+    // --max-memory on the GPU) is reported with its error and the suite goes on; run alone, the
+    // error is the command's.
     auto guarded = [&](Result& r, const std::function<void()>& run) {
         try {
             run();
@@ -206,20 +207,19 @@ int cmd_bench(int argc, char** argv) {
         r.unit = "images/s";
         // A whole step as training runs it (and as a PyTorch step is timed): loss, backward, AdamW.
         AdamW adam(net.params(), AdamWConfig{});
+        auto name = [&](const char* setting) {
+            return str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, setting, ")");
+        };
+        r.name = name(rc == 1 ? ", recompute on" : rc == 0 ? ", recompute off" : "");
         bool on = false;
-        try {  // a step that cannot fit is reported, not run (train/step_memory.h); the suite goes on
-            on = fit_step_memory(net, rc, batch, crop, StepMemoryRoom::on(dev, opts.max_memory, 0),
-                                 [&](const Tensor& images) { return amsnet_train_loss(net, images, pd, 42, 0); })
-                     .recompute;
-        } catch (const Error& e) {
-            if (what != "suite") throw;
-            r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd,
-                         rc == 1 ? ", recompute on" : rc == 0 ? ", recompute off" : "", ")");
-            r.error = e.message();
-            report(r);
+        // A step that cannot fit is reported, not run (train/step_memory.h); the suite goes on.
+        if (!guarded(r, [&] {
+                on = fit_step_memory(net, rc, batch, crop, StepMemoryRoom::on(dev, opts.max_memory, 0),
+                                     [&](const Tensor& images) { return amsnet_train_loss(net, images, pd, 42, 0); })
+                         .recompute;
+            }))
             return -1;
-        }
-        r.name = str("amsnet-B training step (batch ", batch, ", crop ", crop, ", pd ", pd, on ? ", recompute on" : "", ")");
+        r.name = name(on ? ", recompute on" : "");
         Result m;
         const bool ran = guarded(r, [&] {
             Tensor x = Tensor::full({batch, 3, crop, crop}, 0.5, DType::F32, dev);

@@ -19,8 +19,8 @@ double StepMemoryRoom::room() const {
 }
 
 StepMemoryRoom StepMemoryRoom::on(Device device, double max_memory, double reserve) {
-    // The device's own free memory: the reserve (the image cache, outside the engine) comes off it,
-    // and max_memory, which --max-memory also set as the engine's limit, bounds the room separately.
+    // The device's own free memory: the reserve (the image cache, budgeted apart) comes off it, and
+    // max_memory (on the GPU also the engine's limit) bounds the room separately.
     return {(double)memory_in_use(device), (double)memory_available(device, false), max_memory, reserve,
             device_name(device)};
 }

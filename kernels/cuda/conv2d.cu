@@ -257,12 +257,12 @@ struct AlgoChoice {
     size_t ws = 0;
 };
 
-// One direction's choice, made once per shape: the acceptable algorithms in cuDNN's order (never
-// empty). The first runs; the one with the least workspace when the first's cannot be allocated;
-// one cuDNN refuses to run is dropped for the shape.
+// One direction's choice, made once per shape: the acceptable algorithms in cuDNN's order (empty
+// until chosen, never after). The first runs; the one with the least workspace when the first's
+// cannot be allocated; one cuDNN refuses to run is dropped for the shape.
 struct Direction {
-    bool chosen = false;
     std::vector<AlgoChoice> ranked;
+    bool chosen() const { return !ranked.empty(); }
     const AlgoChoice& lean() const {
         return *std::min_element(ranked.begin(), ranked.end(),
                                  [](const AlgoChoice& a, const AlgoChoice& b) { return a.ws < b.ws; });
@@ -361,11 +361,10 @@ void choose(const CudnnConv& c, const Perf* perf, int n, Algo fallback, Workspac
         CUDNN_CHECK(workspace(fallback, &f.ws));
         d.ranked.push_back(f);
     }
-    d.chosen = true;
 }
 
 void pick_forward(CudnnConv& c) {
-    if (c.fwd.chosen) return;
+    if (c.fwd.chosen()) return;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), c.x, c.w, c.conv, c.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
@@ -378,7 +377,7 @@ void pick_forward(CudnnConv& c) {
 }
 
 void pick_backward_data(CudnnConv& c) {
-    if (c.bwd_data.chosen) return;
+    if (c.bwd_data.chosen()) return;
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), c.w, c.y, c.conv, c.x,
@@ -391,7 +390,7 @@ void pick_backward_data(CudnnConv& c) {
 }
 
 void pick_backward_filter(CudnnConv& c) {
-    if (c.bwd_filter.chosen) return;
+    if (c.bwd_filter.chosen()) return;
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), c.x, c.y, c.conv, c.w,

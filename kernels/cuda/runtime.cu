@@ -107,49 +107,53 @@ std::string device_description() {
                (drv % 1000) / 10, ", runtime ", rt / 1000, ".", (rt % 1000) / 10, ", precision ", math);
 }
 
+namespace {
+cudaMemPool_t default_pool() {
+    int dev = 0;
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+    return pool;
+}
+
+// Freed memory the pool keeps at a synchronisation; the rest goes back to the driver. 0: keep it
+// all (the default threshold, 0 bytes, would make each training step re-map its activations).
+void set_release_threshold(size_t bytes) {
+    uint64_t threshold = bytes > 0 ? (uint64_t)bytes : std::numeric_limits<uint64_t>::max();
+    CUDA_CHECK(cudaMemPoolSetAttribute(default_pool(), cudaMemPoolAttrReleaseThreshold, &threshold));
+}
+}  // namespace
+
 cudaStream_t stream() {
     static cudaStream_t s = [] {
         cudaStream_t x;
         CUDA_CHECK(cudaStreamCreateWithFlags(&x, cudaStreamNonBlocking));
-        // Keep freed memory in the pool (default threshold 0 returns it to the driver at every
-        // synchronisation, making each training step re-map its activations).
-        int dev = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        cudaMemPool_t pool;
-        CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-        uint64_t threshold = std::numeric_limits<uint64_t>::max();
-        CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+        set_release_threshold(0);
         return x;
     }();
     return s;
 }
 
 void trim_pool() {
-    int dev = 0;
-    cudaMemPool_t pool;
     CUDA_CHECK(cudaStreamSynchronize(stream()));
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-    CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    CUDA_CHECK(cudaMemPoolTrimTo(default_pool(), 0));
 }
 
 namespace {
-// Why the last try_alloc on this thread failed (alloc's message).
-thread_local std::string g_alloc_failure;
-
 std::string bytes_text(size_t bytes) { return size_text((double)bytes); }  // "94 MiB", "1.5 GiB", "4 KiB"
-}  // namespace
 
-void* try_alloc(size_t bytes) {
+// try_alloc, with the reason in *why when it returns nullptr.
+void* alloc_or_why(size_t bytes, std::string* why) {
     if (bytes == 0) bytes = 1;
     Accounting& a = acct();
     {
         // Reserved under the lock before the pool is asked, so two threads cannot both pass the cap.
         std::lock_guard<std::mutex> lock(a.mu);
         if (a.limit > 0 && a.in_use + bytes > a.limit) {
-            g_alloc_failure = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
-                                  " already held by the engine would exceed its memory limit of ", bytes_text(a.limit),
-                                  " (--max-memory)");
+            if (why)
+                *why = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
+                           " already held by the engine would exceed its memory limit of ", bytes_text(a.limit),
+                           " (--max-memory)");
             return nullptr;
         }
         a.in_use += bytes;
@@ -166,8 +170,9 @@ void* try_alloc(size_t bytes) {
         if (e != cudaSuccess) {
             cudaGetLastError();
             a.in_use -= bytes;
-            g_alloc_failure = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
-                                  " already held by the engine (", cudaGetErrorString(e), ")");
+            if (why)
+                *why = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
+                           " already held by the engine (", cudaGetErrorString(e), ")");
             return nullptr;
         }
         a.sizes[p] = bytes;
@@ -176,10 +181,14 @@ void* try_alloc(size_t bytes) {
     if (poison()) CUDA_CHECK(cudaMemsetAsync(p, 0xFF, bytes, stream()));
     return p;
 }
+}  // namespace
+
+void* try_alloc(size_t bytes) { return alloc_or_why(bytes, nullptr); }
 
 void* alloc(size_t bytes) {
-    void* p = try_alloc(bytes);
-    if (!p) AMS_FAIL(g_alloc_failure);
+    std::string why;
+    void* p = alloc_or_why(bytes, &why);
+    if (!p) AMS_FAIL(why);
     return p;
 }
 
@@ -190,14 +199,9 @@ void set_memory_limit(size_t bytes) {
         std::lock_guard<std::mutex> lock(a.mu);
         a.limit = bytes;
     }
-    // The pool keeps freed blocks for reuse; under a limit it hands back what it holds beyond it at
-    // each synchronisation, so the process's device memory stays near the limit too.
-    int dev = 0;
-    cudaMemPool_t pool;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-    uint64_t threshold = bytes > 0 ? (uint64_t)bytes : std::numeric_limits<uint64_t>::max();
-    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    // Under a limit the pool hands back what it holds beyond it at each synchronisation, so the
+    // process's device memory stays near the limit too.
+    set_release_threshold(bytes);
 }
 
 size_t memory_limit() {
@@ -364,15 +368,11 @@ void reset_peak() {
 size_t memory_available(bool within_limit) {
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    int dev = 0;
-    cudaMemPool_t pool;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
     uint64_t reserved = 0;
-    CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
-    const size_t held = memory_in_use(), limit = within_limit ? memory_limit() : 0;
+    CUDA_CHECK(cudaMemPoolGetAttribute(default_pool(), cudaMemPoolAttrReservedMemCurrent, &reserved));
+    const size_t held = memory_in_use();
     const size_t room = free_b + (reserved > held ? (size_t)(reserved - held) : 0);
-    return limit > 0 ? std::min(room, limit > held ? limit - held : 0) : room;
+    return within_limit ? room_under_limit(room, held, memory_limit()) : room;
 }
 
 bool debug_sync() {

@@ -531,23 +531,21 @@ TEST_CASE("GPU runtime: copies, fills, strided copies and memory accounting") {
 
     // A memory limit (--max-memory) caps what the engine holds: past it an allocation fails as out
     // of memory, naming the limit, and the available memory is what is left under it.
-    struct Unlimit {
-        ~Unlimit() { set_memory_limit(Device::CUDA, 0); }
-    } unlimit;
-    set_memory_limit(Device::CUDA, before + (1u << 20));
-    CHECK(memory_limit(Device::CUDA) == before + (1u << 20));
-    CHECK(memory_available(Device::CUDA) <= (1u << 20));
-    CHECK(memory_available(Device::CUDA, false) > (1u << 20));
-    CHECK_THROWS_WITH_AS(Tensor::empty({1 << 19}, DType::F32, Device::CUDA), doctest::Contains("memory limit"),
-                         std::exception);  // 2 MiB
-    CHECK(cuda::try_alloc(2u << 20) == nullptr);
-    CHECK(cuda::memory_in_use() == before);  // nothing held by the failed attempts
     {
-        Tensor half = Tensor::empty({1 << 17}, DType::F32, Device::CUDA);  // 0.5 MiB fits
-        CHECK(cuda::memory_in_use() == before + (1u << 19));
+        const ScopedMemoryLimit limit(Device::CUDA, before + (1u << 20));
+        CHECK(memory_limit(Device::CUDA) == before + (1u << 20));
+        CHECK(memory_available(Device::CUDA) <= (1u << 20));
+        CHECK(memory_available(Device::CUDA, false) > (1u << 20));
+        CHECK_THROWS_WITH_AS(Tensor::empty({1 << 19}, DType::F32, Device::CUDA), doctest::Contains("memory limit"),
+                             std::exception);  // 2 MiB
+        CHECK(cuda::try_alloc(2u << 20) == nullptr);
+        CHECK(cuda::memory_in_use() == before);  // nothing held by the failed attempts
+        {
+            Tensor half = Tensor::empty({1 << 17}, DType::F32, Device::CUDA);  // 0.5 MiB fits
+            CHECK(cuda::memory_in_use() == before + (1u << 19));
+        }
     }
-    set_memory_limit(Device::CUDA, 0);
-    CHECK(memory_limit(Device::CUDA) == 0);
+    CHECK(memory_limit(Device::CUDA) == 0);  // the scope's end put back "none"
     Tensor::empty({1 << 19}, DType::F32, Device::CUDA);  // no limit: fits again
 }
 
@@ -555,7 +553,8 @@ TEST_CASE("GPU dense convolutions fall back to another cuDNN algorithm: no room 
     const uint64_t seed = base_seed() + 37;
     INFO("seed ", seed);
     // Shapes no other case uses, so their algorithms are chosen here (once per shape).
-    auto check_conv = [&](const cpu::ConvShape& s, const std::function<void()>& before_gpu) {
+    // no_room: the GPU calls run with no allocation allowed at all.
+    auto check_conv = [&](const cpu::ConvShape& s, bool no_room) {
         Tensor x = test::random_tensor({s.B, s.Cin, s.H, s.W}, seed, DType::F32);
         Tensor w = test::random_tensor({s.Cout, s.Cin, s.KH, s.KW}, seed + 1, DType::F32);
         Tensor dy = test::random_tensor({s.B, s.Cout, s.Ho(), s.Wo()}, seed + 2, DType::F32);
@@ -567,10 +566,7 @@ TEST_CASE("GPU dense convolutions fall back to another cuDNN algorithm: no room 
         Tensor yg = Tensor::zeros(y.shape(), DType::F32, Device::CUDA), dxg = Tensor::zeros(x.shape(), DType::F32, Device::CUDA),
                dwg = Tensor::zeros(w.shape(), DType::F32, Device::CUDA);
         {
-            struct Unlimit {
-                ~Unlimit() { set_memory_limit(Device::CUDA, 0); }
-            } unlimit;  // also when a launcher throws
-            before_gpu();
+            const ScopedMemoryLimit limit(Device::CUDA, no_room ? cuda::memory_in_use() : 0);
             cuda::conv2d_forward(s, xg.data<float>(), wg.data<float>(), nullptr, yg.data<float>());
             cuda::conv2d_backward(s, xg.data<float>(), wg.data<float>(), dyg.data<float>(), dxg.data<float>(),
                                   dwg.data<float>(), nullptr);
@@ -582,10 +578,10 @@ TEST_CASE("GPU dense convolutions fall back to another cuDNN algorithm: no room 
 
     SUBCASE("the chosen algorithm's workspace cannot be allocated: the leanest runs") {
         const cpu::ConvShape s{3, 5, 9, 11, 7, 3, 3, 1, 1};
-        check_conv(s, [] {});  // chosen now, with the whole memory free
+        check_conv(s, false);  // chosen now, with the whole memory free
         const int64_t before = cuda::cudnn_fallbacks();
         // Then with no allocation allowed at all: only an algorithm without workspace can run.
-        check_conv(s, [] { set_memory_limit(Device::CUDA, cuda::memory_in_use()); });
+        check_conv(s, true);
         MESSAGE("fallbacks: ", cuda::cudnn_fallbacks() - before);
 #ifdef AMS_CUDA_EMU
         // The emulator's float32 choice needs 4 KiB of workspace (under tf32 / bf16 it needs none).
@@ -601,8 +597,8 @@ TEST_CASE("GPU dense convolutions fall back to another cuDNN algorithm: no room 
         } refuse;
         const int64_t before = cuda::cudnn_fallbacks();
         const cpu::ConvShape s{2, 4, 7, 6, 3, 3, 3, 1, 1};
-        check_conv(s, [] {});
-        check_conv(s, [] {});  // the refused algorithm left the list: no second fallback
+        check_conv(s, false);
+        check_conv(s, false);  // the refused algorithm left the list: no second fallback
 #ifdef AMS_CUDA_EMU
         CHECK(cuda::cudnn_fallbacks() - before == 3);
 #else
