@@ -9,8 +9,10 @@
 #include "engine/json.h"
 #include "engine/npy.h"
 #include "helpers.h"
+#include "models/amsnet.h"
 #include "models/model_file.h"
 #include "train/chroma.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -223,6 +225,46 @@ TEST_CASE("train checks a step's memory first: recomputation turns on when only 
     REQUIRE(r.code == 0);
     CHECK(r.out.find("recomputing") == std::string::npos);
     CHECK(load_safetensors(fx.p("roomy/model.safetensors"), false).metadata.at("training_recompute") == "off");
+}
+
+TEST_CASE("train validates with the stored inference scheme, in tiles when the image does not fit --max-memory") {
+    Fixture fx;
+    const std::string noisy = test::data_path("sidd-samples/NOISY_11.png"), clean = test::data_path("sidd-samples/GT_11.png");
+    const std::string run = " --data " + test::data_path("polyu") + " --include _real --preset tiny --batch 1 --crop 80"
+                            " --steps 2 --device cpu --val-noisy " + noisy + " --val-clean " + clean +
+                            " --val-every 2 --out ";
+    // The val_psnr column of log.csv's row for step 2.
+    auto val_psnr = [&](const std::string& dir) {
+        std::ifstream f(fx.p(dir + "/log.csv"));
+        std::string line;
+        while (std::getline(f, line))
+            if (line.rfind("2,", 0) == 0) {
+                std::stringstream ss(line);
+                std::string cell;
+                for (int i = 0; i < 5; ++i) std::getline(ss, cell, ',');
+                return std::stod(cell);
+            }
+        FAIL("no step 2 in ", dir, "/log.csv");
+        return 0.0;
+    };
+    Run r = amsnet("train" + run + fx.p("whole"));
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    // The score of the saved model with the stored scheme (no EMA: the model is the last step's).
+    ModelFile m = load_model(fx.p("whole/model.safetensors"), Device::CPU);
+    Tensor restored = amsnet_restore_passes(*m.net, load_image(noisy), std::stoi(m.metadata.at("inference_pd")),
+                                            std::stoi(m.metadata.at("inference_branches")), 1, 0);
+    const double whole = val_psnr("whole");
+    CHECK(std::fabs(whole - score_images(restored, load_image(clean)).psnr) < 1e-3);
+    // 50 MiB cannot hold the tiny model's forward pass over 241x241 (see the tiled denoise case),
+    // but holds the step: the same training, validated in tiles, scores close to the whole image.
+    r = amsnet("train" + run + fx.p("tiled") + " --max-memory 0.05");
+    REQUIRE(r.code == 0);
+    Tensor w1 = load_model(fx.p("tiled/model.safetensors"), Device::CPU).net->params().flat_values();
+    CHECK(test::rel_l2(w1, m.net->params().flat_values()) == 0);
+    const double tiled = val_psnr("tiled");
+    CHECK(tiled != whole);
+    CHECK(std::fabs(tiled - whole) < 0.1);
 }
 
 TEST_CASE("--precision: bf16 and tf32 emulated on the CPU, close to fp32 but not equal; train records it") {

@@ -19,6 +19,7 @@
 #include "engine/safetensors.h"
 #include "engine/timer.h"
 #include "models/amsnet.h"
+#include "models/denoise.h"
 #include "models/model_file.h"
 #include "train/chroma.h"
 #include "train/dataset.h"
@@ -107,11 +108,13 @@ Validation load_validation(const TrainOptions& o) {
     return v;
 }
 
-ImageScore validate(const Restormer& net, const Validation& v, const TrainOptions& o) {
-    autograd::NoGradGuard ng;
+// Scores with the stored inference scheme (one pass, seed 0), tiled as denoise tiles when an image
+// does not fit in the memory the step leaves (or --max-memory allows). `scheme` keeps the measured
+// bytes per pixel between validations.
+ImageScore validate(const Restormer& net, const Validation& v, const DenoiseOptions& scheme) {
     ImageScore mean{0, 0};
     for (size_t i = 0; i < v.noisy.size(); ++i) {
-        Tensor d = amsnet_restore_passes(net, v.noisy[i].to(o.device), o.val_pd, o.val_branches, 1, 0);
+        Tensor d = denoise_image(net, v.noisy[i].to(net.params().device()), scheme);
         ImageScore s = score_images(d, v.clean[i]);
         mean.psnr += s.psnr / v.noisy.size();
         mean.ssim += s.ssim / v.noisy.size();
@@ -234,6 +237,11 @@ int64_t train(const TrainOptions& o) {
 
     ImageDataset data(o.data, o.include, o.crop);
     Validation val = load_validation(o);
+    DenoiseOptions val_scheme;
+    val_scheme.pd = o.val_pd;
+    val_scheme.branches = o.val_branches;
+    val_scheme.max_memory = o.max_memory;
+    val_scheme.verbose = false;
 
     // Model and optimizer: fresh, from --weights, or resumed from the checkpoint.
     std::unique_ptr<Restormer> net;
@@ -381,7 +389,7 @@ int64_t train(const TrainOptions& o) {
                 std::string val_psnr, val_ssim;
                 if (val_now) {
                     ImageScore s;
-                    with_average(*net, ema, [&] { s = validate(*net, val, o); });
+                    with_average(*net, ema, [&] { s = validate(*net, val, val_scheme); });
                     val_psnr = str(s.psnr);
                     val_ssim = str(s.ssim);
                 }

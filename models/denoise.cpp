@@ -1,0 +1,128 @@
+#include "models/denoise.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+#include "engine/autograd.h"
+#include "engine/check.h"
+#include "engine/device.h"
+#ifdef AMS_HAVE_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
+#include "engine/ops.h"
+#include "engine/rng.h"
+#include "engine/timer.h"
+#include "models/amsnet.h"
+#include "train/chroma.h"
+
+namespace ams {
+
+std::string DenoiseOptions::summary() const {
+    if (scheme == "plain") return str("scheme plain", chroma_sigma > 0 ? str(" (chroma sigma ", chroma_sigma, ")") : "");
+    return str("scheme amsnet (pd ", pd, ", ", branches, " branches", passes > 1 ? str(", ", passes, " passes") : "",
+               r3 ? str(", R^3 x", r3, " p ", r3_p) : "", chroma_sigma > 0 ? str(", chroma sigma ", chroma_sigma) : "",
+               ")");
+}
+
+namespace {
+// Tiles start on the network's 8-pixel grid in sub-image pixels (see plan_tiles).
+int64_t alignment(const DenoiseOptions& o) { return o.scheme == "plain" ? 8 : 8 * o.pd; }
+}  // namespace
+
+TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
+    const int64_t H = noisy.dim(2), W = noisy.dim(3), align = alignment(o);
+    int64_t tile = o.tile;
+    if (tile < 0) {
+        const Device d = noisy.device();
+        if (o.bytes_per_pixel == 0) o.bytes_per_pixel = probe_bytes_per_pixel(net);
+        // The network's activations, plus the image-sized buffers of the scheme (input, padding,
+        // PD, masks, branch sum; R^3's copies), with a quarter spare for allocator slack.
+        const double images = o.scheme == "plain" ? 4 : (o.r3 > 0 ? 32 : 16) + (o.passes > 1 ? 4 : 0);
+        const double bpp = 1.25 * (o.bytes_per_pixel + images * 3 * sizeof(float));
+        double budget = 0.9 * (double)memory_available(d);
+        if (o.max_memory > 0) budget = std::min(budget, o.max_memory - (double)memory_in_use(d));
+        AMS_CHECK(budget > 0, "--max-memory ", o.max_memory / (1ull << 30), " GiB is less than the ",
+                  memory_in_use(d) >> 20, " MiB the model and image already hold");
+#ifdef AMS_HAVE_CUDA
+        // cuDNN's workspaces are not in the per-pixel probe (64x64 needs almost none): give them a
+        // tenth of the budget, at most 1 GiB, and the tiles the rest. The limit holds for shapes
+        // cuDNN meets from here on (algorithms are chosen once per shape).
+        if (d == Device::CUDA) {
+            const double ws = std::min(0.1 * budget, (double)(1ull << 30));
+            cuda::set_cudnn_workspace_limit((size_t)ws);
+            budget -= ws;
+        }
+#endif
+        // cuDNN takes at most 2^31 - 1 elements per image, and the network's output convolution sees
+        // 2 * dim channels at full resolution (R^3 runs without PD): about 22 megapixels per tile at
+        // dim 48. Capped on every device, so CPU and GPU tile alike.
+        budget = std::min(budget, bpp * (double)INT32_MAX / (2.0 * net.config().dim));
+        tile = fit_tile(H, W, o.overlap, align, bpp, budget);
+    }
+    return plan_tiles(H, W, tile, o.overlap, align);
+}
+
+Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
+    autograd::NoGradGuard ng;
+    // Progress on a terminal when there is more than one unit of work (a tile of one pass or of the
+    // R^3 stage): where it is, and the time left from the share of units done. Every stage has the
+    // first stage's tile count (a transposed pass swaps rows and columns).
+    int64_t tiles = 0, units = 0, done = 0, stage_start = 0;
+    bool show = false;
+    Stopwatch sw;
+    std::string stage;
+    auto counted = [&](const RegionFn& fn) -> RegionFn {
+        return [&, fn](const Tensor& region, const ImageWindow& win) {
+            Tensor y = fn(region, win);
+            if (show && ++done < units) {
+                const double left = sw.seconds() / (double)done * (double)(units - done);
+                std::string where = stage;
+                if (tiles > 1) where += str(where.empty() ? "" : ", ", "tile ", done - stage_start, "/", tiles);
+                std::fprintf(stderr, "\r  %s: %lld%% done, %s left   ", where.c_str(), (long long)(100 * done / units),
+                             format_duration(left).c_str());
+            }
+            return y;
+        };
+    };
+    auto tiled = [&](const Tensor& img, const RegionFn& fn) {
+        TileGrid g = plan_denoise(net, img, o);
+        if (tiles == 0) {  // the first stage
+            tiles = (int64_t)(g.rows.size() * g.cols.size());
+            units = tiles * (o.scheme == "plain" ? 1 : o.passes + (o.r3 > 0 ? 1 : 0));
+            show = o.verbose && units > 1 && isatty(2);
+            if (o.verbose && tiles > 1)
+                std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(),
+                             g.rows.size(), (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
+        }
+        stage_start = done;
+        return run_tiled(img, g, counted(fn));
+    };
+    Tensor d;
+    if (o.scheme == "plain") {
+        d = tiled(noisy, [&](const Tensor& region, const ImageWindow&) { return net.forward_any_size(region); });
+    } else {
+        // Each pass is tiled from its flipped/transposed image, so its tiles' masks are keyed exactly
+        // as the untiled pass's.
+        d = average_passes(noisy, o.passes, [&](const Tensor& img, int j) {
+            stage = o.passes > 1 ? str("pass ", j + 1, "/", o.passes) : "";
+            return tiled(img, [&](const Tensor& region, const ImageWindow& win) {
+                return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
+            });
+        });
+        if (o.r3 > 0) {
+            stage = "R^3";
+            d = tiled(noisy, [&](const Tensor& region, const ImageWindow& win) {
+                Tensor dr = d.narrow(2, win.y0, region.dim(2)).narrow(3, win.x0, region.dim(3)).contiguous();
+                return amsnet_r3(net, region, dr, o.r3, o.r3_p, o.branches, o.seed, win);
+            });
+        }
+    }
+    if (show) std::fprintf(stderr, "\r%*s\r", 72, "");
+    if (o.chroma_sigma > 0) d = chroma_smooth(d, o.chroma_sigma).to(d.device());
+    return d;
+}
+
+}  // namespace ams
