@@ -71,40 +71,47 @@ void gram(const float* qkv, float* G, int64_t B, int64_t C, int64_t N, int heads
             heads);
 }
 
-// In place, one thread per row (b, h, i): A_ij = softmax_j(G_ij / (nq_i nk_j) * temperature[h]).
+// In place, one warp per row (b, h, i), its lanes over j (rows are c = C/heads long, 48 in the
+// default model: a thread per row read them down a column, 48 strided loads each):
+//   A_ij = softmax_j(G_ij / (nq_i nk_j) * temperature[h]).
 __global__ void softmax_kernel(float* A, const float* norms, const float* temperature, int64_t B, int64_t C, int64_t c,
                                int heads) {
-    AMS_GRID_STRIDE(r, B * heads * c) {
-        int64_t bh = r / c, i = r - bh * c, h = bh % heads, b = bh / heads;
+    const int lane = threadIdx.x & 31;
+    const int64_t rows = B * heads * c, per_block = blockDim.x >> 5, stride = (int64_t)gridDim.x * per_block;
+    for (int64_t r = blockIdx.x * per_block + (threadIdx.x >> 5); r < rows; r += stride) {  // uniform per warp
+        const int64_t bh = r / c, i = r - bh * c, h = bh % heads, b = bh / heads;
         const float nq = norms[b * 2 * C + h * c + i];
         const float* nk = norms + b * 2 * C + C + h * c;
         const float t = temperature[h];
         float* row = A + r * c;
         float mx = -INFINITY;
-        for (int64_t j = 0; j < c; ++j) {
-            float s = row[j] / (nq * nk[j]) * t;
+        for (int64_t j = lane; j < c; j += 32) {
+            const float s = row[j] / (nq * nk[j]) * t;
             row[j] = s;
             mx = fmaxf(mx, s);
         }
+        mx = warp_allmax(mx);
         float sum = 0.f;
-        for (int64_t j = 0; j < c; ++j) sum += (row[j] = expf(row[j] - mx));
-        const float inv = 1.f / sum;
-        for (int64_t j = 0; j < c; ++j) row[j] *= inv;
+        for (int64_t j = lane; j < c; j += 32) sum += (row[j] = expf(row[j] - mx));
+        const float inv = 1.f / warp_allsum(sum);
+        for (int64_t j = lane; j < c; j += 32) row[j] *= inv;
     }
 }
 
-// One block per (b, h), from dA = dout v^T, A and G:
+// One block per (b, h), a warp per row i (lanes over j), from dA = dout v^T, A and G:
 //   dL = A * (dA - rowsum(dA * A))            softmax backward
 //   tpart[b*heads+h] = sum dL * S             this image's share of d temperature[h]
 //   dS = temperature[h] * dL;  M_ij = dS_ij / (nq_i nk_j)
 //   coef_q_i = -sum_j dS_ij S_ij / nq_i^2,  coef_k_j = -sum_i dS_ij S_ij / nk_j^2  (0 when clamped)
 // so that dq = M k + coef_q q and dk = M^T q + coef_k k: the normalisation backward
 // (g - qn <g, qn>) / nq without forming qn, since <(dS kn)_i, qn_i> = sum_j dS_ij S_ij.
-// dA is overwritten with dS * S for the column sums.
+// dA is overwritten with dS * S for the column sums (a thread per column j: each row's reads are
+// consecutive across threads).
 __global__ void attention_grad_small_kernel(const float* A, float* dA, const float* G, const float* norms,
                                             const float* temperature, float* M, float* coef, float* tpart, int64_t C,
                                             int64_t c, int heads) {
     const int64_t bh = blockIdx.x, h = bh % heads, b = bh / heads;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     const float t = temperature[h];
     const float* nq = norms + b * 2 * C + h * c;
     const float* nk = norms + b * 2 * C + C + h * c;
@@ -112,24 +119,26 @@ __global__ void attention_grad_small_kernel(const float* A, float* dA, const flo
     float* ck = coef + b * 2 * C + C + h * c;
     const int64_t off = bh * c * c;
     float tsum = 0.f;
-    for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
+    for (int64_t i = warp; i < c; i += nwarps) {  // uniform per warp
         const float* a = A + off + i * c;
         float* d = dA + off + i * c;
         const float* g = G + off + i * c;
         float* m = M + off + i * c;
         float s = 0.f;
-        for (int64_t j = 0; j < c; ++j) s += d[j] * a[j];
+        for (int64_t j = lane; j < c; j += 32) s += d[j] * a[j];
+        s = warp_allsum(s);
         float p = 0.f;
-        for (int64_t j = 0; j < c; ++j) {
-            float dl = a[j] * (d[j] - s);
-            float S = g[j] / (nq[i] * nk[j]);
-            float ds = dl * t;
+        for (int64_t j = lane; j < c; j += 32) {
+            const float dl = a[j] * (d[j] - s);
+            const float S = g[j] / (nq[i] * nk[j]);
+            const float ds = dl * t;
             tsum += dl * S;
             p += ds * S;
             m[j] = ds / (nq[i] * nk[j]);
             d[j] = ds * S;
         }
-        cq[i] = nq[i] <= kNormEps ? 0.f : -p / (nq[i] * nq[i]);
+        p = warp_allsum(p);
+        if (lane == 0) cq[i] = nq[i] <= kNormEps ? 0.f : -p / (nq[i] * nq[i]);
     }
     tsum = block_sum(tsum);  // also a barrier: the d[j] = dS*S writes above are visible below
     if (threadIdx.x == 0) tpart[bh] = tsum;
@@ -171,7 +180,7 @@ void attention_forward(const float* qkv, const float* temperature, float* out, f
     DeviceBuffer norms((size_t)(B * 2 * C) * sizeof(float));
     row_norms(qkv, norms.as<float>(), B, C, N);
     gram(qkv, attn, B, C, N, heads);  // attn holds G until the softmax replaces it
-    softmax_kernel<<<grid_for(B * heads * c), kThreads, 0, stream()>>>(attn, norms.as<float>(), temperature, B, C, c,
+    softmax_kernel<<<grid_for(B * heads * c * 32), kThreads, 0, stream()>>>(attn, norms.as<float>(), temperature, B, C, c,
                                                                        heads);
     AMS_CUDA_LAUNCH_CHECK("attention softmax");
     // out = A v

@@ -23,15 +23,17 @@ __host__ __device__ inline int64_t min64(int64_t a, int64_t b) { return a < b ? 
 __host__ __device__ inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // Depthwise correlation of plane xp (H, W) with kernel wp (KH, KW), zero padding `pad`, stride 1,
-// at output (oy, ox): bias first, then the taps row-major (the CPU reference's order).
-__device__ inline float depthwise_at(const float* xp, const float* wp, float bias, int64_t H, int64_t W, int64_t KH,
-                                     int64_t KW, int64_t pad, int64_t oy, int64_t ox) {
+// at output (oy, ox): bias first, then the taps row-major (the CPU reference's order). I: the
+// index type (below).
+template <class I>
+__device__ inline float depthwise_at(const float* xp, const float* wp, float bias, I H, I W, I KH, I KW, I pad, I oy,
+                                     I ox) {
     float acc = bias;
-    for (int64_t ky = 0; ky < KH; ++ky) {
-        const int64_t iy = oy + ky - pad;
+    for (I ky = 0; ky < KH; ++ky) {
+        const I iy = oy + ky - pad;
         if (iy < 0 || iy >= H) continue;
-        for (int64_t kx = 0; kx < KW; ++kx) {
-            const int64_t ix = ox + kx - pad;
+        for (I kx = 0; kx < KW; ++kx) {
+            const I ix = ox + kx - pad;
             if (ix >= 0 && ix < W) acc += wp[ky * KW + kx] * xp[iy * W + ix];
         }
     }
@@ -40,6 +42,21 @@ __device__ inline float depthwise_at(const float* xp, const float* wp, float bia
 
 #define AMS_GRID_STRIDE(i, n) \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+// ---- index type. 64-bit division and modulo are long software sequences on the GPU (32-bit ones
+// a few instructions), and the layout and stencil kernels do several per element. Those kernels
+// are templates on their index type I: launched with int32_t when every offset they form is at
+// most g_index32_max (2^30 by default, so that i + the grid's stride of at most 2^28 threads
+// cannot overflow), else int64_t. `max_offset` is the largest element count of any buffer the
+// kernel touches.
+extern int64_t g_index32_max;  // set_index32_max (tests force the 64-bit path with 0)
+template <class F>
+void with_index_type(int64_t max_offset, F&& f) {
+    if (max_offset <= g_index32_max) f(int32_t{});
+    else f(int64_t{});
+}
+#define AMS_GRID_STRIDE_AS(I, i, n)                                                                  \
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < (I)(n); i += (I)(gridDim.x * blockDim.x))
 
 // Scratch device memory for one launcher call, stream-ordered: freeing it right after queueing the
 // kernels that use it is safe (the pool reuses it only after they ran).
@@ -55,6 +72,18 @@ public:
 private:
     void* p_;
 };
+
+// Sum / maximum over the warp, the result in every lane; all 32 lanes must call it. Butterfly
+// order, fixed by the lane numbers: deterministic.
+template <class T>
+__device__ T warp_allsum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ inline float warp_allmax(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
 
 // Sum over the block, result valid in thread 0. Every thread of the block must call it; blockDim.x
 // a multiple of 32. Fixed tree order: deterministic.

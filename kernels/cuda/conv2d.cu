@@ -27,17 +27,25 @@ namespace {
 bool is_depthwise(const ConvShape& s) { return s.groups == s.Cin && s.groups == s.Cout; }
 bool is_pointwise(const ConvShape& s) { return s.KH == 1 && s.KW == 1 && s.pad == 0 && s.groups == 1; }
 
-// ConvShape's helpers are host-only; kernels get the plain numbers.
-struct Geo {
-    int64_t B, C, H, W, Ho, Wo, KH, KW, pad;
+// ConvShape's helpers are host-only; kernels get the plain numbers, in their index type I
+// (common.cuh, with_index_type).
+template <class I>
+struct GeoT {
+    I B, C, H, W, Ho, Wo, KH, KW, pad;
+    template <class J>
+    GeoT<J> as() const {
+        return GeoT<J>{(J)B, (J)C, (J)H, (J)W, (J)Ho, (J)Wo, (J)KH, (J)KW, (J)pad};
+    }
 };
+using Geo = GeoT<int64_t>;
 Geo depthwise_geo(const ConvShape& s) { return Geo{s.B, s.Cin, s.H, s.W, s.Ho(), s.Wo(), s.KH, s.KW, s.pad}; }
 
 // ---------------------------------------------------------------- bias
 
 // y (B, C, HW) += b[c]
-__global__ void bias_add_kernel(float* y, const float* b, int64_t n, int64_t C, int64_t HW) {
-    AMS_GRID_STRIDE(i, n) y[i] += b[(i / HW) % C];
+template <class I>
+__global__ void bias_add_kernel(float* y, const float* b, I n, I C, I HW) {
+    AMS_GRID_STRIDE_AS(I, i, n) y[i] += b[(i / HW) % C];
 }
 
 // Sum of dy (B, C, HW) over the batch and pixels of channel `row`, k = n * HW + p.
@@ -58,7 +66,10 @@ struct AccumulateRow {
 void bias_forward(const ConvShape& s, const float* b, float* y) {
     if (!b) return;
     const int64_t HW = s.Ho() * s.Wo(), n = s.B * s.Cout * HW;
-    bias_add_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y, b, n, s.Cout, HW);
+    with_index_type(n, [&](auto t) {
+        using I = decltype(t);
+        bias_add_kernel<I><<<grid_for(n), kThreads, 0, stream()>>>(y, b, (I)n, (I)s.Cout, (I)HW);
+    });
     AMS_CUDA_LAUNCH_CHECK("conv2d bias");
 }
 
@@ -71,34 +82,36 @@ void bias_backward(const ConvShape& s, const float* dy, float* db) {
 // ---------------------------------------------------------------- depthwise
 
 // One thread per output element; taps in the CPU's order (bias first, then ky, kx).
-__global__ void dw_forward_kernel(Geo g, const float* x, const float* w, const float* b, float* y) {
-    const int64_t n_out = g.B * g.C * g.Ho * g.Wo;
-    AMS_GRID_STRIDE(idx, n_out) {
-        int64_t ox = idx % g.Wo, t = idx / g.Wo;
-        int64_t oy = t % g.Ho;
+template <class I>
+__global__ void dw_forward_kernel(GeoT<I> g, const float* x, const float* w, const float* b, float* y) {
+    const I n_out = g.B * g.C * g.Ho * g.Wo;
+    AMS_GRID_STRIDE_AS(I, idx, n_out) {
+        I ox = idx % g.Wo, t = idx / g.Wo;
+        I oy = t % g.Ho;
         t /= g.Ho;
-        int64_t c = t % g.C;
-        y[idx] = depthwise_at(x + t * g.H * g.W, w + c * g.KH * g.KW, b ? b[c] : 0.f, g.H, g.W, g.KH, g.KW, g.pad, oy,
-                              ox);  // t = n * C + c
+        I c = t % g.C;
+        y[idx] = depthwise_at<I>(x + t * g.H * g.W, w + c * g.KH * g.KW, b ? b[c] : 0.f, g.H, g.W, g.KH, g.KW, g.pad,
+                                 oy, ox);  // t = n * C + c
     }
 }
 
 // One thread per INPUT element gathering every output it fed: no write conflicts, no atomics.
-__global__ void dw_backward_data_kernel(Geo g, const float* w, const float* dy, float* dx) {
-    const int64_t n_in = g.B * g.C * g.H * g.W;
-    AMS_GRID_STRIDE(idx, n_in) {
-        int64_t ix = idx % g.W, t = idx / g.W;
-        int64_t iy = t % g.H;
+template <class I>
+__global__ void dw_backward_data_kernel(GeoT<I> g, const float* w, const float* dy, float* dx) {
+    const I n_in = g.B * g.C * g.H * g.W;
+    AMS_GRID_STRIDE_AS(I, idx, n_in) {
+        I ix = idx % g.W, t = idx / g.W;
+        I iy = t % g.H;
         t /= g.H;
-        int64_t c = t % g.C;
+        I c = t % g.C;
         const float* gp = dy + t * g.Ho * g.Wo;
         const float* wp = w + c * g.KH * g.KW;
         float acc = 0.f;
-        for (int64_t ky = 0; ky < g.KH; ++ky) {
-            int64_t oy = iy - ky + g.pad;
+        for (I ky = 0; ky < g.KH; ++ky) {
+            I oy = iy - ky + g.pad;
             if (oy < 0 || oy >= g.Ho) continue;
-            for (int64_t kx = 0; kx < g.KW; ++kx) {
-                int64_t ox = ix - kx + g.pad;
+            for (I kx = 0; kx < g.KW; ++kx) {
+                I ox = ix - kx + g.pad;
                 if (ox >= 0 && ox < g.Wo) acc += wp[ky * g.KW + kx] * gp[oy * g.Wo + ox];
             }
         }
@@ -127,7 +140,11 @@ struct DwFilterTerm {
 
 void depthwise_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
     Geo g = depthwise_geo(s);
-    dw_forward_kernel<<<grid_for(g.B * g.C * g.Ho * g.Wo), kThreads, 0, stream()>>>(g, x, w, b, y);
+    const int64_t n = g.B * g.C * g.Ho * g.Wo;
+    with_index_type(std::max(n, g.B * g.C * g.H * g.W), [&](auto t) {
+        using I = decltype(t);
+        dw_forward_kernel<I><<<grid_for(n), kThreads, 0, stream()>>>(g.as<I>(), x, w, b, y);
+    });
     AMS_CUDA_LAUNCH_CHECK("depthwise conv forward");
 }
 
@@ -136,21 +153,22 @@ void depthwise_forward(const ConvShape& s, const float* x, const float* w, const
 // thread reading dy once and its x neighbourhood (from L1) per pixel; then it reduces the nine sums
 // over the block in a fixed order into partial[(c * 9 + tap) * nsplit + j]. (A block per tap would
 // read every dy and x line nine times.)
-__global__ void dw3x3_filter_grad_kernel(Geo g, const float* x, const float* dy, int nsplit, float* partial) {
-    const int64_t HoWo = g.Ho * g.Wo, len = g.B * HoWo, chunk = (len + nsplit - 1) / nsplit;
-    const int64_t c = blockIdx.y, begin = (int64_t)blockIdx.x * chunk, end = min64(len, begin + chunk);
+template <class I>
+__global__ void dw3x3_filter_grad_kernel(GeoT<I> g, const float* x, const float* dy, int nsplit, float* partial) {
+    const I HoWo = g.Ho * g.Wo, len = g.B * HoWo, chunk = (len + nsplit - 1) / nsplit;
+    const I c = blockIdx.y, begin = (I)blockIdx.x * chunk, end = begin + chunk < len ? begin + chunk : len;
     float acc[9] = {};
-    for (int64_t k = begin + threadIdx.x; k < end; k += blockDim.x) {
-        const int64_t n = k / HoWo, p = k - n * HoWo, oy = p / g.Wo, ox = p - oy * g.Wo, plane = n * g.C + c;
+    for (I k = begin + threadIdx.x; k < end; k += blockDim.x) {
+        const I n = k / HoWo, p = k - n * HoWo, oy = p / g.Wo, ox = p - oy * g.Wo, plane = n * g.C + c;
         const float gv = dy[plane * HoWo + p];
         const float* xp = x + plane * g.H * g.W;
 #pragma unroll
         for (int ky = 0; ky < 3; ++ky) {
-            const int64_t iy = oy + ky - g.pad;
+            const I iy = oy + ky - g.pad;
             if (iy < 0 || iy >= g.H) continue;
 #pragma unroll
             for (int kx = 0; kx < 3; ++kx) {
-                const int64_t ix = ox + kx - g.pad;
+                const I ix = ox + kx - g.pad;
                 if (ix >= 0 && ix < g.W) acc[ky * 3 + kx] += gv * xp[iy * g.W + ix];
             }
         }
@@ -170,8 +188,11 @@ void depthwise_filter_grad(const Geo& g, const float* x, const float* dy, float*
     }
     const int nsplit = split_count(g.C, len);
     DeviceBuffer partial((size_t)(g.C * 9 * nsplit) * sizeof(float));
-    dw3x3_filter_grad_kernel<<<dim3((unsigned)nsplit, (unsigned)g.C), kThreads, 0, stream()>>>(g, x, dy, nsplit,
-                                                                                                partial.as<float>());
+    with_index_type(std::max(g.B * g.C * g.H * g.W, g.B * g.C * g.Ho * g.Wo), [&](auto t) {
+        using I = decltype(t);
+        dw3x3_filter_grad_kernel<I><<<dim3((unsigned)nsplit, (unsigned)g.C), kThreads, 0, stream()>>>(
+            g.as<I>(), x, dy, nsplit, partial.as<float>());
+    });
     AMS_CUDA_LAUNCH_CHECK("depthwise 3x3 backward filter");
     split_finish_kernel<float><<<grid_for(g.C * 9), kThreads, 0, stream()>>>(partial.as<float>(), g.C * 9, nsplit,
                                                                             AccumulateRow{dw});
@@ -182,7 +203,11 @@ void depthwise_backward(const ConvShape& s, const float* x, const float* w, cons
                         float* db) {
     Geo g = depthwise_geo(s);
     if (dx) {
-        dw_backward_data_kernel<<<grid_for(g.B * g.C * g.H * g.W), kThreads, 0, stream()>>>(g, w, dy, dx);
+        const int64_t n = g.B * g.C * g.H * g.W;
+        with_index_type(std::max(n, g.B * g.C * g.Ho * g.Wo), [&](auto t) {
+            using I = decltype(t);
+            dw_backward_data_kernel<I><<<grid_for(n), kThreads, 0, stream()>>>(g.as<I>(), w, dy, dx);
+        });
         AMS_CUDA_LAUNCH_CHECK("depthwise conv backward data");
     }
     if (dw) depthwise_filter_grad(g, x, dy, dw);
@@ -207,10 +232,11 @@ __global__ void sum_images_kernel(const float* part, int64_t B, int64_t count, f
 }
 
 // y (C, B*HW) = x (B, C, HW) with the image index moved inside the channel: one thread per output.
-__global__ void channels_first_kernel(const float* x, float* y, int64_t B, int64_t C, int64_t HW) {
-    const int64_t BHW = B * HW;
-    AMS_GRID_STRIDE(i, C * BHW) {
-        const int64_t c = i / BHW, r = i - c * BHW, b = r / HW, p = r - b * HW;
+template <class I>
+__global__ void channels_first_kernel(const float* x, float* y, I B, I C, I HW) {
+    const I BHW = B * HW;
+    AMS_GRID_STRIDE_AS(I, i, C * BHW) {
+        const I c = i / BHW, r = i - c * BHW, b = r / HW, p = r - b * HW;
         y[i] = x[(b * C + c) * HW + p];
     }
 }
@@ -229,10 +255,15 @@ void pointwise_backward(const ConvShape& s, const float* x, const float* w, cons
     if (count > HW * (s.Cin + s.Cout) && s.B * HW <= INT_MAX) {
         const int64_t BHW = s.B * HW;
         DeviceBuffer dyt((size_t)(s.Cout * BHW) * sizeof(float)), xt((size_t)(s.Cin * BHW) * sizeof(float));
-        channels_first_kernel<<<grid_for(s.Cout * BHW), kThreads, 0, stream()>>>(dy, dyt.as<float>(), s.B, s.Cout, HW);
-        AMS_CUDA_LAUNCH_CHECK("1x1 conv filter gradient: dY channels first");
-        channels_first_kernel<<<grid_for(s.Cin * BHW), kThreads, 0, stream()>>>(x, xt.as<float>(), s.B, s.Cin, HW);
-        AMS_CUDA_LAUNCH_CHECK("1x1 conv filter gradient: X channels first");
+        auto channels_first = [&](const float* src, float* dst, int64_t C, const char* what) {
+            with_index_type(C * BHW, [&](auto t) {
+                using I = decltype(t);
+                channels_first_kernel<I><<<grid_for(C * BHW), kThreads, 0, stream()>>>(src, dst, (I)s.B, (I)C, (I)HW);
+            });
+            AMS_CUDA_LAUNCH_CHECK(what);
+        };
+        channels_first(dy, dyt.as<float>(), s.Cout, "1x1 conv filter gradient: dY channels first");
+        channels_first(x, xt.as<float>(), s.Cin, "1x1 conv filter gradient: X channels first");
         return sgemm_rm(false, true, s.Cout, s.Cin, BHW, 1.f, dyt.as<float>(), BHW, 0, xt.as<float>(), BHW, 0, 1.f, dw,
                         s.Cin, 0, 1);
     }

@@ -32,6 +32,9 @@ int64_t cudnn_fallbacks();
 // (2048 by default) one warp, longer rows split over blocks; tests change it to exercise both
 // paths on one shape. Returns the previous value.
 int64_t set_warp_row_max(int64_t n);
+// Layout and stencil kernels index with 32-bit integers when every offset is at most this (2^30
+// by default), else 64-bit; tests lower it to run the 64-bit path. Returns the previous value.
+int64_t set_index32_max(int64_t n);
 
 void pixel_unshuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);
 void pixel_shuffle(const float* x, float* y, int64_t B, int64_t C, int64_t H, int64_t W, int r, bool accumulate);

@@ -64,34 +64,37 @@ __global__ void gelu_gate_backward_kernel(const float* x, const float* dy, float
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Depthwise 3x3 (zero padding 1) of plane xp (H, W) at (oy, ox), as the depthwise conv kernel.
-__device__ inline float dw3x3(const float* xp, const float* w9, float bias, int64_t H, int64_t W, int64_t oy,
-                              int64_t ox) {
-    return depthwise_at(xp, w9, bias, H, W, 3, 3, 1, oy, ox);
+template <class I>
+__device__ inline float dw3x3(const float* xp, const float* w9, float bias, I H, I W, I oy, I ox) {
+    return depthwise_at<I>(xp, w9, bias, H, W, 3, 3, 1, oy, ox);
 }
 
 // GDFN's depthwise 3x3 + gate, one thread per output element of y (B, C, H, W): both halves'
 // depthwise values computed in registers, never stored. The backward kernel recomputes them and
-// writes d(depthwise output) (B, 2C, H, W) for the depthwise conv's own backward.
-__global__ void dwconv_gate_forward_kernel(const float* x, const float* w, const float* b, float* y, int64_t B,
-                                           int64_t C, int64_t H, int64_t W) {
-    const int64_t HW = H * W, n = B * C * HW;
-    AMS_GRID_STRIDE(i, n) {
-        const int64_t p = i % HW, c = (i / HW) % C, img = i / (C * HW);
+// writes d(depthwise output) (B, 2C, H, W) for the depthwise conv's own backward. I: the index
+// type (common.cuh, with_index_type).
+template <class I>
+__global__ void dwconv_gate_forward_kernel(const float* x, const float* w, const float* b, float* y, I B, I C, I H,
+                                           I W) {
+    const I HW = H * W, n = B * C * HW;
+    AMS_GRID_STRIDE_AS(I, i, n) {
+        const I p = i % HW, c = (i / HW) % C, img = i / (C * HW), oy = p / W, ox = p - oy * W;
         const float* x1 = x + (img * 2 * C + c) * HW;
-        const float a = dw3x3(x1, w + c * 9, b ? b[c] : 0.f, H, W, p / W, p % W);
-        const float g = dw3x3(x1 + C * HW, w + (C + c) * 9, b ? b[C + c] : 0.f, H, W, p / W, p % W);
+        const float a = dw3x3<I>(x1, w + c * 9, b ? b[c] : 0.f, H, W, oy, ox);
+        const float g = dw3x3<I>(x1 + C * HW, w + (C + c) * 9, b ? b[C + c] : 0.f, H, W, oy, ox);
         y[i] = gelu_gate(a, g);
     }
 }
 
+template <class I>
 __global__ void dwconv_gate_grad_kernel(const float* x, const float* w, const float* b, const float* dy, float* dd,
-                                        int64_t B, int64_t C, int64_t H, int64_t W) {
-    const int64_t HW = H * W, n = B * C * HW;
-    AMS_GRID_STRIDE(i, n) {
-        const int64_t p = i % HW, c = (i / HW) % C, img = i / (C * HW);
-        const int64_t o1 = (img * 2 * C + c) * HW, o2 = o1 + C * HW;
-        const float a = dw3x3(x + o1, w + c * 9, b ? b[c] : 0.f, H, W, p / W, p % W);
-        const float g = dw3x3(x + o2, w + (C + c) * 9, b ? b[C + c] : 0.f, H, W, p / W, p % W);
+                                        I B, I C, I H, I W) {
+    const I HW = H * W, n = B * C * HW;
+    AMS_GRID_STRIDE_AS(I, i, n) {
+        const I p = i % HW, c = (i / HW) % C, img = i / (C * HW), oy = p / W, ox = p - oy * W;
+        const I o1 = (img * 2 * C + c) * HW, o2 = o1 + C * HW;
+        const float a = dw3x3<I>(x + o1, w + c * 9, b ? b[c] : 0.f, H, W, oy, ox);
+        const float g = dw3x3<I>(x + o2, w + (C + c) * 9, b ? b[C + c] : 0.f, H, W, oy, ox);
         float d1 = 0.f, d2 = 0.f;
         gelu_gate_grad(a, g, dy[i], d1, d2);
         dd[o1 + p] = d1;
@@ -105,7 +108,10 @@ void dwconv_gate_forward(const float* x, const float* w, const float* b, float* 
                          int64_t W) {
     const int64_t n = B * C * H * W;
     if (n == 0) return;
-    dwconv_gate_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, w, b, y, B, C, H, W);
+    with_index_type(2 * n, [&](auto t) {  // x has 2C channels
+        using I = decltype(t);
+        dwconv_gate_forward_kernel<I><<<grid_for(n), kThreads, 0, stream()>>>(x, w, b, y, (I)B, (I)C, (I)H, (I)W);
+    });
     AMS_CUDA_LAUNCH_CHECK("dwconv_gate forward");
 }
 
@@ -114,7 +120,11 @@ void dwconv_gate_backward(const float* x, const float* w, const float* b, const 
     const int64_t n = B * C * H * W;
     if (n == 0 || (!dx && !dw && !db)) return;
     DeviceBuffer dd((size_t)(2 * n) * sizeof(float));  // every element written by the grad kernel
-    dwconv_gate_grad_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, w, b, dy, dd.as<float>(), B, C, H, W);
+    with_index_type(2 * n, [&](auto t) {
+        using I = decltype(t);
+        dwconv_gate_grad_kernel<I><<<grid_for(n), kThreads, 0, stream()>>>(x, w, b, dy, dd.as<float>(), (I)B, (I)C,
+                                                                           (I)H, (I)W);
+    });
     AMS_CUDA_LAUNCH_CHECK("dwconv_gate backward (gate)");
     conv2d_backward(ConvShape{B, 2 * C, H, W, 2 * C, 3, 3, 1, 2 * C}, x, w, dd.as<float>(), dx, dw, db);
 }

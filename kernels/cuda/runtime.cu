@@ -395,4 +395,8 @@ int64_t g_warp_row_max = 2048;
 
 int64_t set_warp_row_max(int64_t n) { return std::exchange(g_warp_row_max, n); }
 
+int64_t g_index32_max = int64_t{1} << 30;
+
+int64_t set_index32_max(int64_t n) { return std::exchange(g_index32_max, n); }
+
 }  // namespace ams::cuda

@@ -117,6 +117,8 @@ std::vector<Case> cases() {
         {"layer_norm WithBias", {{x, 0.3}, w_ln, {{6}}}, {}, [](const Inputs& in) { return ops::layer_norm(in[0], in[1], in[2], true); }},
         {"attention 1 head", {{{2, 18, 7, 13}}, {{1, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 1); }},
         {"attention 3 heads", {{{2, 36, 7, 13}}, {{3, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 3); }},
+        // 70 channels per head: each row's lanes loop three times, the last partly; more rows than warps.
+        {"attention 70 channels per head", {{{2, 210, 5, 7}}, {{1, 1, 1}, 1.0, 0.2}}, {}, [](const Inputs& in) { return ops::attention(in[0], in[1], 1); }},
         // A zero q row and a zero k row take the clamp in the L2 normalisation (channels 0 and C of
         // qkv zeroed by a fixed depthwise 1x1 conv).
         {"attention zero q and k rows", {{{2, 18, 7, 13}}, {{3, 1, 1}, 1.0, 0.2}}, {zero_qk_rows(18, 6)},
@@ -144,6 +146,9 @@ std::vector<Case> cases() {
         {"dihedral 2 (flip H)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 2); }},
         {"dihedral 4 (transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 4); }},
         {"dihedral 7 (both flips, transpose)", {{x}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 7); }},
+        // Transposes move 32x32 tiles: several tiles per plane, partial at both edges.
+        {"dihedral 4 (transpose) over tiles", {{{1, 2, 70, 33}}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 4); }},
+        {"dihedral 6 (flip H, transpose) over tiles", {{{2, 3, 45, 70}}}, {}, [](const Inputs& in) { return ops::dihedral(in[0], 6); }},
         {"mask_mul", {{x}}, {cpu_mask({2, 1, 7, 13}, 0.4, 11)}, [](const Inputs& in) { return ops::mask_mul(in[0], in[1]); }},
         // scalar results
         {"dot", {{x}, {x}}, {}, [](const Inputs& in) { return ops::dot(in[0], in[1]); }},
@@ -340,6 +345,25 @@ TEST_CASE("GPU row reductions: the split path on short rows, past a grid's 65,53
         SUBCASE(c.name.c_str()) { compare(c, seed, (1u << c.diff.size()) - 1, false); }
     }
     CHECK(found == 5);  // the names above still exist
+}
+
+TEST_CASE("GPU layout and stencil kernels on their 64-bit index path") {
+    // They index with int32 below 2^30 elements, which every other case is; tensors past it do not
+    // fit a test, so the threshold is lowered to run the int64 instantiations on the same shapes.
+    const ScopedLimit limit(cuda::set_index32_max, 0);
+    const uint64_t seed = base_seed() + 37;
+    INFO("seed ", seed);
+    int found = 0;
+    for (const Case& c : cases()) {
+        bool wanted = false;
+        for (const char* p : {"pixel_", "pd_", "masked_pd_", "reflect_pad", "crop", "concat", "dihedral",
+                              "conv depthwise", "conv 1x1 small planes", "dwconv_gate", "big conv depthwise"})
+            wanted = wanted || c.name.rfind(p, 0) == 0;
+        if (!wanted) continue;
+        ++found;
+        SUBCASE(c.name.c_str()) { compare(c, seed, (1u << c.diff.size()) - 1, false); }
+    }
+    CHECK(found >= 30);  // the prefixes above still name cases
 }
 
 TEST_CASE("GPU dense convolutions past cuDNN's element limit run in image chunks and match the CPU") {
