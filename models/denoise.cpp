@@ -32,16 +32,24 @@ namespace {
 int64_t alignment(const DenoiseOptions& o) { return o.scheme == "plain" ? 8 : 8 * o.pd; }
 }  // namespace
 
+int64_t auto_tile(const Restormer& net, int64_t H, int64_t W, const DenoiseOptions& o, double budget) {
+    if (o.bytes_per_pixel == 0) o.bytes_per_pixel = probe_bytes_per_pixel(net);
+    // The network's activations, plus the image-sized buffers of the scheme (input, padding, PD,
+    // masks, branch sum; R^3's copies), with a quarter spare for allocator slack.
+    const double images = o.scheme == "plain" ? 4 : (o.r3 > 0 ? 32 : 16) + (o.passes > 1 ? 4 : 0);
+    const double bpp = 1.25 * (o.bytes_per_pixel + images * 3 * sizeof(float));
+    // cuDNN takes at most 2^31 - 1 elements per image, and the network's output convolution sees
+    // 2 * dim channels at full resolution (R^3 runs without PD): about 22 megapixels per tile at
+    // dim 48. Capped on every device, so CPU and GPU tile alike.
+    budget = std::min(budget, bpp * (double)INT32_MAX / (2.0 * net.config().dim));
+    return fit_tile(H, W, o.overlap, alignment(o), bpp, budget);
+}
+
 TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
-    const int64_t H = noisy.dim(2), W = noisy.dim(3), align = alignment(o);
+    const int64_t H = noisy.dim(2), W = noisy.dim(3);
     int64_t tile = o.tile;
     if (tile < 0) {
         const Device d = noisy.device();
-        if (o.bytes_per_pixel == 0) o.bytes_per_pixel = probe_bytes_per_pixel(net);
-        // The network's activations, plus the image-sized buffers of the scheme (input, padding,
-        // PD, masks, branch sum; R^3's copies), with a quarter spare for allocator slack.
-        const double images = o.scheme == "plain" ? 4 : (o.r3 > 0 ? 32 : 16) + (o.passes > 1 ? 4 : 0);
-        const double bpp = 1.25 * (o.bytes_per_pixel + images * 3 * sizeof(float));
         double budget = 0.9 * (double)memory_available(d);
         if (o.max_memory > 0) budget = std::min(budget, o.max_memory - (double)memory_in_use(d));
         AMS_CHECK(budget > 0, "--max-memory ", o.max_memory / (1ull << 30), " GiB is less than the ",
@@ -56,13 +64,9 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
             budget -= ws;
         }
 #endif
-        // cuDNN takes at most 2^31 - 1 elements per image, and the network's output convolution sees
-        // 2 * dim channels at full resolution (R^3 runs without PD): about 22 megapixels per tile at
-        // dim 48. Capped on every device, so CPU and GPU tile alike.
-        budget = std::min(budget, bpp * (double)INT32_MAX / (2.0 * net.config().dim));
-        tile = fit_tile(H, W, o.overlap, align, bpp, budget);
+        tile = auto_tile(net, H, W, o, budget);
     }
-    return plan_tiles(H, W, tile, o.overlap, align);
+    return plan_tiles(H, W, tile, o.overlap, alignment(o));
 }
 
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {

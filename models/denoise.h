@@ -24,6 +24,10 @@ struct DenoiseOptions {
     std::string summary() const;
 };
 
+// The core size auto tiling gives an H x W image whose run must fit in `budget` bytes: 0 (the
+// whole image) when it fits, else the largest tile that does (measures the network's bytes per
+// pixel on first use). Throws when not even the smallest tile fits.
+int64_t auto_tile(const Restormer& net, int64_t H, int64_t W, const DenoiseOptions& o, double budget);
 // The tiles for one image: --tile N as given, or (auto) the whole image when its estimated
 // memory fits the budget, else the largest tile that does.
 TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o);

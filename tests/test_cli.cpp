@@ -250,6 +250,7 @@ TEST_CASE("train validates with the stored inference scheme, in tiles when the i
     Run r = amsnet("train" + run + fx.p("whole"));
     INFO(r.out);
     REQUIRE(r.code == 0);
+    CHECK(r.out.find("validation in tiles") == std::string::npos);
     // The score of the saved model with the stored scheme (no EMA: the model is the last step's).
     ModelFile m = load_model(fx.p("whole/model.safetensors"), Device::CPU);
     Tensor restored = amsnet_restore_passes(*m.net, load_image(noisy), std::stoi(m.metadata.at("inference_pd")),
@@ -257,9 +258,11 @@ TEST_CASE("train validates with the stored inference scheme, in tiles when the i
     const double whole = val_psnr("whole");
     CHECK(std::fabs(whole - score_images(restored, load_image(clean)).psnr) < 1e-3);
     // 50 MiB cannot hold the tiny model's forward pass over 241x241 (see the tiled denoise case),
-    // but holds the step: the same training, validated in tiles, scores close to the whole image.
+    // but holds the step: the same training, validated in tiles (chosen before the first step),
+    // scores close to the whole image.
     r = amsnet("train" + run + fx.p("tiled") + " --max-memory 0.05");
     REQUIRE(r.code == 0);
+    CHECK(r.out.find("validation in tiles of") != std::string::npos);
     Tensor w1 = load_model(fx.p("tiled/model.safetensors"), Device::CPU).net->params().flat_values();
     CHECK(test::rel_l2(w1, m.net->params().flat_values()) == 0);
     const double tiled = val_psnr("tiled");

@@ -91,6 +91,7 @@ json::Value options_json(const TrainOptions& o) {
 
 struct Validation {
     std::vector<Tensor> noisy, clean;
+    std::vector<std::string> names;  // the noisy files, for messages
 };
 
 Validation load_validation(const TrainOptions& o) {
@@ -101,6 +102,7 @@ Validation load_validation(const TrainOptions& o) {
     AMS_CHECK(n.size() == c.size() && !n.empty(), "--val-noisy has ", n.size(), " images, --val-clean ", c.size());
     for (size_t i = 0; i < n.size() && (int)i < o.val_max; ++i) {
         v.noisy.push_back(load_image(n[i]));
+        v.names.push_back(n[i]);
         v.clean.push_back(load_image(c[i]));
         AMS_CHECK(v.noisy.back().shape() == v.clean.back().shape(), "validation pair '", n[i], "' / '", c[i],
                   "' differ in size");
@@ -108,9 +110,24 @@ Validation load_validation(const TrainOptions& o) {
     return v;
 }
 
-// Scores with the stored inference scheme (one pass, seed 0), tiled as denoise tiles when an image
-// does not fit in the memory the step leaves (or --max-memory allows). `scheme` keeps the measured
-// bytes per pixel between validations.
+// Validation runs between steps, in the memory a step may use (`budget` bytes): whole images when
+// they fit, else tiles of the size the largest needs. Fixed before the first step, so that every
+// validation of the run scores on one basis (tiled and whole-image scores differ slightly).
+int64_t validation_tile(const Restormer& net, const Validation& v, const DenoiseOptions& scheme, double budget) {
+    int64_t tile = 0;
+    for (size_t i = 0; i < v.noisy.size(); ++i) {
+        int64_t t = 0;
+        try {
+            t = auto_tile(net, v.noisy[i].dim(2), v.noisy[i].dim(3), scheme, budget);
+        } catch (const Error& e) {
+            throw Error(str("validation image '", v.names[i], "': ", e.message()));
+        }
+        if (t > 0) tile = tile == 0 ? t : std::min(tile, t);
+    }
+    return tile;
+}
+
+// Scores with the stored inference scheme (one pass, seed 0), in tiles of scheme.tile.
 ImageScore validate(const Restormer& net, const Validation& v, const DenoiseOptions& scheme) {
     ImageScore mean{0, 0};
     for (size_t i = 0; i < v.noisy.size(); ++i) {
@@ -237,10 +254,9 @@ int64_t train(const TrainOptions& o) {
 
     ImageDataset data(o.data, o.include, o.crop);
     Validation val = load_validation(o);
-    DenoiseOptions val_scheme;
+    DenoiseOptions val_scheme;  // its tile is chosen with the step's memory (validation_tile)
     val_scheme.pd = o.val_pd;
     val_scheme.branches = o.val_branches;
-    val_scheme.max_memory = o.max_memory;
     val_scheme.verbose = false;
 
     // Model and optimizer: fresh, from --weights, or resumed from the checkpoint.
@@ -318,6 +334,13 @@ int64_t train(const TrainOptions& o) {
         const StepMemoryChoice m = fit_step_memory(*net, o.recompute, o.batch, o.crop, room,
                                                    [&](const Tensor& images) { return loss_of(images, step); });
         if (!m.note.empty() && !o.quiet) std::fprintf(stderr, "amsnet: %s\n", m.note.c_str());
+        if (o.val_every > 0 && !val.noisy.empty()) {
+            // A tenth of the room left to cuDNN's workspaces, as denoise does.
+            val_scheme.tile = validation_tile(*net, val, val_scheme, 0.9 * room.room());
+            if (val_scheme.tile > 0 && !o.quiet)
+                std::fprintf(stderr, "amsnet: validation in tiles of %lld px: an image does not fit in the memory a "
+                                     "step may use (%s)\n", (long long)val_scheme.tile, room.describe().c_str());
+        }
     }
 
     std::ofstream log(log_path, o.resume ? std::ios::app : std::ios::trunc);

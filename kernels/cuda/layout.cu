@@ -317,8 +317,8 @@ void reflect_pad_forward(const PadShape& s, const float* x, float* y) {
 void reflect_pad_backward(const PadShape& s, const float* dy, float* dx) {
     const int64_t n = s.BC * s.H * s.W;
     if (!dx || n == 0) return;
-    AMS_LAYOUT_LAUNCH(reflect_pad_backward_kernel, n, s.BC * s.Ho() * s.Wo(), "reflect_pad backward", pad_geo<I>(s),
-                      dy, dx);
+    AMS_LAYOUT_LAUNCH(reflect_pad_backward_kernel, n, std::max(n, s.BC * s.Ho() * s.Wo()), "reflect_pad backward",
+                      pad_geo<I>(s), dy, dx);
 }
 
 void crop_forward(const float* x, float* y, int64_t BC, int64_t H, int64_t W, int64_t top, int64_t left, int64_t h,

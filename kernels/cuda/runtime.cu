@@ -45,25 +45,48 @@ __global__ void fill_kernel(float* p, int64_t n, float v) {
 }
 
 constexpr int kMaxDims = 6;
+template <class I>
 struct StridedLayout {
     int nd;
-    int64_t shape[kMaxDims], dst_stride[kMaxDims], src_stride[kMaxDims];
+    I shape[kMaxDims], dst_stride[kMaxDims], src_stride[kMaxDims];
 };
 
 // One thread per element: unravel the row-major index over the shape, map through both strides.
-// E: an unsigned integer of the element's size (the copy moves bits, whatever the dtype).
-template <class E>
-__global__ void strided_copy_kernel(E* dst, const E* src, int64_t n, StridedLayout L) {
-    AMS_GRID_STRIDE(i, n) {
-        int64_t rem = i, so = 0, dof = 0;
+// E: an unsigned integer of the element's size (the copy moves bits, whatever the dtype); I: the
+// index type (common.cuh, with_index_type).
+template <class E, class I>
+__global__ void strided_copy_kernel(E* dst, const E* src, I n, StridedLayout<I> L) {
+    AMS_GRID_STRIDE_AS(I, i, n) {
+        I rem = i, so = 0, dof = 0;
         for (int d = L.nd - 1; d >= 0; --d) {
-            int64_t idx = rem % L.shape[d];
+            I idx = rem % L.shape[d];
             rem /= L.shape[d];
             so += idx * L.src_stride[d];
             dof += idx * L.dst_stride[d];
         }
         dst[dof] = src[so];
     }
+}
+
+template <class E, class I>
+void launch_strided_copy(const Tensor& dst, const Tensor& src) {
+    StridedLayout<I> L{};
+    L.nd = dst.ndim();
+    for (int d = 0; d < L.nd; ++d) {
+        L.shape[d] = (I)dst.shape()[d];
+        L.dst_stride[d] = (I)dst.strides()[d];
+        L.src_stride[d] = (I)src.strides()[d];
+    }
+    const int64_t n = dst.numel();
+    strided_copy_kernel<E, I><<<grid_for(n), kThreads, 0, stream()>>>(static_cast<E*>(dst.raw_data()),
+                                                                      static_cast<const E*>(src.raw_data()), (I)n, L);
+}
+
+// The largest element offset a view reaches from its first element, plus one (strides are >= 0).
+int64_t extent(const Tensor& t) {
+    int64_t e = 1;
+    for (int d = 0; d < t.ndim(); ++d) e += (t.shape()[d] - 1) * t.strides()[d];
+    return e;
 }
 
 }  // namespace
@@ -322,26 +345,14 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
     AMS_CHECK(nd <= kMaxDims, "strided_copy: at most ", kMaxDims, " dimensions, got ", shape_str(dst.shape()));
     const int64_t n = dst.numel();
     if (n == 0) return;
-    StridedLayout L{};
-    L.nd = nd;
-    for (int d = 0; d < nd; ++d) {
-        L.shape[d] = dst.shape()[d];
-        L.dst_stride[d] = dst.strides()[d];
-        L.src_stride[d] = src.strides()[d];
-    }
-    switch (dtype_size(dst.dtype())) {
-        case 2:
-            strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
-                static_cast<uint16_t*>(dst.raw_data()), static_cast<const uint16_t*>(src.raw_data()), n, L);
-            break;
-        case 4:
-            strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
-                static_cast<uint32_t*>(dst.raw_data()), static_cast<const uint32_t*>(src.raw_data()), n, L);
-            break;
-        default:
-            strided_copy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
-                static_cast<uint64_t*>(dst.raw_data()), static_cast<const uint64_t*>(src.raw_data()), n, L);
-    }
+    with_index_type(std::max({n, extent(dst), extent(src)}), [&](auto t) {
+        using I = decltype(t);
+        switch (dtype_size(dst.dtype())) {
+            case 2: return launch_strided_copy<uint16_t, I>(dst, src);
+            case 4: return launch_strided_copy<uint32_t, I>(dst, src);
+            default: return launch_strided_copy<uint64_t, I>(dst, src);
+        }
+    });
     AMS_CUDA_LAUNCH_CHECK("strided_copy");
 }
 
@@ -397,6 +408,10 @@ int64_t set_warp_row_max(int64_t n) { return std::exchange(g_warp_row_max, n); }
 
 int64_t g_index32_max = int64_t{1} << 30;
 
-int64_t set_index32_max(int64_t n) { return std::exchange(g_index32_max, n); }
+int64_t set_index32_max(int64_t n) {
+    // Above 2^30, i + a grid's stride (up to 2^28 threads) could overflow int32.
+    AMS_CHECK(n >= 0 && n <= (int64_t{1} << 30), "set_index32_max: ", n, " is outside [0, 2^30]");
+    return std::exchange(g_index32_max, n);
+}
 
 }  // namespace ams::cuda

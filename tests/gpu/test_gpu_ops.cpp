@@ -517,6 +517,12 @@ TEST_CASE("GPU runtime: copies, fills, strided copies and memory accounting") {
     Tensor dv = d.narrow(1, 1, 3).narrow(3, 2, 5).contiguous();
     REQUIRE(dv.is_cuda());
     CHECK(dv.to_vector() == hv.to_vector());
+    {  // the kernel's 64-bit index path (every tensor here is far below the int32 threshold)
+        const ScopedLimit wide(cuda::set_index32_max, 0);
+        CHECK(d.narrow(1, 1, 3).narrow(3, 2, 5).contiguous().to_vector() == hv.to_vector());
+        CHECK(d.to(DType::F64).narrow(0, 1, 2).narrow(2, 1, 5).contiguous().to_double() ==
+              h.narrow(0, 1, 2).narrow(2, 1, 5).to_double());
+    }
     Tensor dst = Tensor::zeros({3, 5, 7, 9}, DType::F32, Device::CUDA);
     dst.narrow(2, 3, 4).copy_(d.narrow(2, 0, 4));
     Tensor ref = Tensor::zeros({3, 5, 7, 9});
