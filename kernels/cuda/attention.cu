@@ -159,10 +159,11 @@ __global__ void temperature_finish_kernel(const float* tpart, float* dtemperatur
 }
 
 // dq / dk rows += coef[row] * q / k rows (the diagonal part of the normalisation backward).
-__global__ void diag_kernel(const float* qkv, const float* coef, float* dqkv, int64_t B, int64_t C, int64_t N) {
-    AMS_GRID_STRIDE(idx, B * 2 * C * N) {
-        int64_t row = idx / N, k = idx - row * N, b = row / (2 * C), j = row - b * 2 * C;
-        int64_t at = (b * 3 * C + j) * N + k;
+template <class I>  // the index type (common.cuh, with_index_type)
+__global__ void diag_kernel(const float* qkv, const float* coef, float* dqkv, I B, I C, I N) {
+    AMS_GRID_STRIDE_AS(I, idx, B * 2 * C * N) {
+        I row = idx / N, k = idx - row * N, b = row / (2 * C), j = row - b * 2 * C;
+        I at = (b * 3 * C + j) * N + k;
         dqkv[at] += coef[row] * qkv[at];
     }
 }
@@ -216,7 +217,11 @@ void attention_backward(const float* qkv, const float* temperature, const float*
             c * N, B, heads);
     gemm_bh(true, false, c, N, c, small(M.as<float>(), c, heads), part(qkv, 0, C, N, c), 1.f, dqkv + C * N, N,
             3 * C * N, c * N, B, heads);
-    diag_kernel<<<grid_for(B * 2 * C * N), kThreads, 0, stream()>>>(qkv, coef.as<float>(), dqkv, B, C, N);
+    with_index_type(B * 3 * C * N, [&](auto t) {
+        using I = decltype(t);
+        diag_kernel<I><<<grid_for(B * 2 * C * N), kThreads, 0, stream()>>>(qkv, coef.as<float>(), dqkv, (I)B, (I)C,
+                                                                           (I)N);
+    });
     AMS_CUDA_LAUNCH_CHECK("attention normalisation backward");
 }
 

@@ -60,9 +60,10 @@ struct AccumulateOp {
     }
 };
 
-__global__ void mask_mul_kernel(const float* x, const float* m, float* y, int64_t C, int64_t N, int64_t n, bool acc) {
-    AMS_GRID_STRIDE(i, n) {
-        int64_t b = i / (C * N), p = i % N;
+template <class I>  // the index type (common.cuh, with_index_type)
+__global__ void mask_mul_kernel(const float* x, const float* m, float* y, I C, I N, I n, bool acc) {
+    AMS_GRID_STRIDE_AS(I, i, n) {
+        I b = i / (C * N), p = i % N;
         float v = x[i] * m[b * N + p];
         if (acc) y[i] += v;
         else y[i] = v;
@@ -98,7 +99,10 @@ void accumulate_scaled(float* dst, const float* src, int64_t n, const float* g_d
 void mask_mul(const float* x, const float* m, float* y, int64_t B, int64_t C, int64_t N, bool accumulate) {
     const int64_t n = B * C * N;
     if (n == 0 || !y) return;
-    mask_mul_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, m, y, C, N, n, accumulate);
+    with_index_type(n, [&](auto t) {
+        using I = decltype(t);
+        mask_mul_kernel<I><<<grid_for(n), kThreads, 0, stream()>>>(x, m, y, (I)C, (I)N, (I)n, accumulate);
+    });
     AMS_CUDA_LAUNCH_CHECK("mask_mul");
 }
 

@@ -44,13 +44,14 @@ __global__ void masked_l1_finish_kernel(const double* sums, float* loss, int64_t
     *loss = hidden > 0 ? (float)(s / (hidden * (double)C)) : 0.f;
 }
 
+template <class I>  // the index type (common.cuh, with_index_type)
 __global__ void masked_l1_backward_kernel(const float* pred, const float* target, const float* mask, float* dpred,
-                                          int64_t C, int64_t N, int64_t n, const double* hidden_dev, const float* g) {
+                                          I C, I N, I n, const double* hidden_dev, const float* g) {
     const double hidden = *hidden_dev;
     if (hidden <= 0) return;  // no hidden pixel: the loss is the constant 0
     const float scale = (float)((double)*g / (hidden * (double)C));
-    AMS_GRID_STRIDE(i, n) {
-        int64_t b = i / (C * N), p = i % N;
+    AMS_GRID_STRIDE_AS(I, i, n) {
+        I b = i / (C * N), p = i % N;
         dpred[i] += scale * mask[b * N + p] * sign(pred[i] - target[i]);
     }
 }
@@ -84,19 +85,20 @@ struct TvTerm {
 
 // The CPU scatters each cell (i, j) into (i+1, j), (i, j+1) and (i, j); here each element gathers
 // its (up to three) cell terms in the order the CPU adds them: cell above, cell left, own cell.
-__global__ void tv_backward_kernel(const float* x, float* dx, int64_t BC, int64_t H, int64_t W, const float* g) {
-    const int64_t h = H - 1, w = W - 1;
+template <class I>  // the index type (common.cuh, with_index_type)
+__global__ void tv_backward_kernel(const float* x, float* dx, I BC, I H, I W, const float* g) {
+    const I h = H - 1, w = W - 1;
     const double scale = (double)*g / (double)(BC * h * w);
     // Differences of cell (i, j) and its factor inv = scale / sqrt(ddy^2 + ddx^2 + eps).
-    auto cell = [&](int64_t p, int64_t i, int64_t j, double& ddy, double& ddx, double& inv) {
+    auto cell = [&](I p, I i, I j, double& ddy, double& ddx, double& inv) {
         const float* r = x + (p * H + i) * W + j;
         ddy = (double)r[W] - r[0];
         ddx = (double)r[1] - r[0];
         inv = scale / sqrt(ddy * ddy + ddx * ddx + cpu::kTvEps);
     };
-    AMS_GRID_STRIDE(idx, BC * H * W) {
-        int64_t j = idx % W, t = idx / W;
-        int64_t i = t % H, p = t / H;
+    AMS_GRID_STRIDE_AS(I, idx, BC * H * W) {
+        I j = idx % W, t = idx / W;
+        I i = t % H, p = t / H;
         float d = dx[idx];
         double ddy, ddx, inv;
         if (i >= 1 && j < w) {  // from cell (i-1, j): d[W] += ddy*inv
@@ -130,8 +132,11 @@ void masked_l1_backward(const float* pred, const float* target, const float* mas
                         int64_t C, int64_t N, const double* hidden_dev, const float* g_dev) {
     const int64_t n = B * C * N;
     if (!dpred || n == 0) return;
-    masked_l1_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(pred, target, mask, dpred, C, N, n, hidden_dev,
-                                                                      g_dev);
+    with_index_type(n, [&](auto t) {
+        using I = decltype(t);
+        masked_l1_backward_kernel<I><<<grid_for(n), kThreads, 0, stream()>>>(pred, target, mask, dpred, (I)C, (I)N,
+                                                                             (I)n, hidden_dev, g_dev);
+    });
     AMS_CUDA_LAUNCH_CHECK("masked_l1 backward");
 }
 
@@ -158,7 +163,10 @@ void tv_forward(const float* x, int64_t BC, int64_t H, int64_t W, float* loss_de
 
 void tv_backward(const float* x, float* dx, int64_t BC, int64_t H, int64_t W, const float* g_dev) {
     if (!dx || H - 1 <= 0 || W - 1 <= 0 || BC == 0) return;
-    tv_backward_kernel<<<grid_for(BC * H * W), kThreads, 0, stream()>>>(x, dx, BC, H, W, g_dev);
+    with_index_type(BC * H * W, [&](auto t) {
+        using I = decltype(t);
+        tv_backward_kernel<I><<<grid_for(BC * H * W), kThreads, 0, stream()>>>(x, dx, (I)BC, (I)H, (I)W, g_dev);
+    });
     AMS_CUDA_LAUNCH_CHECK("tv backward");
 }
 
