@@ -281,6 +281,20 @@ struct ScopedLimit {
     ~ScopedLimit() { set(prev); }
 };
 
+// Runs the cases `wanted` picks by name, every input requiring grad, each in its own subcase;
+// returns how many it picked.
+template <class Wanted>
+int compare_some(uint64_t seed, Wanted wanted) {
+    INFO("seed ", seed);
+    int found = 0;
+    for (const Case& c : cases()) {
+        if (!wanted(c.name)) continue;
+        ++found;
+        SUBCASE(c.name.c_str()) { compare(c, seed, (1u << c.diff.size()) - 1, false); }
+    }
+    return found;
+}
+
 }  // namespace
 
 TEST_CASE("GPU poisoning is active: fresh CUDA tensors read as NaN") {
@@ -334,16 +348,10 @@ TEST_CASE("GPU row reductions: the split path on short rows, past a grid's 65,53
     // row up to 2048 items, else blocks per row. With the warp path off, the many-rows attention
     // (76,800 rows of 16) takes the split path and loops over rows in y; the small cases take it too.
     const ScopedLimit limit(cuda::set_warp_row_max, 0);
-    const uint64_t seed = base_seed() + 31;
-    INFO("seed ", seed);
-    int found = 0;
-    for (const Case& c : cases()) {
-        const bool wanted = c.name == "many rows attention" || c.name == "attention 3 heads" || c.name == "layer_norm WithBias" ||
-                            c.name == "masked_l1" || c.name == "dot";
-        if (!wanted) continue;
-        ++found;
-        SUBCASE(c.name.c_str()) { compare(c, seed, (1u << c.diff.size()) - 1, false); }
-    }
+    const int found = compare_some(base_seed() + 31, [](const std::string& name) {
+        return name == "many rows attention" || name == "attention 3 heads" || name == "layer_norm WithBias" ||
+               name == "masked_l1" || name == "dot";
+    });
     CHECK(found == 5);  // the names above still exist
 }
 
@@ -351,19 +359,13 @@ TEST_CASE("GPU layout, stencil and per-element kernels on their 64-bit index pat
     // They index with int32 below 2^30 elements, which every other case is; tensors past it do not
     // fit a test, so the threshold is lowered to run the int64 instantiations on the same shapes.
     const ScopedLimit limit(cuda::set_index32_max, 0);
-    const uint64_t seed = base_seed() + 37;
-    INFO("seed ", seed);
-    int found = 0;
-    for (const Case& c : cases()) {
-        bool wanted = false;
+    const int found = compare_some(base_seed() + 37, [](const std::string& name) {
         for (const char* p : {"pixel_", "pd_", "masked_pd_", "reflect_pad", "crop", "concat", "dihedral",
                               "conv depthwise", "conv 1x1 small planes", "dwconv_gate", "big conv depthwise", "mask_mul",
                               "masked_l1", "tv_loss", "attention 3 heads", "attention 70"})
-            wanted = wanted || c.name.rfind(p, 0) == 0;
-        if (!wanted) continue;
-        ++found;
-        SUBCASE(c.name.c_str()) { compare(c, seed, (1u << c.diff.size()) - 1, false); }
-    }
+            if (name.rfind(p, 0) == 0) return true;
+        return false;
+    });
     CHECK(found >= 37);  // the prefixes above still name cases
 }
 
