@@ -255,6 +255,7 @@ int64_t train(const TrainOptions& o) {
     ImageDataset data(o.data, o.include, o.crop);
     Validation val = load_validation(o);
     DenoiseOptions val_scheme;  // its tile is chosen with the step's memory (validation_tile)
+    val_scheme.tile = 0;
     val_scheme.pd = o.val_pd;
     val_scheme.branches = o.val_branches;
     val_scheme.verbose = false;
