@@ -73,6 +73,13 @@ private:
     void* p_;
 };
 
+// Sum over the warp, the result in lane 0 (a shuffle-down tree); all 32 lanes must call it.
+template <class T>
+__device__ T warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;
+}
+
 // Sum / maximum over the warp, the result in every lane; all 32 lanes must call it. Butterfly
 // order, fixed by the lane numbers: deterministic.
 template <class T>
@@ -90,13 +97,12 @@ __device__ inline float warp_allmax(float v) {
 template <class T>
 __device__ T block_sum(T v) {
     __shared__ T warp_sums[32];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    v = warp_sum(v);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     if (lane == 0) warp_sums[warp] = v;
     __syncthreads();
     v = threadIdx.x < nwarps ? warp_sums[threadIdx.x] : T(0);
-    if (warp == 0)
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (warp == 0) v = warp_sum(v);
     __syncthreads();  // warp_sums may be reused by the next call
     return v;
 }
@@ -137,7 +143,7 @@ __global__ void warp_reduce_kernel(Term term, Finish finish, int64_t rows, int64
     for (int64_t row = blockIdx.x * per_block + (threadIdx.x >> 5); row < rows; row += stride) {
         Acc acc = 0;
         for (int64_t k = lane; k < len; k += 32) acc += (Acc)term(row, k);
-        for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+        acc = warp_sum(acc);
         if (lane == 0) finish(row, acc);
     }
 }

@@ -22,12 +22,11 @@ cublasHandle_t cublas() {
     }();
     // Plain FP32 by default: results must match the CPU reference to ~1e-6 per product. The policy
     // may change between calls (set_precision), so the mode follows it.
-    static bool tf32_mode = false;
-    static bool mode_set = false;
-    if (!mode_set || tf32_mode != tf32_enabled()) {
-        CUBLAS_CHECK(cublasSetMathMode(h, tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-        tf32_mode = tf32_enabled();
-        mode_set = true;
+    static int tf32_mode = -1;  // the mode last set: 0 default, 1 TF32, -1 none yet
+    const int want = tf32_enabled() ? 1 : 0;
+    if (tf32_mode != want) {
+        CUBLAS_CHECK(cublasSetMathMode(h, want ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+        tf32_mode = want;
     }
     return h;
 }
