@@ -205,24 +205,29 @@ void launch_impl(dim3 grid, dim3 block_dim, size_t smem, std::function<void()> b
     b.slots.assign((size_t)2 * ((n + 31) / 32) * 32, 0);
     b.body = &body;
     b.error.clear();
-    for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) {
-                for (int t = 0; t < n; ++t) {
-                    ThreadCtx& tc = b.fibers[t].tc;
-                    tc.thread_idx = uint3{(unsigned)t % block_dim.x, (unsigned)t / block_dim.x % block_dim.y,
-                                          (unsigned)t / (block_dim.x * block_dim.y)};
-                    tc.block_idx = uint3{x, y, z};
-                    tc.block_dim = block_dim;
-                    tc.grid_dim = grid;
-                }
-                if (!run_block(b, n) || !b.error.empty()) {
-                    set_error(cudaErrorLaunchFailure, "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " +
-                                                          std::to_string(z) + "): " + b.error);
-                    g_thread = nullptr;
-                    return;
-                }
-            }
+    // Blocks run one after another; in reverse order too under CUDA_EMU_ORDER=reverse, so a kernel
+    // whose result depends on the order of its blocks (two blocks writing one element, a block
+    // reading another's output) gives different results in the two runs.
+    const uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
+    for (uint64_t i = 0; i < blocks; ++i) {
+        const uint64_t k = reverse_order() ? blocks - 1 - i : i;
+        const unsigned x = (unsigned)(k % grid.x), y = (unsigned)(k / grid.x % grid.y),
+                       z = (unsigned)(k / ((uint64_t)grid.x * grid.y));
+        for (int t = 0; t < n; ++t) {
+            ThreadCtx& tc = b.fibers[t].tc;
+            tc.thread_idx = uint3{(unsigned)t % block_dim.x, (unsigned)t / block_dim.x % block_dim.y,
+                                  (unsigned)t / (block_dim.x * block_dim.y)};
+            tc.block_idx = uint3{x, y, z};
+            tc.block_dim = block_dim;
+            tc.grid_dim = grid;
+        }
+        if (!run_block(b, n) || !b.error.empty()) {
+            set_error(cudaErrorLaunchFailure, "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " +
+                                                  std::to_string(z) + "): " + b.error);
+            g_thread = nullptr;
+            return;
+        }
+    }
     g_thread = nullptr;
 }
 
