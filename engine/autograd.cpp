@@ -3,17 +3,22 @@
 #include <memory>
 
 #include "engine/device.h"
+#include "engine/precision.h"
 
 namespace ams::autograd {
 
 namespace {
 
 struct Node {
-    // Strong: consumers free their saved inputs as soon as they ran, which may be this output
-    // (holding its accumulated gradient). No cycle: a tensor never points back at its node.
-    std::shared_ptr<TensorImpl> out;
+    // The output's gradient slot only: the output's memory is not the tape's to keep.
+    std::shared_ptr<GradSlot> out;
     BackwardFn fn;
 };
+
+GradSlot& slot_of(TensorImpl& impl) {
+    if (!impl.slot) impl.slot = std::make_shared<GradSlot>();
+    return *impl.slot;
+}
 
 thread_local bool g_enabled = true;
 thread_local std::vector<Node> g_tape;
@@ -35,16 +40,39 @@ bool needs_grad(std::initializer_list<Tensor> inputs) {
 void record(Tensor& out, BackwardFn fn) {
     out.impl().requires_grad = true;
     out.impl().is_leaf = false;
-    g_tape.push_back(Node{out.impl_ptr(), std::move(fn)});
+    slot_of(out.impl());
+    g_tape.push_back(Node{out.impl().slot, std::move(fn)});
 }
 
 Tensor grad_buffer(const Tensor& t) {
-    TensorImpl& impl = t.impl();
-    if (!impl.grad) {
-        Tensor g = Tensor::zeros(t.shape(), t.dtype(), t.device());
-        impl.grad = g.impl_ptr();
+    GradSlot& slot = slot_of(t.impl());
+    if (!slot.grad) slot.grad = Tensor::zeros(t.shape(), t.dtype(), t.device()).impl_ptr();
+    return Tensor(slot.grad);
+}
+
+Tensor handle(const Tensor& t) {
+    if (!t.defined()) return Tensor();
+    slot_of(t.impl());  // before the copy, so that both share it
+    auto h = std::make_shared<TensorImpl>(t.impl());
+    h->storage = std::make_shared<Storage>(t.device());
+    h->offset = 0;
+    return Tensor(h);
+}
+
+Saved::Saved(const Tensor& t) : tensor_(t) {
+    const bool activation = t.defined() && !(t.is_leaf_tensor() && t.requires_grad());
+    if (activation && precision() == Precision::BF16 && t.dtype() == DType::F32 &&
+        t.numel() >= kPackMinElements && t.is_contiguous()) {
+        packed_ = t.to(DType::BF16);
+        tensor_ = handle(t);
     }
-    return Tensor(impl.grad);
+}
+
+Tensor Saved::get() const {
+    if (!packed_.defined()) return tensor_;
+    auto impl = std::make_shared<TensorImpl>(tensor_.impl());  // shape, flags, gradient slot
+    impl->storage = packed_.to(DType::F32).impl().storage;
+    return Tensor(impl);
 }
 
 void backward(const Tensor& loss) {
@@ -58,11 +86,11 @@ void backward(const Tensor& loss) {
     {
         NoGradGuard no_grad;
         for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
-            std::shared_ptr<TensorImpl> out = std::move(it->out);
+            std::shared_ptr<GradSlot> out = std::move(it->out);
             BackwardFn fn = std::move(it->fn);  // freed (with its saved tensors) after this step
             if (!out->grad) continue;           // nothing flowed into this op's output
             fn(Tensor(out->grad));
-            if (!out->is_leaf) out->grad.reset();  // every consumer ran already: free it now
+            out->grad.reset();  // an op's output: every consumer ran already, free it now
         }
     }
 }

@@ -4,6 +4,9 @@
 // and activations alike; buffers start at zero when first touched. backward() walks the tape in
 // reverse, frees each intermediate gradient once its producer has consumed it, then clears the
 // tape (freeing every saved tensor). Leaf gradients persist and accumulate until zeroed.
+// The tape keeps each output's gradient slot, not the output: a tensor's memory lives as long as a
+// backward function reads it (Saved) or the caller holds it. A backward that only routes gradients
+// to an input keeps a data-less handle of it.
 #pragma once
 #include <functional>
 #include <vector>
@@ -39,6 +42,31 @@ Tensor grad_buffer(const Tensor& t);
 
 // Seeds d(loss) = 1 (loss must hold one element), runs the tape backwards and clears it.
 void backward(const Tensor& loss);
+
+// A data-less handle of t, for a backward function that only routes a gradient to t: the same
+// shape, dtype, device, requires_grad and gradient slot, and no data (reading it is an error).
+// Undefined for an undefined t.
+Tensor handle(const Tensor& t);
+
+// What a backward function keeps of an input it reads. Under the bf16 precision policy an
+// activation (a float32 tensor of at least kPackMinElements that is not a leaf needing a gradient,
+// i.e. not a parameter) is kept as a bfloat16 copy, round to nearest even: half the memory, as
+// PyTorch's autocast keeps its saved activations. The forward's result is unchanged; the backward
+// reads the rounded values. Every other tensor is kept as it is.
+class Saved {
+public:
+    static constexpr int64_t kPackMinElements = 1 << 14;
+
+    Saved() = default;
+    Saved(const Tensor& t);  // NOLINT: implicit, so a closure's capture list reads as before
+    // The tensor: itself, or unpacked into fresh float32 memory that shares its gradient slot.
+    Tensor get() const;
+    bool packed() const { return packed_.defined(); }
+
+private:
+    Tensor tensor_;  // the tensor, or its handle when packed
+    Tensor packed_;  // the bfloat16 copy
+};
 
 // Drops every recorded node (and the tensors they saved) without running them.
 void clear_tape();

@@ -13,7 +13,8 @@ Tensor conv2d(const Tensor& x_, const Tensor& w_, const Tensor& b_, int padding,
     Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : Tensor();
     Tensor y = detail::conv_fwd(s, x, w, b);
     if (autograd::needs_grad({x, w, b})) {
-        autograd::record(y, [x, w, b, s](const Tensor& g) {
+        autograd::record(y, [sx = autograd::Saved(x), w, b, s](const Tensor& g) {
+            const Tensor x = sx.get();
             detail::conv_bwd(s, x, w, g, detail::grad_or_none(x), detail::grad_or_none(w), detail::grad_or_none(b));
         });
     }
@@ -84,7 +85,7 @@ Tensor permute_op(const Tensor& x_, int r, Perm kind) {
     Tensor y = Tensor::empty(out, x.dtype(), x.device());
     apply(kind, x, y, r, false);
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, r, kind](const Tensor& g) {
+        autograd::record(y, [x = autograd::handle(x), r, kind](const Tensor& g) {
             apply(inverse(kind), g, autograd::grad_buffer(x), r, true);
         });
     return y;

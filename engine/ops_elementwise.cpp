@@ -25,7 +25,7 @@ Tensor add(const Tensor& a_, const Tensor& b_) {
     AMS_DEVICE_SWITCH(a, cpu::axpby<T>(ptr<T>(a), ptr<T>(b), ptr<T>(y), a.numel(), T(1), T(1)),
                       cuda::axpby(ptr<T>(a), ptr<T>(b), ptr<T>(y), a.numel(), 1.f, 1.f));
     if (autograd::needs_grad({a, b}))
-        autograd::record(y, [a, b](const Tensor& g) {
+        autograd::record(y, [a = autograd::handle(a), b = autograd::handle(b)](const Tensor& g) {
             if (a.requires_grad()) add_into(autograd::grad_buffer(a), g, 1.0);
             if (b.requires_grad()) add_into(autograd::grad_buffer(b), g, 1.0);
         });
@@ -38,7 +38,7 @@ Tensor scale(const Tensor& x_, double alpha) {
     AMS_DEVICE_SWITCH(x, cpu::axpby<T>(ptr<T>(x), ptr<T>(x), ptr<T>(y), x.numel(), T(alpha), T(0)),
                       cuda::axpby(ptr<T>(x), ptr<T>(x), ptr<T>(y), x.numel(), (float)alpha, 0.f));
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, alpha](const Tensor& g) { add_into(autograd::grad_buffer(x), g, alpha); });
+        autograd::record(y, [x = autograd::handle(x), alpha](const Tensor& g) { add_into(autograd::grad_buffer(x), g, alpha); });
     return y;
 }
 
@@ -53,7 +53,7 @@ Tensor concat(const Tensor& a_, const Tensor& b_) {
     AMS_DEVICE_SWITCH(a, cpu::concat_forward<T>(ptr<T>(a), ptr<T>(b), ptr<T>(y), B, Ca, Cb, N),
                       cuda::concat_forward(ptr<T>(a), ptr<T>(b), ptr<T>(y), B, Ca, Cb, N));
     if (autograd::needs_grad({a, b}))
-        autograd::record(y, [a, b, B, Ca, Cb, N](const Tensor& g) {
+        autograd::record(y, [a = autograd::handle(a), b = autograd::handle(b), B, Ca, Cb, N](const Tensor& g) {
             AMS_DEVICE_SWITCH(g, cpu::concat_backward<T>(ptr<T>(g), grad_ptr<T>(a), grad_ptr<T>(b), B, Ca, Cb, N),
                               cuda::concat_backward(ptr<T>(g), grad_ptr<T>(a), grad_ptr<T>(b), B, Ca, Cb, N));
         });
@@ -72,7 +72,7 @@ Tensor reflect_pad(const Tensor& x_, int top, int bottom, int left, int right) {
     AMS_DEVICE_SWITCH(x, cpu::reflect_pad_forward<T>(s, ptr<T>(x), ptr<T>(y)),
                       cuda::reflect_pad_forward(s, ptr<T>(x), ptr<T>(y)));
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, s](const Tensor& g) {
+        autograd::record(y, [x = autograd::handle(x), s](const Tensor& g) {
             AMS_DEVICE_SWITCH(g, cpu::reflect_pad_backward<T>(s, ptr<T>(g), grad_ptr<T>(x)),
                               cuda::reflect_pad_backward(s, ptr<T>(g), grad_ptr<T>(x)));
         });
@@ -90,7 +90,7 @@ Tensor crop(const Tensor& x_, int top, int left, int h, int w) {
     AMS_DEVICE_SWITCH(x, cpu::crop_forward<T>(ptr<T>(x), ptr<T>(y), BC, H, W, top, left, h, w),
                       cuda::crop_forward(ptr<T>(x), ptr<T>(y), BC, H, W, top, left, h, w));
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, BC, H, W, top, left, h, w](const Tensor& g) {
+        autograd::record(y, [x = autograd::handle(x), BC, H, W, top, left, h, w](const Tensor& g) {
             AMS_DEVICE_SWITCH(g, cpu::crop_backward<T>(ptr<T>(g), grad_ptr<T>(x), BC, H, W, top, left, h, w),
                               cuda::crop_backward(ptr<T>(g), grad_ptr<T>(x), BC, H, W, top, left, h, w));
         });
@@ -115,7 +115,7 @@ Tensor dihedral(const Tensor& x_, int k) {
     AMS_DEVICE_SWITCH(x, cpu::dihedral<T>(ptr<T>(x), ptr<T>(y), BC, H, W, k, false),
                       cuda::dihedral(ptr<T>(x), ptr<T>(y), BC, H, W, k, false));
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, BC, H, W, tr, inv](const Tensor& g) {
+        autograd::record(y, [x = autograd::handle(x), BC, H, W, tr, inv](const Tensor& g) {
             const int64_t gh = tr ? W : H, gw = tr ? H : W;
             AMS_DEVICE_SWITCH(g, cpu::dihedral<T>(ptr<T>(g), grad_ptr<T>(x), BC, gh, gw, inv, true),
                               cuda::dihedral(ptr<T>(g), grad_ptr<T>(x), BC, gh, gw, inv, true));
@@ -136,7 +136,7 @@ Tensor reshape(const Tensor& x_, const Shape& shape) {
     Tensor x = x_.contiguous();
     Tensor y = x.reshape(shape);  // shares storage; the view itself carries no autograd state
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x](const Tensor& g) {
+        autograd::record(y, [x = autograd::handle(x)](const Tensor& g) {
             add_into(autograd::grad_buffer(x), g.reshape(x.shape()), 1.0);
         });
     return y;
@@ -153,7 +153,7 @@ Tensor mask_mul(const Tensor& x_, const Tensor& m_) {
     AMS_DEVICE_SWITCH(x, cpu::mask_mul<T>(ptr<T>(x), ptr<T>(m), ptr<T>(y), B, C, N, false),
                       cuda::mask_mul(ptr<T>(x), ptr<T>(m), ptr<T>(y), B, C, N, false));
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, m, B, C, N](const Tensor& g) {
+        autograd::record(y, [x = autograd::handle(x), m, B, C, N](const Tensor& g) {
             AMS_DEVICE_SWITCH(g, cpu::mask_mul<T>(ptr<T>(g), ptr<T>(m), grad_ptr<T>(x), B, C, N, true),
                               cuda::mask_mul(ptr<T>(g), ptr<T>(m), grad_ptr<T>(x), B, C, N, true));
         });

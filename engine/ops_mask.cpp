@@ -76,7 +76,7 @@ Tensor masked_pd_down(const Tensor& x_, int s, const MaskDraw& m, Tensor* hidden
                       cuda::pd_down_masked(ptr<T>(x), ptr<T>(y), ptr<T>(f), B, C, H, W, s, rule, false, false));
     if (hidden) *hidden = f;
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, s, rule, B, C, H, W](const Tensor& g) {
+        autograd::record(y, [x = autograd::handle(x), s, rule, B, C, H, W](const Tensor& g) {
             AMS_DEVICE_SWITCH(g,
                 cpu::pd_up_masked<T>(ptr<T>(g), grad_ptr<T>(x), B, C, H / s, W / s, s, rule, false, true),
                 cuda::pd_up_masked(ptr<T>(g), grad_ptr<T>(x), B, C, H / s, W / s, s, rule, false, true));
@@ -112,8 +112,10 @@ Tensor pd_stitch(const std::vector<Tensor>& outs_, int s, const MaskDraw& m) {
                           cuda::pd_up_masked(ptr<T>(outs[b]), ptr<T>(y), B, C, h, w, s, rules[b], true, false));
     bool any_grad = false;
     for (const Tensor& o : outs) any_grad = any_grad || autograd::needs_grad({o});
+    std::vector<Tensor> handles;
+    for (const Tensor& o : outs) handles.push_back(autograd::handle(o));
     if (any_grad)
-        autograd::record(y, [outs, rules, s, B, C, h, w](const Tensor& g) {
+        autograd::record(y, [outs = std::move(handles), rules, s, B, C, h, w](const Tensor& g) {
             for (size_t b = 0; b < outs.size(); ++b) {
                 if (!outs[b].requires_grad()) continue;
                 const rng::MaskRule& r = rules[b];

@@ -35,7 +35,8 @@ Tensor norm_conv1x1(const Tensor& x_, const Tensor& ln_w_, const Tensor& ln_b_, 
     Tensor x = x_.contiguous(), lw = ln_w_.contiguous(), lb = contig(lnb_), w = w_.contiguous(), b = contig(b_);
     Tensor y = detail::conv_fwd(s, detail::layer_norm_fwd(x, lw, lb, ln_with_bias), w, b);
     if (autograd::needs_grad({x, lw, lb, w, b}))
-        autograd::record(y, [x, lw, lb, ln_with_bias, w, b, s](const Tensor& g) {
+        autograd::record(y, [sx = autograd::Saved(x), lw, lb, ln_with_bias, w, b, s](const Tensor& g) {
+            const Tensor x = sx.get();
             const Tensor n = detail::layer_norm_fwd(x, lw, lb, ln_with_bias);
             const Tensor dx = grad_or_none(x), dlw = grad_or_none(lw), dlb = grad_or_none(lb);
             const Tensor dn = zeros_if_needed(n, {dx, dlw, dlb});
@@ -55,7 +56,8 @@ Tensor dwconv_attention(const Tensor& qkv_, const Tensor& w_, const Tensor& b_, 
     Tensor qkv = qkv_.contiguous(), w = w_.contiguous(), b = contig(b_), temp = temperature_.contiguous();
     auto [out, attn] = detail::attention_fwd(detail::conv_fwd(s, qkv, w, b), temp, heads);
     if (autograd::needs_grad({qkv, w, b, temp}))
-        autograd::record(out, [qkv, w, b, temp, attn = attn, heads, s](const Tensor& g) {
+        autograd::record(out, [sqkv = autograd::Saved(qkv), w, b, temp, attn = attn, heads, s](const Tensor& g) {
+            const Tensor qkv = sqkv.get();
             const Tensor d = detail::conv_fwd(s, qkv, w, b);
             const Tensor dqkv = grad_or_none(qkv), dw = grad_or_none(w), db = grad_or_none(b);
             const Tensor dd = zeros_if_needed(d, {dqkv, dw, db});
@@ -79,7 +81,8 @@ Tensor gate_conv1x1(const Tensor& x_, const Tensor& w_dw_, const Tensor& b_dw_, 
     Tensor x = x_.contiguous(), wdw = w_dw_.contiguous(), bdw = contig(b_dw_), w = w_.contiguous(), b = contig(b_);
     Tensor y = detail::conv_fwd(so, detail::dwconv_gate_fwd(x, wdw, bdw), w, b);
     if (autograd::needs_grad({x, wdw, bdw, w, b}))
-        autograd::record(y, [x, wdw, bdw, w, b, so](const Tensor& g) {
+        autograd::record(y, [sx = autograd::Saved(x), wdw, bdw, w, b, so](const Tensor& g) {
+            const Tensor x = sx.get();
             const Tensor h = detail::dwconv_gate_fwd(x, wdw, bdw);
             const Tensor dx = grad_or_none(x), dwdw = grad_or_none(wdw), dbdw = grad_or_none(bdw);
             const Tensor dh = zeros_if_needed(h, {dx, dwdw, dbdw});

@@ -18,7 +18,8 @@ Tensor layer_norm(const Tensor& x_, const Tensor& w_, const Tensor& b_, bool wit
     Tensor b = with_bias && b_.defined() ? b_.contiguous() : Tensor();
     Tensor y = detail::layer_norm_fwd(x, w, b, with_bias);
     if (autograd::needs_grad({x, w, b}))
-        autograd::record(y, [x, w, b, with_bias](const Tensor& g) {
+        autograd::record(y, [sx = autograd::Saved(x), w, b, with_bias](const Tensor& g) {
+            const Tensor x = sx.get();
             detail::layer_norm_bwd(x, w, g, with_bias, grad_or_none(x), grad_or_none(w), grad_or_none(b));
         });
     return y;
@@ -29,7 +30,8 @@ Tensor attention(const Tensor& qkv_, const Tensor& temperature_, int heads) {
     Tensor qkv = qkv_.contiguous(), temp = temperature_.contiguous();
     auto [out, attn] = detail::attention_fwd(qkv, temp, heads);
     if (autograd::needs_grad({qkv, temp}))
-        autograd::record(out, [qkv, temp, attn = attn, heads](const Tensor& g) {
+        autograd::record(out, [sqkv = autograd::Saved(qkv), temp, attn = attn, heads](const Tensor& g) {
+            const Tensor qkv = sqkv.get();
             detail::attention_bwd(qkv, temp, attn, g, heads, grad_or_none(qkv), grad_or_none(temp));
         });
     return out;
@@ -44,7 +46,8 @@ Tensor gelu_gate(const Tensor& x_) {
     AMS_DEVICE_SWITCH(x, cpu::gelu_gate_forward<T>(ptr<T>(x), ptr<T>(y), B, C, N),
                       cuda::gelu_gate_forward(ptr<T>(x), ptr<T>(y), B, C, N));
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x, B, C, N](const Tensor& g) {
+        autograd::record(y, [sx = autograd::Saved(x), B, C, N](const Tensor& g) {
+            const Tensor x = sx.get();
             AMS_DEVICE_SWITCH(g, cpu::gelu_gate_backward<T>(ptr<T>(x), ptr<T>(g), grad_ptr<T>(x), B, C, N),
                               cuda::gelu_gate_backward(ptr<T>(x), ptr<T>(g), grad_ptr<T>(x), B, C, N));
         });
@@ -56,7 +59,8 @@ Tensor dwconv_gate(const Tensor& x_, const Tensor& w_, const Tensor& b_) {
     Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : Tensor();
     Tensor y = detail::dwconv_gate_fwd(x, w, b);
     if (autograd::needs_grad({x, w, b}))
-        autograd::record(y, [x, w, b](const Tensor& g) {
+        autograd::record(y, [sx = autograd::Saved(x), w, b](const Tensor& g) {
+            const Tensor x = sx.get();
             detail::dwconv_gate_bwd(x, w, b, g, grad_or_none(x), grad_or_none(w), grad_or_none(b));
         });
     return y;

@@ -2,7 +2,8 @@
 // every device. fp32 (the default) keeps float32 accuracy. tf32 lets cuBLAS and cuDNN round float32
 // operands to TF32 (10-bit mantissa) on the tensor cores; bf16 rounds the cuBLAS products' operands
 // (1x1 convolutions, attention) to bfloat16 (7-bit mantissa) and lets cuDNN's dense convolutions
-// use TF32. Accumulation and tensors stay float32 (it saves time, not memory).
+// use TF32. Accumulation and the forward's tensors stay float32; in training, the activations a
+// backward reads are kept in bfloat16 (autograd::Saved), which halves what a step keeps.
 // The CPU rounds the operands of the same products before its float GEMMs (kernels/cpu/gemm.cpp),
 // so a policy's effect on quality can be measured on any machine; there it costs time instead of
 // saving it. In attention the two differ by a per-row scale: the GPU multiplies the raw q and k rows

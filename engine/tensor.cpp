@@ -4,7 +4,9 @@
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "kernels/cpu/cpu.h"
 #ifdef AMS_HAVE_CUDA
+#include "kernels/cuda/cuda.h"
 #include "kernels/cuda/runtime.h"
 #endif
 
@@ -96,6 +98,8 @@ int64_t Tensor::dim(int i) const {
 bool Tensor::is_contiguous() const { return strides() == contiguous_strides(shape()) || numel() <= 1; }
 
 void* Tensor::raw_data() const {
+    AMS_CHECK(impl().storage->ptr, "tensor of shape ", shape_str(shape()),
+              " has no data: it is autograd's handle of a tensor its backward does not read");
     return static_cast<char*>(impl().storage->ptr) + impl().offset * (int64_t)dtype_size(dtype());
 }
 
@@ -121,7 +125,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
     auto impl = std::make_shared<TensorImpl>(*impl_);
     impl->shape = s;
     impl->strides = contiguous_strides(s);
-    impl->grad.reset();
+    impl->slot.reset();
     impl->requires_grad = false;
     return Tensor(impl);
 }
@@ -134,7 +138,7 @@ Tensor Tensor::narrow(int d, int64_t start, int64_t length) const {
     auto impl = std::make_shared<TensorImpl>(*impl_);
     impl->offset += start * strides()[d];
     impl->shape[d] = length;
-    impl->grad.reset();
+    impl->slot.reset();
     impl->requires_grad = false;
     return Tensor(impl);
 }
@@ -189,6 +193,22 @@ void cpu_strided_copy(const Tensor& dst, const Tensor& src) {
 void Tensor::copy_(const Tensor& src) {
     AMS_CHECK(shape() == src.shape(), "copy_: shape ", shape_str(src.shape()), " into ",
               shape_str(shape()));
+    // float32 <-> bfloat16 on one device (autograd's packed activations): a kernel each way.
+    const bool to_bf16 = dtype() == DType::BF16 && src.dtype() == DType::F32;
+    const bool from_bf16 = dtype() == DType::F32 && src.dtype() == DType::BF16;
+    if ((to_bf16 || from_bf16) && device() == src.device() && is_contiguous() && src.is_contiguous()) {
+        const int64_t n = numel();
+        if (device() == Device::CPU) {
+            if (to_bf16) cpu::to_bf16(src.data<float>(), data<uint16_t>(), n);
+            else cpu::from_bf16(src.data<uint16_t>(), data<float>(), n);
+            return;
+        }
+#ifdef AMS_HAVE_CUDA
+        if (to_bf16) cuda::to_bf16(src.data<float>(), data<uint16_t>(), n);
+        else cuda::from_bf16(src.data<uint16_t>(), data<float>(), n);
+        return;
+#endif
+    }
     if (device() == Device::CPU && src.device() == Device::CPU) {
         cpu_strided_copy(*this, src);
         return;
@@ -291,12 +311,17 @@ Tensor& Tensor::requires_grad_(bool on) {
     return *this;
 }
 
-Tensor Tensor::grad() const { return impl().grad ? Tensor(impl().grad) : Tensor(); }
+Tensor Tensor::grad() const {
+    const TensorImpl& i = impl();
+    return i.slot && i.slot->grad ? Tensor(i.slot->grad) : Tensor();
+}
 
 void Tensor::set_grad(const Tensor& g) {
     AMS_CHECK(!g.defined() || g.shape() == shape(), "set_grad: gradient shape ", shape_str(g.shape()),
               " for tensor ", shape_str(shape()));
-    impl().grad = g.impl_ptr();
+    TensorImpl& i = impl();
+    if (!i.slot) i.slot = std::make_shared<GradSlot>();
+    i.slot->grad = g.impl_ptr();
 }
 
 void Tensor::backward() const { autograd::backward(*this); }

@@ -1,6 +1,7 @@
 // Tensor: an NCHW-ordered (PyTorch dimension order), strided view of a shared storage on one device.
 // Tensors are cheap handles (shared_ptr); copying a Tensor aliases the same data. Autograd state
-// (requires_grad, the accumulated gradient) lives in the shared impl, see engine/autograd.h.
+// (requires_grad, the accumulated gradient) lives in the shared impl, the gradient in a slot that
+// autograd's data-less handles of the tensor share, see engine/autograd.h.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -23,9 +24,18 @@ struct Storage {
     size_t bytes = 0;
     Device device = Device::CPU;
     Storage(size_t bytes, Device device);
+    explicit Storage(Device device) : device(device) {}  // no memory: an autograd handle's
     ~Storage();
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
+};
+
+struct TensorImpl;
+
+// Where backward accumulates a tensor's gradient. The tape and the backward functions keep the slot
+// (or a handle holding it), not the tensor, so they do not keep the tensor's memory alive.
+struct GradSlot {
+    std::shared_ptr<TensorImpl> grad;  // same shape, contiguous; accumulated by backward
 };
 
 struct TensorImpl {
@@ -35,7 +45,7 @@ struct TensorImpl {
     DType dtype = DType::F32;
     bool requires_grad = false;
     bool is_leaf = true;              // false when an op made it (its gradient is freed after use)
-    std::shared_ptr<TensorImpl> grad;  // same shape, contiguous; accumulated by backward
+    std::shared_ptr<GradSlot> slot;   // made on first use; a view gets its own
 };
 
 class Tensor {
@@ -92,6 +102,7 @@ public:
 
     // Autograd (engine/autograd.h has the tape).
     bool requires_grad() const { return impl().requires_grad; }
+    bool is_leaf_tensor() const { return impl().is_leaf; }  // not made by a recorded op
     Tensor& requires_grad_(bool on = true);
     Tensor grad() const;  // undefined when no gradient has reached it
     void set_grad(const Tensor& g);  // a parameter's gradient lives in the flat gradient buffer

@@ -69,6 +69,26 @@ TEST_CASE("backward clears the tape and frees intermediate gradients; no-grad re
     }
 }
 
+TEST_CASE("the tape keeps gradient slots, not outputs: an activation no backward reads is freed when dropped") {
+    Tensor x = test::random_tensor({1, 3, 4, 5}, 2, DType::F64);
+    x.requires_grad_(true);
+    Tensor h = ops::scale(x, 2.0);  // scale's backward routes a gradient: it keeps a handle of x
+    const std::weak_ptr<Storage> h_memory = h.impl().storage;
+    Tensor y = ops::scale(h, 3.0);
+    Tensor loss = ops::dot(y, Tensor::full(y.shape(), 1.0, DType::F64));  // dot reads y: keeps it
+    h = Tensor();
+    CHECK(h_memory.expired());
+    // A handle has the tensor's shape and gradient, and no data.
+    Tensor xh = autograd::handle(x);
+    CHECK(xh.shape() == x.shape());
+    CHECK(xh.requires_grad());
+    CHECK_THROWS_WITH_AS(xh.data<double>(), doctest::Contains("has no data"), Error);
+    loss.backward();
+    REQUIRE(x.grad().defined());
+    CHECK(xh.grad().same(x.grad()));
+    for (double g : x.grad().to_double()) CHECK(g == 6.0);
+}
+
 TEST_CASE("host memory accounting: live bytes, their high-water mark, and what is available") {
     // Tiled inference sizes its tiles from these figures and bench reports the peak.
     const size_t before = memory_in_use(Device::CPU);

@@ -1,7 +1,9 @@
 // The precision policies (engine/precision.h) on the CPU: the operand rounding against independent
 // converters (PyTorch's bfloat16; numpy's float16, which keeps TF32's 10 mantissa bits), and float
 // GEMMs and convolutions rounding exactly the operands the GPU's libraries would: bfloat16 in the
-// cuBLAS products (1x1 convolutions), TF32 in cuDNN's (dense, grouped); double never.
+// cuBLAS products (1x1 convolutions), TF32 in cuDNN's (dense, grouped); double never. Under bf16,
+// the activations a backward reads are kept in bfloat16 (autograd::Saved).
+#include <cfloat>
 #include <cstring>
 
 #include "engine/precision.h"
@@ -57,6 +59,16 @@ TEST_CASE("operand rounding matches PyTorch's bfloat16 and numpy's float16 manti
     CHECK(round_mantissa(INFINITY, 7) == INFINITY);
     CHECK(std::isnan(round_mantissa(NAN, 7)));
     CHECK(round_mantissa(1.0f + 0x1p-20f, 23) == 1.0f + 0x1p-20f);
+    // The tensor conversion (the kernel autograd packs activations with) against PyTorch's too,
+    // and against float_to_bf16 on the values the fixture lacks.
+    check_rounding(f.get("x").to(DType::BF16).to(DType::F32), f.get("bf16"), 23);
+    const std::vector<float> specials = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, FLT_MAX, 1e-40f, -1e-40f};
+    Tensor s = Tensor::from_vector(specials, {8}).to(DType::BF16), back = s.to(DType::F32);
+    for (int i = 0; i < 8; ++i) {
+        CAPTURE(specials[i]);
+        CHECK(s.data<uint16_t>()[i] == float_to_bf16(specials[i]));
+        CHECK(bits_of(back.data<float>()[i]) == bits_of(bf16_to_float(float_to_bf16(specials[i]))));
+    }
 }
 
 TEST_CASE("the precision policy: names, errors, mantissa bits per library") {
@@ -180,4 +192,47 @@ TEST_CASE("convolutions under bf16: 1x1 with bfloat16 operands, dense and groupe
             CHECK(test::rel_l2(policy[i], plain[i]) > 1e-5);  // the policy changed something
         }
     }
+}
+
+TEST_CASE("under bf16 a backward keeps the activations it reads in bfloat16, parameters as they are") {
+    // (2, 8, 32, 32): 16,384 elements, the smallest activation that is packed.
+    Tensor x = test::random_tensor({2, 8, 32, 32}, 21, DType::F32);
+    Tensor w = test::random_tensor({8}, 22, DType::F32), R = test::random_tensor({2, 8, 32, 32}, 23, DType::F32);
+    // y = LayerNorm(1 * x): the scale makes LayerNorm's input an activation, not a leaf. LayerNorm
+    // runs no GEMM, so the policy changes only what its backward reads.
+    auto run = [&](const Tensor& xi, bool check_freed) {
+        Tensor xg = xi.clone(), wg = w.clone();
+        xg.requires_grad_(true);
+        wg.requires_grad_(true);
+        Tensor a = ops::scale(xg, 1.0);
+        const std::weak_ptr<Storage> a_memory = a.impl().storage;
+        Tensor y = ops::layer_norm(a, wg, Tensor(), false);
+        a = Tensor();
+        if (check_freed) CHECK(a_memory.expired());  // only the bfloat16 copy is left
+        Tensor out = y.clone();
+        ops::dot(y, R).backward();
+        return std::vector<Tensor>{out, xg.grad(), wg.grad()};
+    };
+    std::vector<Tensor> packed, want, plain;
+    {
+        PolicyScope scope(Precision::BF16);
+        packed = run(x, true);
+    }
+    {
+        PolicyScope scope(Precision::FP32);
+        want = run(rounded(x, 7), false);  // the backward of the rounded input
+        plain = run(x, false);
+    }
+    CHECK(test::rel_l2(packed[0], plain[0]) == 0);  // the forward is untouched
+    for (int i : {1, 2}) {
+        CAPTURE(i);
+        CHECK(test::rel_l2(packed[i], want[i]) < 1e-6);
+        CHECK(test::rel_l2(packed[i], plain[i]) > 1e-5);
+    }
+    // A parameter, or an input below the size, is kept as it is.
+    PolicyScope scope(Precision::BF16);
+    CHECK_FALSE(autograd::Saved(test::random_tensor({16384}, 24, DType::F32).requires_grad_(true)).packed());
+    CHECK_FALSE(autograd::Saved(test::random_tensor({16383}, 24, DType::F32)).packed());
+    CHECK(autograd::Saved(test::random_tensor({16384}, 24, DType::F32)).packed());
+    CHECK_FALSE(autograd::Saved(test::random_tensor({16384}, 24, DType::F64)).packed());
 }

@@ -162,6 +162,9 @@ template <class T>
 void mask_mul(const T* x, const T* m, T* y, int64_t B, int64_t C, int64_t N, bool accumulate);
 template <class T>
 double dot(const T* a, const T* b, int64_t n);
+// float32 <-> bfloat16 bits (round to nearest even: engine/dtype.h's conversions, bit for bit).
+void to_bf16(const float* x, uint16_t* y, int64_t n);
+void from_bf16(const uint16_t* x, float* y, int64_t n);
 
 // ---- losses (return the loss; backward accumulates g * dL/dx into dx).
 // masked L1: mean of |pred - target| over hidden pixels (mask (B, 1, N) = 1) and all C channels.

@@ -80,6 +80,9 @@ void accumulate(float* dst, const float* src, int64_t n, float alpha);
 void accumulate_scaled(float* dst, const float* src, int64_t n, const float* g_dev, float alpha);
 void mask_mul(const float* x, const float* m, float* y, int64_t B, int64_t C, int64_t N, bool accumulate);
 void dot(const float* a, const float* b, int64_t n, float* out_dev);
+// float32 <-> bfloat16 bits, round to nearest even (the CPU's float_to_bf16, bit for bit).
+void to_bf16(const float* x, uint16_t* y, int64_t n);
+void from_bf16(const uint16_t* x, float* y, int64_t n);
 
 // stats_dev (2 doubles on the device): the hidden count and the masked sum; the backward reads
 // the count from there instead of counting again.

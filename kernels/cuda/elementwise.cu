@@ -60,6 +60,36 @@ struct AccumulateOp {
     }
 };
 
+// engine/dtype.cpp's float_to_bf16: NaN stays a quiet NaN, everything else rounds to nearest even.
+__device__ inline uint16_t bf16_bits(float f) {
+    const uint32_t x = __float_as_uint(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// Four elements per vector step: a float4 in and 8 bytes out (both 16-byte aligned when vec).
+struct ToBf16Op {
+    const float* x;
+    uint16_t* y;
+    __device__ void one(int64_t i) const { y[i] = bf16_bits(x[i]); }
+    __device__ void vec4(int64_t i) const {
+        const float4 v = ld4(x + i);
+        *reinterpret_cast<uint2*>(y + i) = uint2{bf16_bits(v.x) | ((uint32_t)bf16_bits(v.y) << 16),
+                                                 bf16_bits(v.z) | ((uint32_t)bf16_bits(v.w) << 16)};
+    }
+};
+
+struct FromBf16Op {
+    const uint16_t* x;
+    float* y;
+    __device__ void one(int64_t i) const { y[i] = __uint_as_float((uint32_t)x[i] << 16); }
+    __device__ void vec4(int64_t i) const {
+        const uint2 v = *reinterpret_cast<const uint2*>(x + i);
+        st4(y + i, float4{__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),
+                          __uint_as_float(v.y << 16), __uint_as_float(v.y & 0xffff0000u)});
+    }
+};
+
 template <class I>  // the index type (common.cuh, with_index_type)
 __global__ void mask_mul_kernel(const float* x, const float* m, float* y, I C, I N, I n, bool acc) {
     AMS_GRID_STRIDE_AS(I, i, n) {
@@ -84,6 +114,14 @@ struct StoreScalar {
 
 void axpby(const float* a, const float* b, float* y, int64_t n, float alpha, float beta) {
     launch_map(AxpbyOp{a, b, y, alpha, beta}, n, aligned16(a) && aligned16(b) && aligned16(y), "axpby");
+}
+
+void to_bf16(const float* x, uint16_t* y, int64_t n) {
+    launch_map(ToBf16Op{x, y}, n, aligned16(x) && aligned16(y), "to bf16");
+}
+
+void from_bf16(const uint16_t* x, float* y, int64_t n) {
+    launch_map(FromBf16Op{x, y}, n, aligned16(x) && aligned16(y), "from bf16");
 }
 
 void accumulate(float* dst, const float* src, int64_t n, float alpha) {

@@ -4,6 +4,8 @@
 // passes; fresh GPU memory is NaN-poisoned by tests/gpu/main.cpp). Each case also runs with only
 // the first / only the last input requiring grad (backward kernels get nullptr for the others) and
 // with gradient buffers pre-filled (backward must accumulate, not overwrite).
+#include <algorithm>
+#include <cfloat>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 
 #include "engine/device.h"
 #include "engine/params.h"
+#include "engine/precision.h"
 #include "gpu/gpu_helpers.h"
 #include "helpers.h"
 #include "kernels/cuda/cuda.h"
@@ -506,6 +509,68 @@ TEST_CASE("GPU AdamW steps match the CPU's") {
         CHECK(rel_l2(pg.flat_values(), pc.flat_values()) < 1e-6);
         CHECK(rel_l2(og.m(), oc.m()) < 1e-6);
         CHECK(rel_l2(og.v(), oc.v()) < 1e-6);
+    }
+}
+
+TEST_CASE("GPU float32 <-> bfloat16 conversions equal the CPU's bit for bit; packed activations give its gradients") {
+    const uint64_t seed = base_seed() + 41;
+    std::vector<float> v = test::random_tensor({1001}, seed, DType::F32).to_vector();
+    // Specials: NaNs, infinities, signed zeros, ties to even both ways, a value that rounds past the
+    // largest bfloat16 (to infinity), subnormals.
+    const float specials[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1.0f + 0x1p-8f, 1.0f + 0x3p-8f,
+                              -(1.0f + 0x1p-8f), FLT_MAX, 1e-40f, -1e-40f, 0x1.fffffep-127f};
+    std::copy(std::begin(specials), std::end(specials), v.begin() + 100);
+    Tensor h = Tensor::from_vector(v, {1001}), d = h.to(Device::CUDA);
+    auto bits = [](const Tensor& t) {
+        Tensor c = t.to(Device::CPU).contiguous();
+        const uint16_t* p = c.data<uint16_t>();
+        return std::vector<uint16_t>(p, p + c.numel());
+    };
+    auto fbits = [](const Tensor& t) {
+        std::vector<float> f = t.to_vector();
+        std::vector<uint32_t> u(f.size());
+        std::memcpy(u.data(), f.data(), f.size() * 4);
+        return u;
+    };
+    // Whole (vector path) and from an offset of one element (the unaligned, scalar path).
+    for (int64_t off : {0, 1}) {
+        CAPTURE(off);
+        Tensor hb = h.narrow(0, off, 1001 - off).to(DType::BF16), db = d.narrow(0, off, 1001 - off).to(DType::BF16);
+        REQUIRE(db.is_cuda());
+        CHECK(bits(db) == bits(hb));
+        Tensor hf = hb.to(DType::F32), df = db.to(DType::F32);
+        REQUIRE(df.is_cuda());
+        CHECK(fbits(df) == fbits(hf));
+        CHECK(fbits(db.narrow(0, 1, 999 - off).to(DType::F32)) == fbits(hb.narrow(0, 1, 999 - off).to(DType::F32)));
+    }
+
+    // Under bf16, LayerNorm's backward reads its input rounded to bfloat16 on both devices (no
+    // GEMM in between, so the policy changes nothing else): the GPU's gradients equal the CPU's,
+    // and differ from the unrounded ones by far more than the tolerance.
+    Tensor x = test::random_tensor({2, 8, 32, 32}, seed + 1, DType::F32), w = test::random_tensor({8}, seed + 2, DType::F32);
+    Tensor R = test::random_tensor({2, 8, 32, 32}, seed + 3, DType::F32);
+    auto grads = [&](Device dev) {
+        Tensor xg = x.to(dev).clone(), wg = w.to(dev).clone();
+        xg.requires_grad_(true);
+        wg.requires_grad_(true);
+        Tensor a = ops::scale(xg, 1.0);
+        const std::weak_ptr<Storage> a_memory = a.impl().storage;
+        Tensor y = ops::layer_norm(a, wg, Tensor(), false);
+        a = Tensor();
+        if (precision() == Precision::BF16) CHECK(a_memory.expired());
+        ops::dot(y, R.to(dev)).backward();
+        return std::vector<Tensor>{xg.grad().to(Device::CPU), wg.grad().to(Device::CPU)};
+    };
+    const Precision saved = precision();
+    set_precision(Precision::BF16);
+    std::vector<Tensor> gpu = grads(Device::CUDA), cpu = grads(Device::CPU);
+    set_precision(Precision::FP32);
+    std::vector<Tensor> plain = grads(Device::CUDA);
+    set_precision(saved);
+    for (int i : {0, 1}) {
+        CAPTURE(i);
+        CHECK(rel_l2(gpu[i], cpu[i]) < 1e-5);
+        CHECK(rel_l2(gpu[i], plain[i]) > 1e-4);
     }
 }
 

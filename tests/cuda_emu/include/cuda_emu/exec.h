@@ -1,9 +1,9 @@
 // The CUDA execution model on the host: a launch runs its blocks one after another; a block's
 // threads are fibers (ucontext) switched only at __syncthreads and warp shuffles, so blocks and
 // warps keep their CUDA semantics (barriers, lane exchange) while everything stays deterministic.
-// CUDA_EMU_ORDER=reverse runs each block's threads in reverse order between barriers: a kernel
-// that reads what another thread wrote without a barrier between gives different results in the
-// two orders. Violations CUDA leaves undefined (a barrier not reached by every thread of the block,
+// CUDA_EMU_ORDER=reverse runs the blocks, and each block's threads between barriers, in reverse
+// order: a kernel that reads what another thread wrote without a barrier between, or whose blocks
+// write one element, gives different results in the two orders. Violations CUDA leaves undefined (a barrier not reached by every thread of the block,
 // a full-warp shuffle in a partial warp, a bad launch configuration) fail the launch with a message.
 #pragma once
 #include <cmath>
@@ -25,6 +25,9 @@ struct alignas(16) float4 {
 };
 struct alignas(8) float2 {
     float x, y;
+};
+struct alignas(8) uint2 {
+    unsigned int x, y;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
 inline float2 make_float2(float x, float y) { return float2{x, y}; }
@@ -106,3 +109,13 @@ T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __fdividef(float a, float b) { return a / b; }
+inline unsigned int __float_as_uint(float f) {
+    unsigned int u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+inline float __uint_as_float(unsigned int u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
