@@ -4,7 +4,9 @@
 // per-pixel sums add the 8 groups' partials in a fixed order (deterministic). One thread per pixel
 // looping over all C channels left training's deep levels (a few thousand pixels of 4x4 planes,
 // 384 channels) with a few dozen blocks of long serial loops. dw / db sum over all pixels: a
-// deterministic split reduction over the per-pixel statistics the backward kernel saved.
+// deterministic split reduction over the per-pixel statistics the backward kernel saved. Indices
+// are int32 when the tensor's offsets fit (with_index_type): one division per pixel, and one per
+// term of the dw / db reduction.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda.h"
 
@@ -27,12 +29,14 @@ __device__ inline float pixel_sum(float v, float (*sh)[kPix]) {
 }
 
 // This thread's pixel of the block's tile starting at `base`: its image n and offset p (valid when
-// pix < B*HW), and its channel group g (channels g, g + kGroups, ...).
+// pix < B*HW), and its channel group g (channels g, g + kGroups, ...). I: the index type
+// (common.cuh, with_index_type).
+template <class I>
 struct PixelSlot {
-    int64_t pix, n, p;
+    I pix, n, p;
     int g;
     bool valid;
-    __device__ PixelSlot(int64_t base, int64_t npix, int64_t HW) {
+    __device__ PixelSlot(I base, I npix, I HW) {
         pix = base + threadIdx.x % kPix;
         g = threadIdx.x / kPix;
         valid = pix < npix;
@@ -42,15 +46,16 @@ struct PixelSlot {
 };
 
 // Two-pass mean / variance of the slot's pixel (as the CPU reference), over all groups.
-__device__ inline void pixel_stats(const PixelSlot& t, const float* xp, int64_t C, int64_t HW, float eps,
-                                   float (*sh)[kPix], float& mu, float& rstd) {
+template <class I>
+__device__ inline void pixel_stats(const PixelSlot<I>& t, const float* xp, I C, I HW, float eps, float (*sh)[kPix],
+                                   float& mu, float& rstd) {
     float s = 0.f;
     if (t.valid)
-        for (int64_t c = t.g; c < C; c += kGroups) s += xp[c * HW];
+        for (I c = t.g; c < C; c += kGroups) s += xp[c * HW];
     mu = pixel_sum(s, sh) / (float)C;
     float v = 0.f;
     if (t.valid)
-        for (int64_t c = t.g; c < C; c += kGroups) {
+        for (I c = t.g; c < C; c += kGroups) {
             const float d = xp[c * HW] - mu;
             v += d * d;
         }
@@ -58,19 +63,20 @@ __device__ inline void pixel_stats(const PixelSlot& t, const float* xp, int64_t 
 }
 
 #define AMS_PIXEL_TILES(base, npix) \
-    for (int64_t base = (int64_t)blockIdx.x * kPix; base < (npix); base += (int64_t)gridDim.x * kPix)
+    for (I base = (I)blockIdx.x * kPix; base < (npix); base += (I)gridDim.x * kPix)
 
-__global__ void layernorm_forward_kernel(const float* x, const float* w, const float* b, float* y, int64_t B,
-                                         int64_t C, int64_t HW, bool with_bias, float eps) {
+template <class I>
+__global__ void layernorm_forward_kernel(const float* x, const float* w, const float* b, float* y, I B, I C, I HW,
+                                         bool with_bias, float eps) {
     __shared__ float sh[kGroups][kPix];
     AMS_PIXEL_TILES(base, B * HW) {
-        const PixelSlot t(base, B * HW, HW);
+        const PixelSlot<I> t(base, B * HW, HW);
         const float* xp = x + t.n * C * HW + t.p;
         float mu, rstd;
         pixel_stats(t, xp, C, HW, eps, sh, mu, rstd);
         if (!t.valid) continue;
         float* yp = y + t.n * C * HW + t.p;
-        for (int64_t c = t.g; c < C; c += kGroups) {
+        for (I c = t.g; c < C; c += kGroups) {
             const float v = xp[c * HW];
             yp[c * HW] = with_bias ? (v - mu) * rstd * w[c] + (b ? b[c] : 0.f) : v * rstd * w[c];
         }
@@ -80,12 +86,12 @@ __global__ void layernorm_forward_kernel(const float* x, const float* w, const f
 // WithBias: xhat = (x-mu)*rstd, dz = dy*w, dx += rstd*(dz - mean(dz) - xhat*mean(dz*xhat)).
 // BiasFree: y = x*rstd*w, dx += rstd*dz - rstd^3*(x-mu)*mean(dz*x).
 // Saves mu / rstd per pixel for the dw reduction when `mu_out` is given.
+template <class I>
 __global__ void layernorm_backward_kernel(const float* x, const float* w, const float* dy, float* dx, float* mu_out,
-                                          float* rstd_out, int64_t B, int64_t C, int64_t HW, bool with_bias,
-                                          float eps) {
+                                          float* rstd_out, I B, I C, I HW, bool with_bias, float eps) {
     __shared__ float sh[kGroups][kPix];
     AMS_PIXEL_TILES(base, B * HW) {
-        const PixelSlot t(base, B * HW, HW);
+        const PixelSlot<I> t(base, B * HW, HW);
         const float* xp = x + t.n * C * HW + t.p;
         const float* gp = dy + t.n * C * HW + t.p;
         float mu, rstd;
@@ -97,7 +103,7 @@ __global__ void layernorm_backward_kernel(const float* x, const float* w, const 
         if (!dx) continue;  // uniform: the same for every thread
         float s1 = 0.f, s2 = 0.f;
         if (t.valid)
-            for (int64_t c = t.g; c < C; c += kGroups) {
+            for (I c = t.g; c < C; c += kGroups) {
                 const float dz = gp[c * HW] * w[c], v = xp[c * HW];
                 if (with_bias) {
                     s1 += dz;
@@ -111,7 +117,7 @@ __global__ void layernorm_backward_kernel(const float* x, const float* w, const 
         if (!t.valid) continue;
         float* dp = dx + t.n * C * HW + t.p;
         const float invC = 1.f / (float)C;
-        for (int64_t c = t.g; c < C; c += kGroups) {
+        for (I c = t.g; c < C; c += kGroups) {
             const float dz = gp[c * HW] * w[c], v = xp[c * HW];
             if (with_bias) {
                 const float xhat = (v - mu) * rstd;
@@ -125,19 +131,21 @@ __global__ void layernorm_backward_kernel(const float* x, const float* w, const 
 
 #undef AMS_PIXEL_TILES
 
-// Row r + first: r + first < C is dw[c]'s term, else db[c - C]'s; k = n * HW + p.
+// Row r + first: r + first < C is dw[c]'s term, else db[c - C]'s; k = n * HW + p. One division
+// per term: in I (the index type) when the offsets fit.
+template <class I>
 struct ParamGradTerm {
     const float* x;
     const float* dy;
     const float* mu;
     const float* rstd;
-    int64_t C, HW, first;
+    I C, HW, first;
     bool with_bias;
-    __device__ float operator()(int64_t r, int64_t k) const {
-        const int64_t row = r + first;
+    __device__ float operator()(int64_t r, int64_t k_) const {
+        const I row = (I)r + first, k = (I)k_;
         const bool is_db = row >= C;
-        const int64_t c = is_db ? row - C : row, n = k / HW, p = k - n * HW;
-        const int64_t off = (n * C + c) * HW + p;
+        const I c = is_db ? row - C : row, n = k / HW, p = k - n * HW;
+        const I off = (n * C + c) * HW + p;
         float g = dy[off];
         if (is_db) return g;
         return with_bias ? g * ((x[off] - mu[k]) * rstd[k]) : g * x[off] * rstd[k];
@@ -163,8 +171,11 @@ struct ParamGradFinish {
 void layernorm_forward(const float* x, const float* w, const float* b, float* y, int64_t B, int64_t C, int64_t HW,
                        bool with_bias, double eps) {
     if (B * HW == 0 || C == 0) return;
-    layernorm_forward_kernel<<<grid_for(B * HW, kPix), kThreads, 0, stream()>>>(x, w, b, y, B, C, HW, with_bias,
-                                                                                (float)eps);
+    with_index_type(B * C * HW, [&](auto tag) {
+        using I = decltype(tag);
+        layernorm_forward_kernel<I><<<grid_for(B * HW, kPix), kThreads, 0, stream()>>>(x, w, b, y, (I)B, (I)C, (I)HW,
+                                                                                       with_bias, (float)eps);
+    });
     AMS_CUDA_LAUNCH_CHECK("layernorm forward");
 }
 
@@ -176,17 +187,21 @@ void layernorm_backward(const float* x, const float* w, const float* dy, float* 
     DeviceBuffer stats(need_stats ? (size_t)(2 * B * HW) * sizeof(float) : 0);
     float* mu = need_stats ? stats.as<float>() : nullptr;
     float* rstd = need_stats ? mu + B * HW : nullptr;
-    if (dx || need_stats) {
-        layernorm_backward_kernel<<<grid_for(B * HW, kPix), kThreads, 0, stream()>>>(x, w, dy, dx, mu, rstd, B, C,
-                                                                                     HW, with_bias, (float)eps);
-        AMS_CUDA_LAUNCH_CHECK("layernorm backward");
-    }
-    if (dw || db) {
-        // Rows [first, last): dw rows only, db rows only, or both.
-        const int64_t first = dw ? 0 : C, last = db ? 2 * C : C;
-        split_reduce<float>(last - first, B * HW, ParamGradTerm{x, dy, mu, rstd, C, HW, first, with_bias},
-                            ParamGradFinish{dw, db, C, first}, "layernorm parameter gradients");
-    }
+    with_index_type(B * C * HW, [&](auto tag) {
+        using I = decltype(tag);
+        if (dx || need_stats) {
+            layernorm_backward_kernel<I><<<grid_for(B * HW, kPix), kThreads, 0, stream()>>>(
+                x, w, dy, dx, mu, rstd, (I)B, (I)C, (I)HW, with_bias, (float)eps);
+            AMS_CUDA_LAUNCH_CHECK("layernorm backward");
+        }
+        if (dw || db) {
+            // Rows [first, last): dw rows only, db rows only, or both.
+            const int64_t first = dw ? 0 : C, last = db ? 2 * C : C;
+            split_reduce<float>(last - first, B * HW,
+                                ParamGradTerm<I>{x, dy, mu, rstd, (I)C, (I)HW, (I)first, with_bias},
+                                ParamGradFinish{dw, db, C, first}, "layernorm parameter gradients");
+        }
+    });
 }
 
 }  // namespace ams::cuda

@@ -358,18 +358,18 @@ TEST_CASE("GPU row reductions: the split path on short rows, past a grid's 65,53
     CHECK(found == 5);  // the names above still exist
 }
 
-TEST_CASE("GPU layout, stencil and per-element kernels on their 64-bit index path") {
+TEST_CASE("GPU layout, stencil, per-element and LayerNorm kernels on their 64-bit index path") {
     // They index with int32 below 2^30 elements, which every other case is; tensors past it do not
     // fit a test, so the threshold is lowered to run the int64 instantiations on the same shapes.
     const ScopedLimit limit(cuda::set_index32_max, 0);
     const int found = compare_some(base_seed() + 37, [](const std::string& name) {
         for (const char* p : {"pixel_", "pd_", "masked_pd_", "reflect_pad", "crop", "concat", "dihedral",
                               "conv depthwise", "conv 1x1 small planes", "dwconv_gate", "big conv depthwise", "mask_mul",
-                              "masked_l1", "tv_loss", "attention 3 heads", "attention 70"})
+                              "masked_l1", "tv_loss", "attention 3 heads", "attention 70", "layer_norm"})
             if (name.rfind(p, 0) == 0) return true;
         return false;
     });
-    CHECK(found >= 37);  // the prefixes above still name cases
+    CHECK(found >= 41);  // the prefixes above still name cases
 }
 
 TEST_CASE("GPU dense convolutions past cuDNN's element limit run in image chunks and match the CPU") {
