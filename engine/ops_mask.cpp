@@ -112,9 +112,9 @@ Tensor pd_stitch(const std::vector<Tensor>& outs_, int s, const MaskDraw& m) {
                           cuda::pd_up_masked(ptr<T>(outs[b]), ptr<T>(y), B, C, h, w, s, rules[b], true, false));
     bool any_grad = false;
     for (const Tensor& o : outs) any_grad = any_grad || autograd::needs_grad({o});
-    std::vector<Tensor> handles;
-    for (const Tensor& o : outs) handles.push_back(autograd::handle(o));
-    if (any_grad)
+    if (any_grad) {
+        std::vector<Tensor> handles;  // the backward writes gradients only: no data kept
+        for (const Tensor& o : outs) handles.push_back(autograd::handle(o));
         autograd::record(y, [outs = std::move(handles), rules, s, B, C, h, w](const Tensor& g) {
             for (size_t b = 0; b < outs.size(); ++b) {
                 if (!outs[b].requires_grad()) continue;
@@ -124,6 +124,7 @@ Tensor pd_stitch(const std::vector<Tensor>& outs_, int s, const MaskDraw& m) {
                     cuda::pd_down_masked(ptr<T>(g), grad_ptr<T>(outs[b]), nullptr, B, C, h * s, w * s, s, r, true, true));
             }
         });
+    }
     return y;
 }
 
