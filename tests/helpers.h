@@ -86,4 +86,23 @@ inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
     }
 }
 
+// y = LayerNorm(1 * x) (BiasFree, weight w) on x's device, and the gradients of sum(y * R): {y, dx, dw},
+// on the CPU. The scale makes LayerNorm's input an activation, not a leaf. With check_freed, that
+// activation's float32 memory must be gone once the forward dropped it (under bf16 the backward
+// keeps a bfloat16 copy only).
+inline std::vector<Tensor> layer_norm_of_activation(const Tensor& x, const Tensor& w, const Tensor& R,
+                                                    bool check_freed) {
+    Tensor xg = x.clone(), wg = w.to(x.device()).clone();
+    xg.requires_grad_(true);
+    wg.requires_grad_(true);
+    Tensor a = ops::scale(xg, 1.0);
+    const std::weak_ptr<Storage> a_memory = a.impl().storage;
+    Tensor y = ops::layer_norm(a, wg, Tensor(), false);
+    a = Tensor();
+    if (check_freed) CHECK(a_memory.expired());
+    Tensor out = y.to(Device::CPU).clone();
+    ops::dot(y, R.to(x.device())).backward();
+    return {out, xg.grad().to(Device::CPU), wg.grad().to(Device::CPU)};
+}
+
 }  // namespace ams::test

@@ -198,30 +198,16 @@ TEST_CASE("under bf16 a backward keeps the activations it reads in bfloat16, par
     // (2, 8, 32, 32): 16,384 elements, the smallest activation that is packed.
     Tensor x = test::random_tensor({2, 8, 32, 32}, 21, DType::F32);
     Tensor w = test::random_tensor({8}, 22, DType::F32), R = test::random_tensor({2, 8, 32, 32}, 23, DType::F32);
-    // y = LayerNorm(1 * x): the scale makes LayerNorm's input an activation, not a leaf. LayerNorm
-    // runs no GEMM, so the policy changes only what its backward reads.
-    auto run = [&](const Tensor& xi, bool check_freed) {
-        Tensor xg = xi.clone(), wg = w.clone();
-        xg.requires_grad_(true);
-        wg.requires_grad_(true);
-        Tensor a = ops::scale(xg, 1.0);
-        const std::weak_ptr<Storage> a_memory = a.impl().storage;
-        Tensor y = ops::layer_norm(a, wg, Tensor(), false);
-        a = Tensor();
-        if (check_freed) CHECK(a_memory.expired());  // only the bfloat16 copy is left
-        Tensor out = y.clone();
-        ops::dot(y, R).backward();
-        return std::vector<Tensor>{out, xg.grad(), wg.grad()};
-    };
+    // LayerNorm runs no GEMM, so the policy changes only what its backward reads.
     std::vector<Tensor> packed, want, plain;
     {
         PolicyScope scope(Precision::BF16);
-        packed = run(x, true);
+        packed = test::layer_norm_of_activation(x, w, R, true);  // only the bfloat16 copy is left
     }
     {
         PolicyScope scope(Precision::FP32);
-        want = run(rounded(x, 7), false);  // the backward of the rounded input
-        plain = run(x, false);
+        want = test::layer_norm_of_activation(rounded(x, 7), w, R, false);  // the backward of the rounded input
+        plain = test::layer_norm_of_activation(x, w, R, false);
     }
     CHECK(test::rel_l2(packed[0], plain[0]) == 0);  // the forward is untouched
     for (int i : {1, 2}) {
