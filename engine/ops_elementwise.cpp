@@ -38,7 +38,9 @@ Tensor scale(const Tensor& x_, double alpha) {
     AMS_DEVICE_SWITCH(x, cpu::axpby<T>(ptr<T>(x), ptr<T>(x), ptr<T>(y), x.numel(), T(alpha), T(0)),
                       cuda::axpby(ptr<T>(x), ptr<T>(x), ptr<T>(y), x.numel(), (float)alpha, 0.f));
     if (autograd::needs_grad({x}))
-        autograd::record(y, [x = autograd::handle(x), alpha](const Tensor& g) { add_into(autograd::grad_buffer(x), g, alpha); });
+        autograd::record(y, [x = autograd::handle(x), alpha](const Tensor& g) {
+            add_into(autograd::grad_buffer(x), g, alpha);
+        });
     return y;
 }
 

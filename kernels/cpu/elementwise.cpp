@@ -1,4 +1,4 @@
-// Element-wise ops, broadcast mask multiply, dot product and channel concat.
+// Element-wise ops, broadcast mask multiply, dot product, channel concat and float32 <-> bfloat16.
 #include <cstring>
 
 #include "kernels/cpu/cpu.h"

@@ -1,6 +1,7 @@
 // Element-wise ops on the GPU (kernels/cpu/elementwise.cpp): axpby, accumulate (also scaled by a
-// device scalar, so a loss gradient never travels to the host), broadcast mask multiply, and a
-// deterministic dot product (double partials in a fixed order) into a device scalar.
+// device scalar, so a loss gradient never travels to the host), broadcast mask multiply, a
+// deterministic dot product (double partials in a fixed order) into a device scalar, and the
+// float32 <-> bfloat16 conversions autograd packs activations with.
 #include <cstdint>
 
 #include "kernels/cuda/common.cuh"
