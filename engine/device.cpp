@@ -73,9 +73,8 @@ public:
         {
             std::lock_guard<std::mutex> lock(mu_);
             if (limit_ > 0 && in_use_ + rounded > limit_)
-                AMS_FAIL("out of memory on the CPU: allocating ", size_text((double)rounded), " with ",
-                         size_text((double)in_use_), " already held by the engine would exceed its memory limit of ",
-                         size_text((double)limit_));
+                AMS_FAIL("out of memory on the CPU: ", allocating_text(rounded, in_use_),
+                         " would exceed its memory limit of ", size_text((double)limit_));
             auto it = free_.find(rounded);
             if (it != free_.end() && !it->second.empty()) {
                 void* p = it->second.back();
@@ -314,6 +313,10 @@ std::string size_text(double bytes) {
     else if (bytes >= (double)(1ull << 20)) std::snprintf(b, sizeof b, "%.0f MiB", bytes / (double)(1ull << 20));
     else std::snprintf(b, sizeof b, "%.0f KiB", std::ceil(bytes / 1024));
     return b;
+}
+
+std::string allocating_text(size_t bytes, size_t held) {
+    return "allocating " + size_text((double)bytes) + " with " + size_text((double)held) + " already held by the engine";
 }
 
 void set_memory_limit(Device d, size_t bytes) {

@@ -29,6 +29,9 @@ size_t memory_available(Device d, bool within_limit = true);
 
 // "16.2 GiB", "94 MiB" below a GiB, "12 KiB" below a MiB: memory sizes in messages.
 std::string size_text(double bytes);
+// "allocating 4 MiB with 7 MiB already held by the engine": the middle of an out-of-memory message,
+// the same on every device.
+std::string allocating_text(size_t bytes, size_t held);
 
 // A hard cap on the engine's memory on d (bytes, 0 = none; --max-memory sets it on the GPU): an
 // allocation that would take memory_in_use(d) past it fails as out of memory, memory_available(d)

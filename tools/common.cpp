@@ -54,8 +54,9 @@ void add_precision_option(Args& a) {
     a.option("precision", "P",
              "fp32, tf32 or bf16: math of the matrix products and convolutions (tf32: TF32 tensor cores; bf16: "
              "bfloat16 operands in the 1x1 convolutions and attention, TF32 in the dense convolutions; float32 "
-             "accumulation; in training the activations kept for backward are stored in bfloat16). On the CPU the operands are rounded the same way, to measure the effect on "
-             "quality (slower, not faster). Default: fp32, or AMS_TF32=1 / AMS_BF16=1 from the environment");
+             "accumulation; in training the activations kept for backward are stored in bfloat16). On the CPU the "
+             "operands are rounded the same way, to measure the effect on quality (slower, not faster). Default: "
+             "fp32, or AMS_TF32=1 / AMS_BF16=1 from the environment");
 }
 
 void apply_precision(const Args& a, Device dev) {

@@ -468,7 +468,8 @@ void run_direction(const CudnnConv& c, Direction& d, const char* what, Call call
         use_math(c, a->math);
         const cudnnStatus_t st = call(a->algo, ws.p, a->ws);
         if (st == CUDNN_STATUS_NOT_SUPPORTED && d.ranked.size() > 1) {
-            note_fallback(g_said_refused, what, str("cuDNN did not run its algorithm ", a->algo, " (", cudnnGetErrorString(st), ")"),
+            note_fallback(g_said_refused, what,
+                          str("cuDNN did not run its algorithm ", a->algo, " (", cudnnGetErrorString(st), ")"),
                           "trying the next one");
             d.ranked.erase(d.ranked.begin() + (a - d.ranked.data()));
             continue;

@@ -163,8 +163,6 @@ void trim_pool() {
 }
 
 namespace {
-std::string bytes_text(size_t bytes) { return size_text((double)bytes); }  // "94 MiB", "1.5 GiB", "4 KiB"
-
 // try_alloc, with the reason in *why when it returns nullptr.
 void* alloc_or_why(size_t bytes, std::string* why) {
     if (bytes == 0) bytes = 1;
@@ -174,9 +172,8 @@ void* alloc_or_why(size_t bytes, std::string* why) {
         std::lock_guard<std::mutex> lock(a.mu);
         if (a.limit > 0 && a.in_use + bytes > a.limit) {
             if (why)
-                *why = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
-                           " already held by the engine would exceed its memory limit of ", bytes_text(a.limit),
-                           " (--max-memory)");
+                *why = str("CUDA out of memory: ", allocating_text(bytes, a.in_use),
+                           " would exceed its memory limit of ", size_text((double)a.limit), " (--max-memory)");
             return nullptr;
         }
         a.in_use += bytes;
@@ -194,8 +191,7 @@ void* alloc_or_why(size_t bytes, std::string* why) {
             cudaGetLastError();
             a.in_use -= bytes;
             if (why)
-                *why = str("CUDA out of memory: allocating ", bytes_text(bytes), " with ", bytes_text(a.in_use),
-                           " already held by the engine (", cudaGetErrorString(e), ")");
+                *why = str("CUDA out of memory: ", allocating_text(bytes, a.in_use), " (", cudaGetErrorString(e), ")");
             return nullptr;
         }
         a.sizes[p] = bytes;
