@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/npy.h"
 #include "engine/safetensors.h"  // write_file_atomic
 
 // The stb implementations live in this translation unit only. Decoders are limited to the formats
@@ -36,14 +37,47 @@ std::string lower_extension(const std::string& path) {
     return e;
 }
 
-// Interleaved samples (n channels, maximum value maxv) -> planar RGB floats in [0, 1].
+// Interleaved samples (n channels, maximum value maxv) -> a (1, 3, h, w) tensor of planar RGB
+// floats in [0, 1]; grey (+alpha) is replicated. The file's channel count and its alpha plane (the
+// last channel when n is 2 or 4) go to `extras`.
 template <class T>
-void to_planar(const T* px, int n, size_t plane, float maxv, float* out) {
+Tensor to_planar(const T* px, int n, int64_t h, int64_t w, float maxv, ImageExtras* extras) {
+    Tensor t = Tensor::empty({1, 3, h, w});
+    const size_t plane = (size_t)(h * w);
     for (int c = 0; c < 3; ++c) {
-        const int src = n < 3 ? 0 : c;  // grey (+alpha) replicated; alpha never read
-        float* o = out + c * plane;
+        const int src = n < 3 ? 0 : c;
+        float* o = t.data<float>() + c * plane;
         for (size_t i = 0; i < plane; ++i) o[i] = (float)px[i * n + src] / maxv;
     }
+    if (extras) {
+        extras->channels = n;
+        extras->alpha = Tensor();
+        if (n == 2 || n == 4) {
+            extras->alpha = Tensor::empty({1, 1, h, w});
+            float* a = extras->alpha.data<float>();
+            for (size_t i = 0; i < plane; ++i) a[i] = (float)px[i * n + n - 1] / maxv;
+        }
+    }
+    return t;
+}
+
+// A float array (H, W) or (H, W, C), C = 1 to 4, on the [0, 1] scale of the other formats. Values
+// are taken as they are (a simulation's unclipped noise stays unclipped); NaN and infinity are
+// refused, since the network would spread them over the whole image.
+Tensor load_npy_image(const std::string& path, ImageExtras* extras) {
+    const Tensor a = load_npy(path);
+    const Shape& s = a.shape();
+    const int64_t n = s.size() == 2 ? 1 : s.size() == 3 ? s[2] : 0;
+    if (n < 1 || n > 4 || s[0] < 1 || s[1] < 1)
+        AMS_FAIL(path, ": a .npy image must be a float array (H, W) or (H, W, C) with C = 1 to 4 channels, got shape ",
+                 shape_str(s));
+    const Tensor f = a.to(DType::F32);
+    const float* px = f.data<float>();
+    for (int64_t i = 0; i < f.numel(); ++i)
+        if (!std::isfinite(px[i]))
+            AMS_FAIL(path, ": the .npy image has a non-finite value (", px[i], ") at row ", i / n / s[1], ", column ",
+                     i / n % s[1], ", channel ", i % n);
+    return to_planar(px, (int)n, s[0], s[1], 1.f, extras);
 }
 
 // ---- 16-bit PNG: stb_image_write only writes 8-bit, so the container is assembled here and only
@@ -118,13 +152,14 @@ void append_bytes(void* ctx, void* data, int size) {
 
 bool is_image_path(const std::string& path) {
     const std::string e = lower_extension(path);
-    return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp";
+    return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".npy";
 }
 
 Tensor load_image(const std::string& path, ImageExtras* extras) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) AMS_FAIL(path, ": cannot load image: no such file");
     if (std::filesystem::is_directory(path, ec)) AMS_FAIL(path, ": cannot load image: is a directory");
+    if (lower_extension(path) == ".npy") return load_npy_image(path, extras);
     int w = 0, h = 0, n = 0;
     const bool deep = stbi_is_16_bit(path.c_str());
     void* px = deep ? (void*)stbi_load_16(path.c_str(), &w, &h, &n, 0)
@@ -134,24 +169,8 @@ Tensor load_image(const std::string& path, ImageExtras* extras) {
         AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
     }
     std::unique_ptr<void, void (*)(void*)> guard(px, stbi_image_free);
-    Tensor t = Tensor::empty({1, 3, h, w});
-    const size_t plane = (size_t)w * h;
-    if (deep)
-        to_planar(static_cast<const uint16_t*>(px), n, plane, 65535.f, t.data<float>());
-    else
-        to_planar(static_cast<const unsigned char*>(px), n, plane, 255.f, t.data<float>());
-    if (extras) {
-        extras->channels = n;
-        extras->alpha = Tensor();
-        if (n == 2 || n == 4) {
-            extras->alpha = Tensor::empty({1, 1, h, w});
-            float* a = extras->alpha.data<float>();
-            for (size_t i = 0; i < plane; ++i)
-                a[i] = deep ? (float)static_cast<const uint16_t*>(px)[i * n + n - 1] / 65535.f
-                            : (float)static_cast<const unsigned char*>(px)[i * n + n - 1] / 255.f;
-        }
-    }
-    return t;
+    return deep ? to_planar(static_cast<const uint16_t*>(px), n, h, w, 65535.f, extras)
+                : to_planar(static_cast<const unsigned char*>(px), n, h, w, 255.f, extras);
 }
 
 Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras) {
@@ -179,12 +198,18 @@ Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras) {
     return out;
 }
 
-void save_image(const std::string& path, const Tensor& img, int bits) {
+void check_image_output(const std::string& path, int bits) {
     const std::string ext = lower_extension(path);
     if (!is_image_path(path))
-        AMS_FAIL(path, ": unsupported image extension '", ext, "' (supported: .png, .jpg, .jpeg, .bmp)");
+        AMS_FAIL(path, ": unsupported image extension '", ext, "' (supported: .png, .jpg, .jpeg, .bmp, .npy)");
     if (bits != 8 && bits != 16) AMS_FAIL(path, ": bits must be 8 or 16, got ", bits);
-    if (bits == 16 && ext != ".png") AMS_FAIL(path, ": 16-bit images need .png (JPEG and BMP are 8-bit)");
+    if (bits == 16 && ext != ".png" && ext != ".npy")
+        AMS_FAIL(path, ": 16-bit images need .png (JPEG and BMP are 8-bit)");
+}
+
+void save_image(const std::string& path, const Tensor& img, int bits) {
+    check_image_output(path, bits);
+    const std::string ext = lower_extension(path);
     if (!img.defined()) AMS_FAIL(path, ": cannot save an undefined tensor");
     const Shape& s = img.shape();
     const bool shape_ok = (s.size() == 4 && s[0] == 1) || s.size() == 3;
@@ -192,6 +217,16 @@ void save_image(const std::string& path, const Tensor& img, int bits) {
     if (!shape_ok || n < 1 || n > 4)
         AMS_FAIL(path, ": save_image needs a (1, C, H, W) or (C, H, W) tensor with C = 1 to 4, got ", shape_str(s));
     const int64_t h = s[s.size() - 2], w = s.back();
+    if (ext == ".npy") {  // float32 (H, W, C), unclipped: the layout image tools expect
+        Tensor chw = img.to(Device::CPU).to(DType::F32).contiguous();
+        Tensor hwc = Tensor::empty({h, w, n});
+        const float* src = chw.data<float>();
+        float* dst = hwc.data<float>();
+        for (int64_t c = 0; c < n; ++c)
+            for (int64_t i = 0; i < h * w; ++i) dst[i * n + c] = src[c * h * w + i];
+        save_npy(path, hwc);
+        return;
+    }
     // stb counts bytes in int, and 65535 is JPEG's limit: both far beyond any image here.
     if (h < 1 || w < 1 || h > 65535 || w > 65535 || (h * w * n + h) * (bits / 8) > INT_MAX)
         AMS_FAIL(path, ": cannot save an image of ", w, "x", h, " pixels");
@@ -232,7 +267,7 @@ std::vector<std::string> list_images(const std::string& path, const std::string&
     std::error_code ec;
     AMS_CHECK(fs::exists(path, ec), "'", path, "' does not exist");
     if (!fs::is_directory(path, ec)) {
-        AMS_CHECK(is_image_path(path), "'", path, "' is not a PNG, JPEG or BMP image");
+        AMS_CHECK(is_image_path(path), "'", path, "' is not a PNG, JPEG, BMP or .npy image");
         return {path};
     }
     std::vector<std::string> files;

@@ -15,8 +15,10 @@ struct ImageExtras {
     Tensor alpha;
 };
 
-// PNG, JPEG or BMP, 8 or 16 bits per sample -> float32 CPU tensor (1, 3, H, W) in [0, 1].
-// Grey images are replicated to 3 channels; alpha goes to `extras` (when given), not the tensor.
+// PNG, JPEG or BMP, 8 or 16 bits per sample -> float32 CPU tensor (1, 3, H, W) in [0, 1]. Also
+// .npy: a float32 or float64 array (H, W) or (H, W, C), C = 1 to 4, on the same [0, 1] scale, its
+// values kept as they are (unclipped; NaN or infinity is an error). Grey images are replicated to
+// 3 channels; alpha goes to `extras` (when given), not the tensor.
 Tensor load_image(const std::string& path, ImageExtras* extras = nullptr);
 
 // The inverse for a processed (1, 3, H, W) image: grey files get the mean of the 3 channels back,
@@ -24,12 +26,16 @@ Tensor load_image(const std::string& path, ImageExtras* extras = nullptr);
 Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras);
 
 // img: (1, C, H, W) or (C, H, W) on any device, C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4
-// (RGBA). Values are clamped to [0, 1] (NaN -> 0) and rounded to the nearest level. The format
-// follows the extension: .png (bits 8 or 16), .jpg/.jpeg (8-bit, quality 95; alpha is not
-// stored), .bmp (8-bit; grey is stored as RGB). Written to a temporary file and renamed into place.
+// (RGBA). The format follows the extension: .png (bits 8 or 16), .jpg/.jpeg (8-bit, quality 95;
+// alpha is not stored), .bmp (8-bit; grey is stored as RGB): values clamped to [0, 1] (NaN -> 0)
+// and rounded to the nearest level; or .npy: float32 (H, W, C), unclipped (bits not used).
+// Written to a temporary file and renamed into place.
 void save_image(const std::string& path, const Tensor& img, int bits = 8);
+// save_image's checks of the path's extension and `bits`, for callers that want them before the
+// work that produces the image; errors name the path.
+void check_image_output(const std::string& path, int bits = 8);
 
-// Whether the extension is one load_image/save_image handle (png, jpg, jpeg, bmp; any case).
+// Whether the extension is one load_image/save_image handle (png, jpg, jpeg, bmp, npy; any case).
 bool is_image_path(const std::string& path);
 
 // The images under a folder (recursive, following links, sorted; only file names containing

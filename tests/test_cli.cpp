@@ -437,17 +437,29 @@ TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise appli
     CHECK_FALSE(fs::exists(fx.p("x.png")));
 }
 
-TEST_CASE("denoise a folder: same relative names under --output, symlinked images included") {
+TEST_CASE("denoise a folder: same relative names under --output, symlinked and .npy images included") {
     Fixture fx;
     fs::create_directories(fx.dir / "in" / "sub");
     fs::create_symlink(fx.image, fx.dir / "in" / "sub" / "linked.png");
     fs::copy_file(fx.image, fx.dir / "in" / "copy.png");
+    {  // the same photo as a float64 (H, W, 3) array, as NumPy code would save it
+        Tensor img = load_image(fx.image);
+        const int64_t H = img.dim(2), W = img.dim(3);
+        std::vector<float> v = img.to_vector();
+        std::vector<double> hwc(v.size());
+        for (int64_t c = 0; c < 3; ++c)
+            for (int64_t i = 0; i < H * W; ++i) hwc[i * 3 + c] = v[c * H * W + i];
+        save_npy(fx.p("in/array.npy"), Tensor::from_vector(hwc, {H, W, 3}).to(DType::F64));
+    }
     Run r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("in") + " --output " + fx.p("out") +
                    " --format npy --device cpu");
     INFO(r.out);
     CHECK(r.code == 0);
     CHECK(fs::exists(fx.dir / "out" / "sub" / "linked.npy"));
-    CHECK(fs::exists(fx.dir / "out" / "copy.npy"));
+    REQUIRE(fs::exists(fx.dir / "out" / "copy.npy"));
+    REQUIRE(fs::exists(fx.dir / "out" / "array.npy"));
+    // The array holds the photo's values, so its result is the photo's, bit for bit.
+    CHECK(load_npy(fx.p("out/array.npy")).to_vector() == load_npy(fx.p("out/copy.npy")).to_vector());
     // Nothing written beside the linked original.
     CHECK(!fs::exists(fs::path(fx.image).replace_extension(".npy")));
 }
@@ -484,6 +496,16 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("denoise" + w + in + out + " --r3 -2", "--r3");
     expect_error("denoise" + w + in + out + " --pd two", "--pd");
     expect_error("denoise" + w + in + " --output /nonexistent/dir/o.png", "/nonexistent/dir");
+    expect_error("denoise" + w + in + " --output " + fx.p("o.tiff"), "o.tiff");
+    expect_error("denoise" + w + in + " --output " + fx.p("o.jpg") + " --bits 16", "o.jpg");
+    expect_error("denoise" + w + " --input " + fx.dir.string() + " --output " + fx.p("outdir") + " --format gif", ".gif");
+    CHECK_FALSE(fs::exists(fx.p("outdir")));
+    fs::create_directories(fx.dir / "twins");
+    fs::copy_file(fx.image, fx.dir / "twins" / "a.png");
+    save_image(fx.p("twins/a.npy"), load_image(fx.image));
+    expect_error("denoise" + w + " --input " + fx.p("twins") + " --output " + fx.p("outdir") + " --format png",
+                 "would both be written to");
+    CHECK_FALSE(fs::exists(fx.p("outdir")));
     expect_error("denoise" + w + in + out + " --device quantum", "--device");
     expect_error("denoise" + w + in + out + " --tile -3", "--tile");
     expect_error("denoise" + w + in + out + " --passes 0", "--passes");

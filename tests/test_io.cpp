@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -484,9 +485,69 @@ TEST_CASE("images: bad files and bad arguments give errors naming the file") {
     CHECK(is_image_path("x.jpeg"));
     CHECK(is_image_path("x.JPG"));
     CHECK(is_image_path("x.bmp"));
-    CHECK_FALSE(is_image_path("x.npy"));
+    CHECK(is_image_path("x.NPY"));
     CHECK_FALSE(is_image_path("png"));
     CHECK_FALSE(is_image_path("dir.png/file"));
+}
+
+TEST_CASE("images: .npy float arrays load like the image file with the same values; save_image writes them unclipped") {
+    TempDir tmp("npyimg");
+    const int w = 5, h = 3;
+    // The same pixels as an RGBA PNG and as (H, W, 4) float32 and grey (H, W) float64 arrays of
+    // byte / 255, built here sample by sample.
+    unsigned char rgba[w * h * 4], grey[w * h];
+    std::vector<double> hwc4(w * h * 4), hw(w * h);
+    for (int i = 0; i < w * h * 4; ++i) rgba[i] = (unsigned char)(i * 13 % 256), hwc4[i] = (float)rgba[i] / 255.f;
+    for (int i = 0; i < w * h; ++i) grey[i] = (unsigned char)(i * 17), hw[i] = (float)grey[i] / 255.f;
+    REQUIRE(stbi_write_png((tmp / "rgba.png").c_str(), w, h, 4, rgba, w * 4));
+    REQUIRE(stbi_write_png((tmp / "g.png").c_str(), w, h, 1, grey, w));
+    save_npy(tmp / "rgba.npy", Tensor::from_vector(hwc4, {h, w, 4}).to(DType::F32));
+    save_npy(tmp / "g.npy", Tensor::from_vector(hw, {h, w}).to(DType::F64));
+    for (const char* name : {"rgba", "g"}) {
+        INFO(name);
+        ImageExtras from_png, from_npy;
+        Tensor a = load_image(tmp / (std::string(name) + ".png"), &from_png);
+        Tensor b = load_image(tmp / (std::string(name) + ".npy"), &from_npy);
+        CHECK(b.shape() == Shape{1, 3, h, w});
+        CHECK(b.to_vector() == a.to_vector());
+        CHECK(from_npy.channels == from_png.channels);
+        REQUIRE(from_npy.alpha.defined() == from_png.alpha.defined());
+        if (from_png.alpha.defined()) CHECK(from_npy.alpha.to_vector() == from_png.alpha.to_vector());
+    }
+
+    // save_image(.npy) keeps every value (no clamping, no levels), in (H, W, C) order, for 1 to 4
+    // channels; the result loads back as what was saved.
+    for (int n = 1; n <= 4; ++n) {
+        INFO("channels ", n);
+        Tensor img = random_tensor({1, n, h, w}, 40 + n);  // values in [-2, 2]
+        save_image(tmp / "out.npy", img, 16);
+        Tensor raw = load_npy(tmp / "out.npy");
+        REQUIRE(raw.shape() == Shape{h, w, n});
+        std::vector<float> r = raw.to_vector(), v = img.to_vector();
+        for (int c = 0; c < n; ++c)
+            for (int i = 0; i < h * w; ++i) CHECK(r[i * n + c] == v[c * h * w + i]);
+        ImageExtras ex;
+        Tensor back = restore_file_channels(load_image(tmp / "out.npy", &ex), ex);
+        REQUIRE(back.shape() == img.shape());
+        std::vector<float> b = back.to_vector();
+        for (size_t i = 0; i < v.size(); ++i) CHECK(b[i] == doctest::Approx(v[i]).epsilon(1e-6));  // grey: a mean of 3 copies
+    }
+
+    // Arrays that are not images, and values the network cannot take, are refused by name.
+    save_npy(tmp / "cube.npy", Tensor::zeros({3, 4, 5}));
+    CHECK_ERROR_NAMES(load_image(tmp / "cube.npy"), "cube.npy");
+    CHECK_ERROR_NAMES(load_image(tmp / "cube.npy"), "(H, W, C)");
+    save_npy(tmp / "flat.npy", Tensor::zeros({6}));
+    CHECK_ERROR_NAMES(load_image(tmp / "flat.npy"), "(6)");
+    save_npy(tmp / "empty.npy", Tensor::zeros({0, 4, 3}));
+    CHECK_ERROR_NAMES(load_image(tmp / "empty.npy"), "empty.npy");
+    std::vector<double> bad(w * h * 3, 0.5);
+    bad[(2 * w + 4) * 3 + 1] = std::numeric_limits<double>::infinity();
+    save_npy(tmp / "inf.npy", Tensor::from_vector(bad, {h, w, 3}).to(DType::F64));
+    CHECK_ERROR_NAMES(load_image(tmp / "inf.npy"), "inf.npy");
+    CHECK_ERROR_NAMES(load_image(tmp / "inf.npy"), "row 2, column 4, channel 1");
+    CHECK_ERROR_NAMES(list_images(tmp / "x.tif"), "x.tif");
+    CHECK(list_images(tmp.dir.string(), "rgba") == std::vector<std::string>{tmp / "rgba.npy", tmp / "rgba.png"});
 }
 
 TEST_CASE("images: a real PolyU photo loads as (1, 3, 512, 512) in [0, 1]") {

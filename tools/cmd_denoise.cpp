@@ -2,6 +2,7 @@
 // plain denoiser.
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "engine/device.h"
 #include "engine/image_io.h"
@@ -18,9 +19,10 @@ namespace ams::cli {
 int cmd_denoise(int argc, char** argv) {
     Args a("denoise", "--weights W --input FILE|DIR --output FILE|DIR [options]",
            "Denoises a photo (or every image in a folder, recursively; the output folder gets the same\n"
-           "relative names). Any image size. Output format by extension: .png (8-bit, --bits 16 for 16-bit),\n"
-           ".jpg, .bmp, or .npy (float32 H x W x C, unclipped). Grey photos come out grey and an alpha\n"
-           "channel is kept as it was (JPEG stores no alpha).");
+           "relative names). Any image size. Input: PNG (8 or 16-bit), JPEG, BMP, or .npy (a float array\n"
+           "H x W or H x W x C on the [0, 1] scale, unclipped). Output format by extension: .png (8-bit,\n"
+           "--bits 16 for 16-bit), .jpg, .bmp, or .npy (float32 H x W x C, unclipped). Grey photos come out\n"
+           "grey and an alpha channel is kept as it was (JPEG stores no alpha).");
     a.option("weights", "W", "weights file (.safetensors) from amsnet train/finetune or convert_checkpoint.py");
     a.option("input", "PATH", "noisy image or folder of images");
     a.option("output", "PATH", "output image or folder");
@@ -40,16 +42,34 @@ int cmd_denoise(int argc, char** argv) {
 
     std::vector<std::string> inputs = list_images(in, a.get("match"));
     bool folder = is_directory(in);
-    AMS_CHECK(!inputs.empty(), "--input: no PNG, JPEG or BMP images in '", in, "'");
+    AMS_CHECK(!inputs.empty(), "--input: no PNG, JPEG, BMP or .npy images in '", in, "'");
+    // Where each result goes, checked before any work: an unwritable name must not cost a run.
+    std::vector<std::string> outputs;
     if (folder) {
         AMS_CHECK(!fs::exists(out) || is_directory(out), "--output: '", out, "' exists and is not a folder");
-        make_directory(out);
+        for (const std::string& src : inputs) {
+            // Lexical, not fs::relative: that resolves symlinks, and a linked image would map
+            // to a name outside --output.
+            fs::path rel = fs::path(src).lexically_relative(in);
+            AMS_CHECK(!rel.empty() && *rel.begin() != "..", "cannot place '", src, "' under --output");
+            if (!a.get("format").empty()) rel.replace_extension("." + a.get("format"));
+            outputs.push_back((fs::path(out) / rel).string());
+        }
     } else {
         AMS_CHECK(!is_directory(out), "--output: '", out, "' is a folder; give a file name (e.g. out.png)");
         fs::path parent = fs::path(out).parent_path();
         AMS_CHECK(parent.empty() || is_directory(parent.string()), "--output: folder '", parent.string(),
                   "' does not exist");
+        outputs.push_back(out);
     }
+    std::map<std::string, std::string> source_of;  // two inputs (a.png, a.jpg) must not share a result
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        check_image_output(outputs[i], bits);
+        auto [it, fresh] = source_of.emplace(outputs[i], inputs[i]);
+        AMS_CHECK(fresh, "--output: '", it->second, "' and '", inputs[i], "' would both be written to '", outputs[i],
+                  "' (use --match to pick one)");
+    }
+    if (folder) make_directory(out);
     ModelFile m = load_model(weights, dev);
     DenoiseOptions o = read_denoise_options(a, m.metadata);
     apply_memory_limit(o.max_memory, dev);
@@ -58,23 +78,15 @@ int cmd_denoise(int argc, char** argv) {
 
     Stopwatch total;
     for (size_t i = 0; i < inputs.size(); ++i) {
-        std::string dst = out;
-        if (folder) {
-            // Lexical, not fs::relative: that resolves symlinks, and a linked image would map
-            // to a name outside --output.
-            fs::path rel = fs::path(inputs[i]).lexically_relative(in);
-            AMS_CHECK(!rel.empty() && *rel.begin() != "..", "cannot place '", inputs[i], "' under --output");
-            if (!a.get("format").empty()) rel.replace_extension("." + a.get("format"));
-            dst = (fs::path(out) / rel).string();
-            make_directory(fs::path(dst).parent_path().string());
-        }
+        const std::string& dst = outputs[i];
+        if (folder) make_directory(fs::path(dst).parent_path().string());
         Stopwatch sw;
         ImageExtras extras;  // a grey photo comes out grey, a transparent one keeps its alpha
         Tensor noisy = load_image(inputs[i], &extras).to(dev);
         DenoiseOptions oi = o;
         if (extras.channels <= 2) oi.chroma_sigma = 0;  // a grey photo has no chroma to smooth
         Tensor clean = denoise_image(*m.net, noisy, oi);
-        save_result(dst, restore_file_channels(clean, extras), bits);
+        save_image(dst, restore_file_channels(clean, extras), bits);
         std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
                      dst.c_str(), (long long)noisy.dim(3), (long long)noisy.dim(2), format_duration(sw.seconds()).c_str());
     }

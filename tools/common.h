@@ -15,10 +15,6 @@ bool is_directory(const std::string& path);
 // Creates a folder (and parents); errors name it.
 void make_directory(const std::string& path);
 
-// Saves a (1, 3, H, W) result by extension: .png/.jpg/.bmp (8-bit, or `bits` 16 for PNG), .npy
-// (float32 H x W x 3, unclipped). Atomic (temporary name, then rename).
-void save_result(const std::string& path, const Tensor& img, int bits);
-
 // --recompute: "auto" -> -1 (chosen by memory: train/step_memory.h), "off" -> 0, "on" -> 1; anything
 // else is an error.
 int parse_recompute(const std::string& value);

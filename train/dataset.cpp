@@ -19,7 +19,7 @@ ImageDataset::ImageDataset(const std::vector<std::string>& folders, const std::s
         std::error_code ec;
         AMS_CHECK(fs::is_directory(dir, ec), "--data: '", dir, "' is not a folder");
         std::vector<std::string> found = list_images(dir, include);
-        AMS_CHECK(!found.empty(), "--data: no PNG, JPEG or BMP images",
+        AMS_CHECK(!found.empty(), "--data: no PNG, JPEG, BMP or .npy images",
                   include.empty() ? "" : " matching --include '" + include + "'", " in '", dir, "'");
         files_.insert(files_.end(), found.begin(), found.end());
     }

@@ -1,7 +1,7 @@
-// Training data: folders of noisy images (searched recursively; PNG, JPEG, BMP; 8 or 16 bit),
-// random crops with random horizontal and vertical flips. Every draw is a pure function of
-// (seed, step, item), so a resumed run sees exactly the batches an uninterrupted run would, and a
-// background thread can prepare step s+1 while step s trains.
+// Training data: folders of noisy images (searched recursively; PNG, JPEG or BMP of 8 or 16 bits,
+// or .npy float arrays), random crops with random horizontal and vertical flips. Every draw is a
+// pure function of (seed, step, item), so a resumed run sees exactly the batches an uninterrupted
+// run would, and a background thread can prepare step s+1 while step s trains.
 #pragma once
 #include <cstdint>
 #include <future>
