@@ -37,17 +37,16 @@ std::string lower_extension(const std::string& path) {
     return e;
 }
 
-// Interleaved samples (n channels, maximum value maxv) -> a (1, 3, h, w) tensor of planar RGB
-// floats in [0, 1]; grey (+alpha) is replicated. The file's channel count and its alpha plane (the
-// last channel when n is 2 or 4) go to `extras`.
+// (1, 3, h, w) planar RGB floats on the [0, 1] scale; grey (+alpha) is replicated. The file's
+// channel count and its alpha plane (the last channel when there are 2 or 4) go to `extras`.
 template <class T>
-Tensor to_planar(const T* px, int n, int64_t h, int64_t w, float maxv, ImageExtras* extras) {
+Tensor to_planar(const std::vector<T>& px, int n, int64_t h, int64_t w, ImageExtras* extras) {
     Tensor t = Tensor::empty({1, 3, h, w});
     const size_t plane = (size_t)(h * w);
     for (int c = 0; c < 3; ++c) {
         const int src = n < 3 ? 0 : c;
         float* o = t.data<float>() + c * plane;
-        for (size_t i = 0; i < plane; ++i) o[i] = (float)px[i * n + src] / maxv;
+        for (size_t i = 0; i < plane; ++i) o[i] = sample_value(px[i * n + src]);
     }
     if (extras) {
         extras->channels = n;
@@ -55,7 +54,7 @@ Tensor to_planar(const T* px, int n, int64_t h, int64_t w, float maxv, ImageExtr
         if (n == 2 || n == 4) {
             extras->alpha = Tensor::empty({1, 1, h, w});
             float* a = extras->alpha.data<float>();
-            for (size_t i = 0; i < plane; ++i) a[i] = (float)px[i * n + n - 1] / maxv;
+            for (size_t i = 0; i < plane; ++i) a[i] = sample_value(px[i * n + n - 1]);
         }
     }
     return t;
@@ -64,20 +63,27 @@ Tensor to_planar(const T* px, int n, int64_t h, int64_t w, float maxv, ImageExtr
 // A float array (H, W) or (H, W, C), C = 1 to 4, on the [0, 1] scale of the other formats. Values
 // are taken as they are (a simulation's unclipped noise stays unclipped); NaN and infinity are
 // refused, since the network would spread them over the whole image.
-Tensor load_npy_image(const std::string& path, ImageExtras* extras) {
+DecodedImage decode_npy(const std::string& path) {
     const Tensor a = load_npy(path);
     const Shape& s = a.shape();
     const int64_t n = s.size() == 2 ? 1 : s.size() == 3 ? s[2] : 0;
     if (n < 1 || n > 4 || s[0] < 1 || s[1] < 1)
         AMS_FAIL(path, ": a .npy image must be a float array (H, W) or (H, W, C) with C = 1 to 4 channels, got shape ",
                  shape_str(s));
-    const Tensor f = a.to(DType::F32);
-    const float* px = f.data<float>();
-    for (int64_t i = 0; i < f.numel(); ++i)
+    DecodedImage img{s[0], s[1], (int)n, a.to(DType::F32).to_vector()};
+    const std::vector<float>& px = std::get<std::vector<float>>(img.samples);
+    for (size_t i = 0; i < px.size(); ++i)
         if (!std::isfinite(px[i]))
             AMS_FAIL(path, ": the .npy image has a non-finite value (", px[i], ") at row ", i / n / s[1], ", column ",
                      i / n % s[1], ", channel ", i % n);
-    return to_planar(px, (int)n, s[0], s[1], 1.f, extras);
+    return img;
+}
+
+// stb's decoded samples, copied into the image's vector (stb owns and frees its buffer).
+template <class T>
+DecodedImage from_stb(T* px, int w, int h, int n) {
+    std::unique_ptr<T, void (*)(void*)> guard(px, stbi_image_free);
+    return DecodedImage{h, w, n, std::vector<T>(px, px + (size_t)w * h * n)};
 }
 
 // ---- 16-bit PNG: stb_image_write only writes 8-bit, so the container is assembled here and only
@@ -155,11 +161,15 @@ bool is_image_path(const std::string& path) {
     return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".npy";
 }
 
-Tensor load_image(const std::string& path, ImageExtras* extras) {
+size_t DecodedImage::nbytes() const {
+    return std::visit([](const auto& v) { return v.size() * sizeof(v[0]); }, samples);
+}
+
+DecodedImage decode_image(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) AMS_FAIL(path, ": cannot load image: no such file");
     if (std::filesystem::is_directory(path, ec)) AMS_FAIL(path, ": cannot load image: is a directory");
-    if (lower_extension(path) == ".npy") return load_npy_image(path, extras);
+    if (lower_extension(path) == ".npy") return decode_npy(path);
     int w = 0, h = 0, n = 0;
     const bool deep = stbi_is_16_bit(path.c_str());
     void* px = deep ? (void*)stbi_load_16(path.c_str(), &w, &h, &n, 0)
@@ -168,9 +178,12 @@ Tensor load_image(const std::string& path, ImageExtras* extras) {
         const char* why = stbi_failure_reason();
         AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
     }
-    std::unique_ptr<void, void (*)(void*)> guard(px, stbi_image_free);
-    return deep ? to_planar(static_cast<const uint16_t*>(px), n, h, w, 65535.f, extras)
-                : to_planar(static_cast<const unsigned char*>(px), n, h, w, 255.f, extras);
+    return deep ? from_stb(static_cast<uint16_t*>(px), w, h, n) : from_stb(static_cast<uint8_t*>(px), w, h, n);
+}
+
+Tensor load_image(const std::string& path, ImageExtras* extras) {
+    const DecodedImage img = decode_image(path);
+    return std::visit([&](const auto& px) { return to_planar(px, img.channels, img.h, img.w, extras); }, img.samples);
 }
 
 Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras) {

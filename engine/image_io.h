@@ -1,7 +1,9 @@
 // Image files through stb_image / stb_image_write, plus our own 16-bit PNG writer (stb cannot write
 // one, and 16-bit output keeps denoised results free of 8-bit quantisation for evaluation).
 #pragma once
+#include <cstdint>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -14,6 +16,24 @@ struct ImageExtras {
     int channels = 3;
     Tensor alpha;
 };
+
+// An image file's samples as decoded: interleaved (H, W, channels), 8- or 16-bit integers from PNG,
+// JPEG and BMP, float32 from .npy (already on the [0, 1] scale). The training data caches images in
+// this form (8-bit RGB takes a quarter of the float tensor's memory) and converts only its crops.
+struct DecodedImage {
+    int64_t h = 0, w = 0;
+    int channels = 0;  // 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA
+    std::variant<std::vector<uint8_t>, std::vector<uint16_t>, std::vector<float>> samples;
+    size_t nbytes() const;
+};
+
+// Sample -> value on the [0, 1] scale, the one conversion every reader of DecodedImage uses.
+inline float sample_value(uint8_t v) { return (float)v / 255.f; }
+inline float sample_value(uint16_t v) { return (float)v / 65535.f; }
+inline float sample_value(float v) { return v; }
+
+// The file's samples; the same formats, checks and errors as load_image.
+DecodedImage decode_image(const std::string& path);
 
 // PNG, JPEG or BMP, 8 or 16 bits per sample -> float32 CPU tensor (1, 3, H, W) in [0, 1]. Also
 // .npy: a float32 or float64 array (H, W) or (H, W, C), C = 1 to 4, on the same [0, 1] scale, its

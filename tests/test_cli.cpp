@@ -513,6 +513,8 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("denoise" + w + in + out + " --max-memory 0", "--max-memory");
     expect_error("train --data " + fx.p("nodata") + " --out " + fx.p("run") + " --steps 2", "nodata");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 0", "--steps");
+    expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --image-cache -1",
+                 "--image-cache");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --crop 100", "--crop");
     expect_error("train --data " + test::data_path("polyu") + " --out " + fx.p("run") + " --steps 2 --recompute maybe",
                  "--recompute");

@@ -22,6 +22,8 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
                 const char* infer_branches_default) {
     a.option("data", "DIR", "folder of noisy training images (searched recursively)", "", true);
     a.option("include", "TEXT", "use only files whose name contains TEXT (e.g. _real for PolyU's noisy images)");
+    a.option("image-cache", "GiB", "host memory for decoded training images (8-bit RGB: 3 bytes a pixel); images "
+             "beyond it are decoded again whenever drawn, in parallel", "2");
     a.option("out", "DIR", "run folder: model.safetensors, checkpoint.safetensors, log.csv");
     a.option("steps", "N", "total training steps (0 = until --max-minutes)", "0");
     a.option("max-minutes", "M", "stop and save when this wall time is reached (0 = no limit)", "0");
@@ -61,6 +63,7 @@ TrainOptions read_common(const Args& a) {
     o.data = a.all("data");
     AMS_CHECK(!o.data.empty(), "--data is required (see amsnet train --help)");
     o.include = a.get("include");
+    o.image_cache = a.number("image-cache", 0, 1e6) * (double)(1ull << 30);
     o.out = a.require("out");
     o.steps = a.integer("steps", 0);
     o.max_minutes = a.number("max-minutes", 0, 1e7);

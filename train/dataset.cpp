@@ -1,7 +1,10 @@
 #include "train/dataset.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <map>
+#include <thread>
 
 #include "engine/image_io.h"
 #include "engine/rng.h"
@@ -26,16 +29,17 @@ ImageDataset::ImageDataset(const std::vector<std::string>& folders, const std::s
     cache_.resize(files_.size());
 }
 
-std::shared_ptr<const Tensor> ImageDataset::image(size_t i) {
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (cache_[i]) return cache_[i];
-    }
-    auto img = std::make_shared<const Tensor>(load_image(files_[i]));
-    AMS_CHECK(img->dim(2) >= crop_ && img->dim(3) >= crop_, "training image '", files_[i], "' is ", img->dim(3),
-              "x", img->dim(2), ", smaller than --crop ", crop_);
+ImageDataset::Image ImageDataset::cached(size_t i) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (cached_ + img->nbytes() <= cache_bytes_) {
+    return cache_[i];
+}
+
+ImageDataset::Image ImageDataset::decode(size_t i) {
+    auto img = std::make_shared<const DecodedImage>(decode_image(files_[i]));
+    AMS_CHECK(img->h >= crop_ && img->w >= crop_, "training image '", files_[i], "' is ", img->w, "x", img->h,
+              ", smaller than --crop ", crop_);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!cache_[i] && cached_ + img->nbytes() <= cache_bytes_) {
         cache_[i] = img;
         cached_ += img->nbytes();
     }
@@ -47,27 +51,61 @@ size_t ImageDataset::cache_room() {
     return cache_bytes_ > cached_ ? cache_bytes_ - cached_ : 0;
 }
 
+namespace {
+
+// Crop (3, c, c) at (y0, x0) of an image's interleaved samples, flipped as drawn; grey (+alpha)
+// is replicated to the 3 channels, alpha dropped: the values load_image would give there.
+template <class T>
+void crop_samples(const std::vector<T>& px, int n, int64_t W, int64_t c, int64_t y0, int64_t x0, bool flip_h,
+                  bool flip_v, float* out) {
+    for (int64_t ch = 0; ch < 3; ++ch) {
+        const int64_t src = n < 3 ? 0 : ch;
+        for (int64_t y = 0; y < c; ++y) {
+            const T* row = px.data() + ((y0 + (flip_v ? c - 1 - y : y)) * W + x0) * n + src;
+            float* o = out + (ch * c + y) * c;
+            for (int64_t x = 0; x < c; ++x) o[x] = sample_value(row[(flip_h ? c - 1 - x : x) * n]);
+        }
+    }
+}
+
+}  // namespace
+
 Tensor ImageDataset::batch(int batch, uint64_t seed, uint64_t step) {
     const int64_t c = crop_;
-    Tensor out = Tensor::empty({batch, 3, c, c});
-    float* dst = out.data<float>();
     const uint64_t crop_stream = rng::make_stream(rng::kCrop, (uint32_t)step);
     const uint64_t flip_stream = rng::make_stream(rng::kFlip, (uint32_t)step);
+    // The drawn images, the uncached ones decoded in parallel (each once, however often drawn).
+    std::vector<size_t> idx(batch);
+    std::map<size_t, Image> images;
+    std::vector<size_t> todo;
     for (int b = 0; b < batch; ++b) {
-        size_t idx = rng::draw_below(seed, crop_stream, 3 * b, (uint32_t)files_.size());
-        std::shared_ptr<const Tensor> img = image(idx);
-        const int64_t H = img->dim(2), W = img->dim(3);
-        int64_t y0 = rng::draw_below(seed, crop_stream, 3 * b + 1, (uint32_t)(H - c + 1));
-        int64_t x0 = rng::draw_below(seed, crop_stream, 3 * b + 2, (uint32_t)(W - c + 1));
-        bool flip_h = rng::draw_below(seed, flip_stream, 2 * b, 2), flip_v = rng::draw_below(seed, flip_stream, 2 * b + 1, 2);
-        const float* src = img->data<float>();
-        for (int64_t ch = 0; ch < 3; ++ch)
-            for (int64_t y = 0; y < c; ++y) {
-                int64_t sy = y0 + (flip_v ? c - 1 - y : y);
-                const float* row = src + (ch * H + sy) * W + x0;
-                float* o = dst + ((b * 3 + ch) * c + y) * c;
-                for (int64_t x = 0; x < c; ++x) o[x] = row[flip_h ? c - 1 - x : x];
-            }
+        idx[b] = rng::draw_below(seed, crop_stream, 3 * b, (uint32_t)files_.size());
+        if (images.count(idx[b])) continue;
+        images[idx[b]] = cached(idx[b]);
+        if (!images[idx[b]]) todo.push_back(idx[b]);
+    }
+    if (!todo.empty()) {
+        const size_t workers = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
+        std::vector<Image> decoded(todo.size());
+        std::atomic<size_t> next{0};
+        std::vector<std::future<void>> pool;
+        for (size_t t = 0; t < workers; ++t)
+            pool.push_back(std::async(std::launch::async, [&] {
+                for (size_t k; (k = next++) < todo.size();) decoded[k] = decode(todo[k]);
+            }));
+        for (auto& f : pool) f.get();  // rethrows a worker's error (the file's name in it)
+        for (size_t k = 0; k < todo.size(); ++k) images[todo[k]] = decoded[k];
+    }
+
+    Tensor out = Tensor::empty({batch, 3, c, c});
+    for (int b = 0; b < batch; ++b) {
+        const DecodedImage& img = *images[idx[b]];
+        const int64_t y0 = rng::draw_below(seed, crop_stream, 3 * b + 1, (uint32_t)(img.h - c + 1));
+        const int64_t x0 = rng::draw_below(seed, crop_stream, 3 * b + 2, (uint32_t)(img.w - c + 1));
+        const bool flip_h = rng::draw_below(seed, flip_stream, 2 * b, 2), flip_v = rng::draw_below(seed, flip_stream, 2 * b + 1, 2);
+        float* dst = out.data<float>() + b * 3 * c * c;
+        std::visit([&](const auto& px) { crop_samples(px, img.channels, img.w, c, y0, x0, flip_h, flip_v, dst); },
+                   img.samples);
     }
     return out;
 }

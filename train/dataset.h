@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/image_io.h"
 #include "engine/tensor.h"
 
 namespace ams {
@@ -17,25 +18,32 @@ namespace ams {
 class ImageDataset {
 public:
     // `include`: keep only files whose name contains it (e.g. "_real" for PolyU's noisy images).
+    // Decoded images are cached (as their file's samples: engine/image_io.h DecodedImage) up to
+    // `cache_bytes`; the rest are decoded again whenever a batch draws them.
     ImageDataset(const std::vector<std::string>& folders, const std::string& include, int crop,
-                 size_t cache_bytes = size_t(2) << 30);
+                 size_t cache_bytes = kDefaultCacheBytes);
+    static constexpr size_t kDefaultCacheBytes = size_t(2) << 30;
 
     size_t size() const { return files_.size(); }
     const std::vector<std::string>& files() const { return files_; }
 
-    // (batch, 3, crop, crop) float32 CPU tensor for training step `step`.
+    // (batch, 3, crop, crop) float32 CPU tensor for training step `step`. The images it needs that
+    // are not cached are decoded in parallel, one thread per image up to the machine's cores (a
+    // 12-megapixel PNG takes a quarter of a second to decode: one thread would starve a GPU).
     Tensor batch(int batch, uint64_t seed, uint64_t step);
 
     // Bytes the decoded-image cache may still grow by (host memory a run will take later).
     size_t cache_room();
 
 private:
-    std::shared_ptr<const Tensor> image(size_t i);  // decoded, cached up to cache_bytes
+    using Image = std::shared_ptr<const DecodedImage>;
+    Image cached(size_t i);              // the cached image, or null
+    Image decode(size_t i);              // decodes (and caches while there is room)
     std::vector<std::string> files_;
     int crop_;
     size_t cache_bytes_, cached_ = 0;
     std::mutex mu_;
-    std::vector<std::shared_ptr<const Tensor>> cache_;
+    std::vector<Image> cache_;
 };
 
 // Prepares the batch of the next step on a background thread.

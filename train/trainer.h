@@ -9,12 +9,14 @@
 #include "engine/dtype.h"
 #include "engine/safetensors.h"
 #include "models/restormer.h"
+#include "train/dataset.h"
 
 namespace ams {
 
 struct TrainOptions {
     std::vector<std::string> data;  // folders of noisy images
     std::string include;            // keep files whose name contains this
+    double image_cache = (double)ImageDataset::kDefaultCacheBytes;  // decoded training images kept (bytes)
     std::string out;                // run folder
     RestormerConfig model;
     std::string preset;             // for the record
