@@ -462,6 +462,21 @@ TEST_CASE("denoise a folder: same relative names under --output, symlinked and .
     CHECK(load_npy(fx.p("out/array.npy")).to_vector() == load_npy(fx.p("out/copy.npy")).to_vector());
     // Nothing written beside the linked original.
     CHECK(!fs::exists(fs::path(fx.image).replace_extension(".npy")));
+
+    // An unreadable image stops the run with its name; the results before it are written (the
+    // next image is read while the one before it is denoised, and results are written behind).
+    fs::create_directories(fx.dir / "mixed");
+    fs::copy_file(fx.image, fx.dir / "mixed" / "a.png");
+    std::ofstream(fx.p("mixed/b.png")) << "not a PNG";
+    fs::copy_file(fx.image, fx.dir / "mixed" / "c.png");
+    r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("mixed") + " --output " + fx.p("mixed_out") +
+               " --format npy --device cpu");
+    INFO(r.out);
+    CHECK(r.code != 0);
+    CHECK(r.out.find("b.png") != std::string::npos);
+    REQUIRE(fs::exists(fx.dir / "mixed_out" / "a.npy"));
+    CHECK(load_npy(fx.p("mixed_out/a.npy")).to_vector() == load_npy(fx.p("out/copy.npy")).to_vector());
+    CHECK_FALSE(fs::exists(fx.dir / "mixed_out" / "c.npy"));
 }
 
 TEST_CASE("bad input: one clear message naming the file or option, non-zero exit, nothing partial left") {

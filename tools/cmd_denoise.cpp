@@ -2,6 +2,7 @@
 // plain denoiser.
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <map>
 
 #include "engine/device.h"
@@ -76,19 +77,50 @@ int cmd_denoise(int argc, char** argv) {
     std::fprintf(stderr, "amsnet denoise: %s on %s, %s\n", m.config.summary().c_str(), device_name(dev),
                  o.summary().c_str());
 
-    Stopwatch total;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-        const std::string& dst = outputs[i];
-        if (folder) make_directory(fs::path(dst).parent_path().string());
-        Stopwatch sw;
+    // On the GPU a pipeline: the next image decodes and the previous result is written (a
+    // 12-megapixel PNG takes about 2 s to encode) while this one is denoised; at most one of each
+    // in flight. On the CPU the same steps run in order: they would take the cores and memory the
+    // denoising uses (measured: no faster, 20% more memory).
+    const auto when = dev == Device::CPU ? std::launch::deferred : std::launch::async;
+    struct Loaded {
+        Tensor image;
         ImageExtras extras;  // a grey photo comes out grey, a transparent one keeps its alpha
-        Tensor noisy = load_image(inputs[i], &extras).to(dev);
-        DenoiseOptions oi = o;
-        if (extras.channels <= 2) oi.chroma_sigma = 0;  // a grey photo has no chroma to smooth
-        Tensor clean = denoise_image(*m.net, noisy, oi);
-        save_image(dst, restore_file_channels(clean, extras), bits);
-        std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
-                     dst.c_str(), (long long)noisy.dim(3), (long long)noisy.dim(2), format_duration(sw.seconds()).c_str());
+    };
+    auto load = [&](size_t i) {
+        Loaded l;
+        l.image = load_image(inputs[i], &l.extras);
+        return l;
+    };
+    Stopwatch total;
+    std::future<Loaded> next = std::async(when, load, 0);
+    std::future<void> writing;
+    try {
+        for (size_t i = 0; i < inputs.size(); ++i) {
+            Stopwatch sw;
+            Loaded cur = next.get();
+            if (i + 1 < inputs.size()) next = std::async(when, load, i + 1);
+            const std::string& dst = outputs[i];
+            if (folder) make_directory(fs::path(dst).parent_path().string());
+            Tensor noisy = cur.image.to(dev);
+            DenoiseOptions oi = o;
+            if (cur.extras.channels <= 2) oi.chroma_sigma = 0;  // a grey photo has no chroma to smooth
+            // To the host here: the device is this thread's alone.
+            Tensor result = restore_file_channels(denoise_image(*m.net, noisy, oi), cur.extras).to(Device::CPU);
+            if (writing.valid()) writing.get();
+            writing = std::async(when, [&, i, sw, result] {
+                save_image(outputs[i], result, bits);
+                std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
+                             outputs[i].c_str(), (long long)result.dim(3), (long long)result.dim(2),
+                             format_duration(sw.seconds()).c_str());
+            });
+            if (when == std::launch::deferred) writing.get();  // written now, not after the next image
+        }
+        if (writing.valid()) writing.get();
+    } catch (...) {
+        // What was denoised is still written before the error is reported (its own write error,
+        // if any, is the one reported).
+        if (writing.valid()) writing.get();
+        throw;
     }
     if (inputs.size() > 1)
         std::fprintf(stderr, "denoised %zu images in %s\n", inputs.size(), format_duration(total.seconds()).c_str());
