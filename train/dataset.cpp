@@ -8,6 +8,7 @@
 
 #include "engine/image_io.h"
 #include "engine/rng.h"
+#include "engine/timer.h"
 
 namespace fs = std::filesystem;
 
@@ -111,7 +112,14 @@ Tensor ImageDataset::batch(int batch, uint64_t seed, uint64_t step) {
 }
 
 Tensor Prefetcher::get(uint64_t step) {
-    Tensor t = pending_step_ == step ? pending_.get() : ds_.batch(batch_, seed_, step);
+    Tensor t;
+    if (pending_step_ == step) {  // the prefetched batch: any wait is the data falling behind
+        Stopwatch wait;
+        t = pending_.get();
+        waited_ += wait.seconds();
+    } else {
+        t = ds_.batch(batch_, seed_, step);
+    }
     pending_step_ = step + 1;
     pending_ = std::async(std::launch::async, [this, s = step + 1] { return ds_.batch(batch_, seed_, s); });
     return t;

@@ -51,6 +51,8 @@ class Prefetcher {
 public:
     Prefetcher(ImageDataset& ds, int batch, uint64_t seed) : ds_(ds), batch_(batch), seed_(seed) {}
     Tensor get(uint64_t step);  // the batch of `step`; starts preparing step + 1
+    // Seconds get() has spent waiting for prefetched batches (training stalled on the data).
+    double waited() const { return waited_; }
 
 private:
     ImageDataset& ds_;
@@ -58,6 +60,7 @@ private:
     uint64_t seed_;
     uint64_t pending_step_ = UINT64_MAX;
     std::future<Tensor> pending_;
+    double waited_ = 0;
 };
 
 }  // namespace ams

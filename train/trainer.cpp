@@ -357,7 +357,7 @@ int64_t train(const TrainOptions& o) {
     auto old_handler = std::signal(SIGINT, on_sigint);
     Prefetcher prefetch(data, o.batch, o.seed);
     Stopwatch clock;
-    double interval_loss = 0, last_log_time = 0;
+    double interval_loss = 0, last_log_time = 0, last_waited = 0;
     int64_t interval_steps = 0, start_step = step;
     double last_loss = 0;
     // A resumed run that takes no step (a finished one, calibrating) keeps its model's last loss.
@@ -420,11 +420,16 @@ int64_t train(const TrainOptions& o) {
                 double per_step = now / (double)(step - start_step);
                 double left = o.steps > 0 ? per_step * (double)(o.steps - step) : INFINITY;
                 if (o.max_minutes > 0) left = std::min(left, o.max_minutes * 60 - now);
+                // A run that waits for its images (decoding more than the cache holds) says so.
+                const double data_wait = (prefetch.waited() - last_waited) / std::max(1e-9, now - last_log_time);
+                last_waited = prefetch.waited();
                 if (!o.quiet)
-                    std::fprintf(stderr, "step %lld%s loss %.5f lr %.1e %.2f img/s elapsed %s left %s%s\n", (long long)step,
+                    std::fprintf(stderr, "step %lld%s loss %.5f lr %.1e %.2f img/s elapsed %s left %s%s%s\n", (long long)step,
                              o.steps > 0 ? str("/", o.steps).c_str() : "", mean_loss, adam.config().lr, ips,
                              format_duration(now).c_str(), format_duration(std::max(0.0, left)).c_str(),
-                             val_now ? str(" val PSNR ", val_psnr, " dB SSIM ", val_ssim).c_str() : "");
+                             val_now ? str(" val PSNR ", val_psnr, " dB SSIM ", val_ssim).c_str() : "",
+                             data_wait >= 0.1 ? str(" (waiting for images ", std::lround(100 * data_wait),
+                                                    "% of the time; see --image-cache)").c_str() : "");
                 log << step << ',' << mean_loss << ',' << adam.config().lr << ',' << ips << ',' << val_psnr << ',' << val_ssim << ','
                     << now << '\n';
                 log.flush();
