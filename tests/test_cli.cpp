@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "engine/image_io.h"
 #include "engine/json.h"
 #include "engine/npy.h"
@@ -29,16 +31,17 @@ struct Run {
 Run amsnet(const std::string& args) {
     const char* bin = std::getenv("AMS_BIN");
     if (!bin) bin = AMS_BIN_DEFAULT;
-    fs::path log = fs::temp_directory_path() / "amsnet_cli_test.log";
+    // Per process: two test runs on one machine must not read each other's output.
+    const fs::path log = fs::temp_directory_path() / ("amsnet_cli_test_" + std::to_string(getpid()) + ".log");
     int status = std::system((std::string(bin) + " " + args + " > " + log.string() + " 2>&1").c_str());
-    std::ifstream f(log);
     std::stringstream ss;
-    ss << f.rdbuf();
+    ss << std::ifstream(log).rdbuf();
+    fs::remove(log);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
 }
 
 struct Fixture {
-    fs::path dir = fs::temp_directory_path() / "amsnet_cli";
+    fs::path dir = fs::temp_directory_path() / ("amsnet_cli_" + std::to_string(getpid()));
     std::string weights, image;
     Fixture() {
         fs::remove_all(dir);
