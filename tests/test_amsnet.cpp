@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "engine/image_io.h"
 #include "engine/safetensors.h"
 #include "helpers.h"
@@ -23,7 +25,7 @@ RestormerConfig tiny() { return preset_config("tiny"); }
 
 struct TempDir {
     fs::path path;
-    explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("amsnet_test_" + name)) {
+    explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("amsnet_test_" + name + "_" + std::to_string(getpid()))) {
         fs::remove_all(path);
         fs::create_directories(path);
     }

@@ -2,6 +2,8 @@
 // reference (tests/reference/make_chroma_fixture.py), and what the calibration picks.
 #include <filesystem>
 
+#include <unistd.h>
+
 #include "engine/image_io.h"
 #include "helpers.h"
 #include "train/chroma.h"
@@ -75,7 +77,7 @@ TEST_CASE("bad arguments of the chroma smoothing are clear errors") {
 TEST_CASE("calibration: blotchy chroma gets a blur, flat chroma none, and the record is consistent") {
     // Two images: smooth colour gradients plus chroma noise that is constant over 6x6 blocks (as
     // demosaicing/JPEG leave it) and a little independent luma noise.
-    fs::path dir = fs::temp_directory_path() / "amsnet_chroma_test";
+    fs::path dir = fs::temp_directory_path() / ("amsnet_chroma_test_" + std::to_string(getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
     std::vector<std::string> files;
