@@ -25,7 +25,8 @@ RestormerConfig tiny() { return preset_config("tiny"); }
 
 struct TempDir {
     fs::path path;
-    explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("amsnet_test_" + name + "_" + std::to_string(getpid()))) {
+    explicit TempDir(const std::string& name)
+        : path(fs::temp_directory_path() / ("amsnet_test_" + name + "_" + std::to_string(getpid()))) {
         fs::remove_all(path);
         fs::create_directories(path);
     }
