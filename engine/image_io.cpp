@@ -40,7 +40,7 @@ std::string lower_extension(const std::string& path) {
 // (1, 3, h, w) planar RGB floats on the [0, 1] scale; grey (+alpha) is replicated. The file's
 // channel count and its alpha plane (the last channel when there are 2 or 4) go to `extras`.
 template <class T>
-Tensor to_planar(const std::vector<T>& px, int n, int64_t h, int64_t w, ImageExtras* extras) {
+Tensor to_planar(const T* px, int n, int64_t h, int64_t w, ImageExtras* extras) {
     Tensor t = Tensor::empty({1, 3, h, w});
     const size_t plane = (size_t)(h * w);
     for (int c = 0; c < 3; ++c) {
@@ -61,8 +61,9 @@ Tensor to_planar(const std::vector<T>& px, int n, int64_t h, int64_t w, ImageExt
 }
 
 // A float array (H, W) or (H, W, C), C = 1 to 4, on the [0, 1] scale of the other formats. Values
-// are taken as they are (a simulation's unclipped noise stays unclipped); NaN and infinity are
-// refused, since the network would spread them over the whole image.
+// are taken as they are (a simulation's unclipped noise stays unclipped); NaN, infinity and
+// float64 values beyond float32's range are refused, since the network would spread them over
+// the whole image.
 DecodedImage decode_npy(const std::string& path) {
     const Tensor a = load_npy(path);
     const Shape& s = a.shape();
@@ -70,20 +71,14 @@ DecodedImage decode_npy(const std::string& path) {
     if (n < 1 || n > 4 || s[0] < 1 || s[1] < 1)
         AMS_FAIL(path, ": a .npy image must be a float array (H, W) or (H, W, C) with C = 1 to 4 channels, got shape ",
                  shape_str(s));
-    DecodedImage img{s[0], s[1], (int)n, a.to(DType::F32).to_vector()};
-    const std::vector<float>& px = std::get<std::vector<float>>(img.samples);
-    for (size_t i = 0; i < px.size(); ++i)
+    auto f = std::make_shared<const Tensor>(a.to(DType::F32));
+    const float* px = f->data<float>();
+    for (int64_t i = 0; i < f->numel(); ++i)
         if (!std::isfinite(px[i]))
-            AMS_FAIL(path, ": the .npy image has a non-finite value (", px[i], ") at row ", i / n / s[1], ", column ",
+            AMS_FAIL(path, ": the .npy image has a value that is NaN, infinite or beyond float32's range (",
+                     a.dtype() == DType::F64 ? a.data<double>()[i] : px[i], ") at row ", i / n / s[1], ", column ",
                      i / n % s[1], ", channel ", i % n);
-    return img;
-}
-
-// stb's decoded samples, copied into the image's vector (stb owns and frees its buffer).
-template <class T>
-DecodedImage from_stb(T* px, int w, int h, int n) {
-    std::unique_ptr<T, void (*)(void*)> guard(px, stbi_image_free);
-    return DecodedImage{h, w, n, std::vector<T>(px, px + (size_t)w * h * n)};
+    return DecodedImage{s[0], s[1], (int)n, DecodedImage::Type::F32, std::shared_ptr<const void>(f, px)};
 }
 
 // ---- 16-bit PNG: stb_image_write only writes 8-bit, so the container is assembled here and only
@@ -161,10 +156,6 @@ bool is_image_path(const std::string& path) {
     return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".npy";
 }
 
-size_t DecodedImage::nbytes() const {
-    return std::visit([](const auto& v) { return v.size() * sizeof(v[0]); }, samples);
-}
-
 DecodedImage decode_image(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) AMS_FAIL(path, ": cannot load image: no such file");
@@ -178,12 +169,13 @@ DecodedImage decode_image(const std::string& path) {
         const char* why = stbi_failure_reason();
         AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
     }
-    return deep ? from_stb(static_cast<uint16_t*>(px), w, h, n) : from_stb(static_cast<uint8_t*>(px), w, h, n);
+    return DecodedImage{h, w, n, deep ? DecodedImage::Type::U16 : DecodedImage::Type::U8,
+                        std::shared_ptr<const void>(px, stbi_image_free)};
 }
 
 Tensor load_image(const std::string& path, ImageExtras* extras) {
     const DecodedImage img = decode_image(path);
-    return std::visit([&](const auto& px) { return to_planar(px, img.channels, img.h, img.w, extras); }, img.samples);
+    return img.visit([&](const auto* px) { return to_planar(px, img.channels, img.h, img.w, extras); });
 }
 
 Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras) {

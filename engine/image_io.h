@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
-#include <variant>
+#include <memory>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -18,13 +18,24 @@ struct ImageExtras {
 };
 
 // An image file's samples as decoded: interleaved (H, W, channels), 8- or 16-bit integers from PNG,
-// JPEG and BMP, float32 from .npy (already on the [0, 1] scale). The training data caches images in
-// this form (8-bit RGB takes a quarter of the float tensor's memory) and converts only its crops.
+// JPEG and BMP (the decoder's own buffer, not a copy), float32 from .npy (already on the [0, 1]
+// scale). The training data caches images in this form (8-bit RGB takes a quarter of the float
+// tensor's memory) and converts only its crops.
 struct DecodedImage {
+    enum class Type : uint8_t { U8, U16, F32 };
     int64_t h = 0, w = 0;
     int channels = 0;  // 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA
-    std::variant<std::vector<uint8_t>, std::vector<uint16_t>, std::vector<float>> samples;
-    size_t nbytes() const;
+    Type type = Type::U8;
+    std::shared_ptr<const void> data;  // h * w * channels samples of `type`
+
+    size_t nbytes() const { return (size_t)(h * w * channels) * (type == Type::U8 ? 1 : type == Type::U16 ? 2 : 4); }
+    // f(px) with px the samples as const uint8_t*, const uint16_t* or const float*.
+    template <class F>
+    decltype(auto) visit(F&& f) const {
+        if (type == Type::U8) return f(static_cast<const uint8_t*>(data.get()));
+        if (type == Type::U16) return f(static_cast<const uint16_t*>(data.get()));
+        return f(static_cast<const float*>(data.get()));
+    }
 };
 
 // Sample -> value on the [0, 1] scale, the one conversion every reader of DecodedImage uses.

@@ -27,13 +27,15 @@ struct Run {
     std::string out;
 };
 
-// Runs `amsnet ARGS` (the binary built beside the tests; AMS_BIN overrides it).
-Run amsnet(const std::string& args) {
+// Runs `amsnet ARGS` (the binary built beside the tests; AMS_BIN overrides it), with `env`
+// (NAME=VALUE ...) set for it.
+Run amsnet(const std::string& args, const std::string& env = "") {
     const char* bin = std::getenv("AMS_BIN");
     if (!bin) bin = AMS_BIN_DEFAULT;
     // Per process: two test runs on one machine must not read each other's output.
     const fs::path log = fs::temp_directory_path() / ("amsnet_cli_test_" + std::to_string(getpid()) + ".log");
-    int status = std::system((std::string(bin) + " " + args + " > " + log.string() + " 2>&1").c_str());
+    const std::string command = env + (env.empty() ? "" : " ") + bin + " " + args + " > " + log.string() + " 2>&1";
+    int status = std::system(command.c_str());
     std::stringstream ss;
     ss << std::ifstream(log).rdbuf();
     fs::remove(log);
@@ -466,20 +468,32 @@ TEST_CASE("denoise a folder: same relative names under --output, symlinked and .
     // Nothing written beside the linked original.
     CHECK(!fs::exists(fs::path(fx.image).replace_extension(".npy")));
 
-    // An unreadable image stops the run with its name; the results before it are written (the
-    // next image is read while the one before it is denoised, and results are written behind).
+    // The GPU's overlapped pipeline (the next image read and the last result written while one is
+    // denoised), forced on the CPU: the same results.
+    r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("in") + " --output " + fx.p("out2") +
+               " --format npy --device cpu", "AMS_DENOISE_OVERLAP=1");
+    CHECK(r.code == 0);
+    for (const std::string name : {"copy.npy", "array.npy", "sub/linked.npy"})
+        CHECK(load_npy(fx.p("out2/" + name)).to_vector() == load_npy(fx.p("out/" + name)).to_vector());
+
+    // An unreadable image stops the run with its name; the results before it are written, in order
+    // and overlapped alike.
     fs::create_directories(fx.dir / "mixed");
     fs::copy_file(fx.image, fx.dir / "mixed" / "a.png");
     std::ofstream(fx.p("mixed/b.png")) << "not a PNG";
     fs::copy_file(fx.image, fx.dir / "mixed" / "c.png");
-    r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("mixed") + " --output " + fx.p("mixed_out") +
-               " --format npy --device cpu");
-    INFO(r.out);
-    CHECK(r.code != 0);
-    CHECK(r.out.find("b.png") != std::string::npos);
-    REQUIRE(fs::exists(fx.dir / "mixed_out" / "a.npy"));
-    CHECK(load_npy(fx.p("mixed_out/a.npy")).to_vector() == load_npy(fx.p("out/copy.npy")).to_vector());
-    CHECK_FALSE(fs::exists(fx.dir / "mixed_out" / "c.npy"));
+    for (const char* env : {"", "AMS_DENOISE_OVERLAP=1"}) {
+        INFO(env);
+        fs::remove_all(fx.dir / "mixed_out");
+        r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("mixed") + " --output " + fx.p("mixed_out") +
+                   " --format npy --device cpu", env);
+        INFO(r.out);
+        CHECK(r.code != 0);
+        CHECK(r.out.find("b.png") != std::string::npos);
+        REQUIRE(fs::exists(fx.dir / "mixed_out" / "a.npy"));
+        CHECK(load_npy(fx.p("mixed_out/a.npy")).to_vector() == load_npy(fx.p("out/copy.npy")).to_vector());
+        CHECK_FALSE(fs::exists(fx.dir / "mixed_out" / "c.npy"));
+    }
 }
 
 TEST_CASE("bad input: one clear message naming the file or option, non-zero exit, nothing partial left") {
@@ -514,9 +528,12 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     expect_error("denoise" + w + in + out + " --r3 -2", "--r3");
     expect_error("denoise" + w + in + out + " --pd two", "--pd");
     expect_error("denoise" + w + in + " --output /nonexistent/dir/o.png", "/nonexistent/dir");
-    expect_error("denoise" + w + in + " --output " + fx.p("o.tiff"), "o.tiff");
-    expect_error("denoise" + w + in + " --output " + fx.p("o.jpg") + " --bits 16", "o.jpg");
-    expect_error("denoise" + w + " --input " + fx.dir.string() + " --output " + fx.p("outdir") + " --format gif", ".gif");
+    // Output names are checked before anything else (here: before the missing weights).
+    const std::string no_weights = " --weights " + fx.p("missing.safetensors");
+    expect_error("denoise" + no_weights + in + " --output " + fx.p("o.tiff"), "--output: " + fx.p("o.tiff"));
+    expect_error("denoise" + no_weights + in + " --output " + fx.p("o.jpg") + " --bits 16", "o.jpg: 16-bit");
+    expect_error("denoise" + w + " --input " + fx.dir.string() + " --output " + fx.p("outdir") + " --format gif",
+                 "--format: ");
     CHECK_FALSE(fs::exists(fx.p("outdir")));
     fs::create_directories(fx.dir / "twins");
     fs::copy_file(fx.image, fx.dir / "twins" / "a.png");

@@ -50,7 +50,8 @@ bool is_flipped_crop_of(const float* crop, int64_t c, const Tensor& img) {
                 for (int64_t ch = 0; ch < 3 && same; ++ch)
                     for (int64_t y = 0; y < c && same; ++y)
                         for (int64_t x = 0; x < c && same; ++x) {
-                            const int64_t sy = y0 + ((flips & 2) ? c - 1 - y : y), sx = x0 + ((flips & 1) ? c - 1 - x : x);
+                            const int64_t sy = y0 + ((flips & 2) ? c - 1 - y : y);
+                            const int64_t sx = x0 + ((flips & 1) ? c - 1 - x : x);
                             same = crop[(ch * c + y) * c + x] == p[(ch * H + sy) * W + sx];
                         }
                 if (same) return true;

@@ -546,8 +546,14 @@ TEST_CASE("images: .npy float arrays load like the image file with the same valu
     save_npy(tmp / "inf.npy", Tensor::from_vector(bad, {h, w, 3}).to(DType::F64));
     CHECK_ERROR_NAMES(load_image(tmp / "inf.npy"), "inf.npy");
     CHECK_ERROR_NAMES(load_image(tmp / "inf.npy"), "row 2, column 4, channel 1");
+    bad[(2 * w + 4) * 3 + 1] = 1e300;  // finite, but not as a float32
+    save_npy(tmp / "big.npy", Tensor::from_vector(bad, {h, w, 3}).to(DType::F64));
+    CHECK_ERROR_NAMES(load_image(tmp / "big.npy"), "beyond float32's range (1e+300)");
+    write_bytes(tmp / "x.tif", "II*");
     CHECK_ERROR_NAMES(list_images(tmp / "x.tif"), "x.tif");
+    CHECK_ERROR_NAMES(list_images(tmp / "x.tif"), "is not a PNG, JPEG, BMP or .npy image");
     CHECK(list_images(tmp.dir.string(), "rgba") == std::vector<std::string>{tmp / "rgba.npy", tmp / "rgba.png"});
+    CHECK(list_images(tmp.dir.string(), "x.") == std::vector<std::string>{});  // x.tif is no image
 }
 
 TEST_CASE("images: a real PolyU photo loads as (1, 3, 512, 512) in [0, 1]") {

@@ -1,6 +1,7 @@
 // amsnet denoise: an image or a folder through the AMSNet k-branch scheme (optionally R^3), or the
 // plain denoiser.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -65,7 +66,11 @@ int cmd_denoise(int argc, char** argv) {
     }
     std::map<std::string, std::string> source_of;  // two inputs (a.png, a.jpg) must not share a result
     for (size_t i = 0; i < outputs.size(); ++i) {
-        check_image_output(outputs[i], bits);
+        try {
+            check_image_output(outputs[i], bits);
+        } catch (const Error& e) {
+            AMS_FAIL(a.given("format") ? "--format: " : "--output: ", e.message());
+        }
         auto [it, fresh] = source_of.emplace(outputs[i], inputs[i]);
         AMS_CHECK(fresh, "--output: '", it->second, "' and '", inputs[i], "' would both be written to '", outputs[i],
                   "' (use --match to pick one)");
@@ -81,7 +86,10 @@ int cmd_denoise(int argc, char** argv) {
     // 12-megapixel PNG takes about 2 s to encode) while this one is denoised; at most one of each
     // in flight. On the CPU the same steps run in order: they would take the cores and memory the
     // denoising uses (measured: no faster, 20% more memory).
-    const auto when = dev == Device::CPU ? std::launch::deferred : std::launch::async;
+    // AMS_DENOISE_OVERLAP=1 overlaps on the CPU too (the tests run the GPU's path that way).
+    const char* overlap = std::getenv("AMS_DENOISE_OVERLAP");
+    const bool overlapped = dev != Device::CPU || (overlap && std::string(overlap) == "1");
+    const auto when = overlapped ? std::launch::async : std::launch::deferred;
     struct Loaded {
         Tensor image;
         ImageExtras extras;  // a grey photo comes out grey, a transparent one keeps its alpha

@@ -57,12 +57,12 @@ namespace {
 // Crop (3, c, c) at (y0, x0) of an image's interleaved samples, flipped as drawn; grey (+alpha)
 // is replicated to the 3 channels, alpha dropped: the values load_image would give there.
 template <class T>
-void crop_samples(const std::vector<T>& px, int n, int64_t W, int64_t c, int64_t y0, int64_t x0, bool flip_h,
-                  bool flip_v, float* out) {
+void crop_samples(const T* px, int n, int64_t W, int64_t c, int64_t y0, int64_t x0, bool flip_h, bool flip_v,
+                  float* out) {
     for (int64_t ch = 0; ch < 3; ++ch) {
         const int64_t src = n < 3 ? 0 : ch;
         for (int64_t y = 0; y < c; ++y) {
-            const T* row = px.data() + ((y0 + (flip_v ? c - 1 - y : y)) * W + x0) * n + src;
+            const T* row = px + ((y0 + (flip_v ? c - 1 - y : y)) * W + x0) * n + src;
             float* o = out + (ch * c + y) * c;
             for (int64_t x = 0; x < c; ++x) o[x] = sample_value(row[(flip_h ? c - 1 - x : x) * n]);
         }
@@ -75,39 +75,43 @@ Tensor ImageDataset::batch(int batch, uint64_t seed, uint64_t step) {
     const int64_t c = crop_;
     const uint64_t crop_stream = rng::make_stream(rng::kCrop, (uint32_t)step);
     const uint64_t flip_stream = rng::make_stream(rng::kFlip, (uint32_t)step);
-    // The drawn images, the uncached ones decoded in parallel (each once, however often drawn).
-    std::vector<size_t> idx(batch);
-    std::map<size_t, Image> images;
-    std::vector<size_t> todo;
-    for (int b = 0; b < batch; ++b) {
-        idx[b] = rng::draw_below(seed, crop_stream, 3 * b, (uint32_t)files_.size());
-        if (images.count(idx[b])) continue;
-        images[idx[b]] = cached(idx[b]);
-        if (!images[idx[b]]) todo.push_back(idx[b]);
-    }
-    if (!todo.empty()) {
-        const size_t workers = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
-        std::vector<Image> decoded(todo.size());
-        std::atomic<size_t> next{0};
-        std::vector<std::future<void>> pool;
-        for (size_t t = 0; t < workers; ++t)
-            pool.push_back(std::async(std::launch::async, [&] {
-                for (size_t k; (k = next++) < todo.size();) decoded[k] = decode(todo[k]);
-            }));
-        for (auto& f : pool) f.get();  // rethrows a worker's error (the file's name in it)
-        for (size_t k = 0; k < todo.size(); ++k) images[todo[k]] = decoded[k];
-    }
-
+    // The items grouped by the image they crop. A job takes one image's crops: from the cache, or
+    // decoded (once, however often drawn) and dropped after its crops unless the cache keeps it.
+    std::map<size_t, std::vector<int>> by_image;
+    for (int b = 0; b < batch; ++b)
+        by_image[rng::draw_below(seed, crop_stream, 3 * b, (uint32_t)files_.size())].push_back(b);
+    const std::vector<std::pair<size_t, std::vector<int>>> jobs(by_image.begin(), by_image.end());
     Tensor out = Tensor::empty({batch, 3, c, c});
-    for (int b = 0; b < batch; ++b) {
-        const DecodedImage& img = *images[idx[b]];
-        const int64_t y0 = rng::draw_below(seed, crop_stream, 3 * b + 1, (uint32_t)(img.h - c + 1));
-        const int64_t x0 = rng::draw_below(seed, crop_stream, 3 * b + 2, (uint32_t)(img.w - c + 1));
-        const bool flip_h = rng::draw_below(seed, flip_stream, 2 * b, 2), flip_v = rng::draw_below(seed, flip_stream, 2 * b + 1, 2);
-        float* dst = out.data<float>() + b * 3 * c * c;
-        std::visit([&](const auto& px) { crop_samples(px, img.channels, img.w, c, y0, x0, flip_h, flip_v, dst); },
-                   img.samples);
+    auto run = [&](const std::pair<size_t, std::vector<int>>& job) {
+        Image img = cached(job.first);
+        if (!img) img = decode(job.first);
+        for (int b : job.second) {
+            const int64_t y0 = rng::draw_below(seed, crop_stream, 3 * b + 1, (uint32_t)(img->h - c + 1));
+            const int64_t x0 = rng::draw_below(seed, crop_stream, 3 * b + 2, (uint32_t)(img->w - c + 1));
+            const bool flip_h = rng::draw_below(seed, flip_stream, 2 * b, 2);
+            const bool flip_v = rng::draw_below(seed, flip_stream, 2 * b + 1, 2);
+            float* dst = out.data<float>() + b * 3 * c * c;  // each item its own slice: jobs never overlap
+            img->visit([&](const auto* px) {
+                crop_samples(px, img->channels, img->w, c, y0, x0, flip_h, flip_v, dst);
+            });
+        }
+    };
+    // Uncached images decode in parallel, one thread per image up to the cores, so at most that
+    // many are held at once; a batch the cache serves runs here.
+    size_t uncached = 0;
+    for (const auto& job : jobs) uncached += !cached(job.first);
+    const size_t workers = std::min<size_t>(uncached, std::max(1u, std::thread::hardware_concurrency()));
+    if (workers <= 1) {
+        for (const auto& job : jobs) run(job);
+        return out;
     }
+    std::atomic<size_t> next{0};
+    std::vector<std::future<void>> pool;
+    for (size_t t = 0; t < workers; ++t)
+        pool.push_back(std::async(std::launch::async, [&] {
+            for (size_t k; (k = next++) < jobs.size();) run(jobs[k]);
+        }));
+    for (auto& f : pool) f.get();  // rethrows a worker's error (the file's name in it)
     return out;
 }
 
