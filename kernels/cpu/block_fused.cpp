@@ -32,25 +32,55 @@ T* scratch(size_t slot, int64_t n) {
     return thread_scratch<FusedScratch, T>(slot, n);
 }
 
+// The interior columns of one output row from the NK tap rows inside the image: one pass, each
+// output the bias plus the rows' three-tap sums in row order (the order of a row-by-row pass).
+template <int NK, class T>
+void dw3_interior(const T* const* x, const T* const* wk, T bias, int64_t W, T* out) {
+    const T *x0 = x[0], *x1 = x[NK > 1 ? 1 : 0], *x2 = x[NK > 2 ? 2 : 0];
+    T w[3][3];
+    for (int k = 0; k < NK; ++k)
+        for (int j = 0; j < 3; ++j) w[k][j] = wk[k][j];
+#pragma omp simd
+    for (int64_t ox = 1; ox < W - 1; ++ox) {
+        T acc = bias;
+        acc += w[0][0] * x0[ox - 1] + w[0][1] * x0[ox] + w[0][2] * x0[ox + 1];
+        if constexpr (NK > 1) acc += w[1][0] * x1[ox - 1] + w[1][1] * x1[ox] + w[1][2] * x1[ox + 1];
+        if constexpr (NK > 2) acc += w[2][0] * x2[ox - 1] + w[2][1] * x2[ox] + w[2][2] * x2[ox + 1];
+        out[ox] = acc;
+    }
+}
+
 // One output row of the depthwise 3x3 (padding 1) over the held rows [a0, a1) of one channel of A:
-// bias first, then the three tap rows in order (read in place: the held rows have no zero border).
+// the bias plus the tap rows inside the image in order (outside: zero padding), read in place (the
+// held rows have no zero border).
 template <class T>
 void dw3_row(const T* a, int64_t a0, int64_t a1, int64_t r, int64_t W, const T* w, T bias, T* out) {
-    std::fill(out, out + W, bias);
+    const T* x[3];
+    const T* wk[3];
+    int nk = 0;
     for (int64_t ky = 0; ky < 3; ++ky) {
         const int64_t ir = r + ky - 1;
-        if (ir < a0 || ir >= a1) continue;  // outside the image: zero padding
-        const T* xr = a + (ir - a0) * W;
-        const T w0 = w[ky * 3], w1 = w[ky * 3 + 1], w2 = w[ky * 3 + 2];
-        if (W == 1) {
-            out[0] += w1 * xr[0];
-            continue;
-        }
-        out[0] += w1 * xr[0] + w2 * xr[1];
-#pragma omp simd
-        for (int64_t ox = 1; ox < W - 1; ++ox) out[ox] += w0 * xr[ox - 1] + w1 * xr[ox] + w2 * xr[ox + 1];
-        out[W - 1] += w0 * xr[W - 2] + w1 * xr[W - 1];
+        if (ir < a0 || ir >= a1) continue;
+        x[nk] = a + (ir - a0) * W;
+        wk[nk++] = w + ky * 3;
     }
+    if (W == 1) {
+        T acc = bias;
+        for (int k = 0; k < nk; ++k) acc += wk[k][1] * x[k][0];
+        out[0] = acc;
+        return;
+    }
+    T left = bias, right = bias;
+    for (int k = 0; k < nk; ++k) {
+        left += wk[k][1] * x[k][0] + wk[k][2] * x[k][1];
+        right += wk[k][0] * x[k][W - 2] + wk[k][1] * x[k][W - 1];
+    }
+    if (nk == 3) dw3_interior<3>(x, wk, bias, W, out);
+    else if (nk == 2) dw3_interior<2>(x, wk, bias, W, out);
+    else if (nk == 1) dw3_interior<1>(x, wk, bias, W, out);
+    else std::fill(out + 1, out + W - 1, bias);
+    out[0] = left;
+    out[W - 1] = right;
 }
 
 template <class T>
