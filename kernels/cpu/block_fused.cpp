@@ -22,10 +22,10 @@ namespace ams::cpu {
 namespace {
 
 // Per thread, the tile's buffers (LN(x), the projection with a halo row above and below, and the
-// feed-forward's D, G and W_out G). L3-sized, not L2: the GEMMs want long rows.
+// feed-forward's D and G). L3-sized, not L2: the GEMMs want long rows.
 int64_t g_tile_bytes = int64_t(8) << 20;
 
-// The thread's tile buffers (slots 0-1: ProjectedRows, 2-4: the feed-forward's D, G, W_out G).
+// The thread's tile buffers (slots 0-1: ProjectedRows, 2-3: the feed-forward's D and G).
 struct FusedScratch;
 template <class T>
 T* scratch(size_t slot, int64_t n) {
@@ -168,27 +168,29 @@ template <class T>
 void ffn_residual_forward(const T* x, T* y, int64_t B, int64_t C, int64_t H, int64_t W, const FfnParams<T>& p) {
     const int64_t h2 = p.in.P, h = h2 / 2;
     if (B == 0 || C == 0 || H == 0 || W == 0 || h2 == 0) return;
-    for_strips(B, H, (2 * C + 5 * h) * W * (int64_t)sizeof(T), [&](int64_t n, int64_t s0, int64_t s1, int64_t R) {
+    for_strips(B, H, (C + 5 * h) * W * (int64_t)sizeof(T), [&](int64_t n, int64_t s0, int64_t s1, int64_t R) {
         const T* xn = x + n * C * H * W;
         T* yn = y + n * C * H * W;
         ProjectedRows<T> rows(xn, C, H, W, p.in, R);
         T* D = scratch<T>(2, h2 * R * W);
         T* G = scratch<T>(3, h * R * W);
-        T* O = scratch<T>(4, C * R * W);
         for (int64_t r0 = s0; r0 < s1; r0 += R) {
             const int64_t r1 = std::min(s1, r0 + R), nr = r1 - r0;
             rows.advance(r0, r1);
-            // D = dw3x3(A) + b_dw on the output rows, G = gelu(D[:h]) * D[h:], O = W_out G + b_out.
+            // D = dw3x3(A) + b_dw on the output rows, G = gelu(D[:h]) * D[h:], then y = x + b_out
+            // and y += W_out G straight into y's rows (channel stride H*W): the residual costs no
+            // buffer and no pass of its own, and the GEMM no zeroing pass.
             rows.depthwise(r0, r1, D, nr * W);
             gelu_gate_forward<T>(D, G, 1, h, nr * W);
-            gemm<T>(false, false, C, nr * W, h, T(1), p.w_out, h, G, nr * W, T(0), O, nr * W);
-            add_bias(O, C, nr * W, nr * W, p.b_out);
             for (int64_t c = 0; c < C; ++c) {
                 const T* xs = xn + (c * H + r0) * W;
-                const T* os = O + c * nr * W;
                 T* ys = yn + (c * H + r0) * W;
-                for (int64_t i = 0; i < nr * W; ++i) ys[i] = xs[i] + os[i];
+                if (p.b_out)
+                    for (int64_t i = 0; i < nr * W; ++i) ys[i] = xs[i] + p.b_out[c];
+                else
+                    std::memcpy(ys, xs, (size_t)(nr * W) * sizeof(T));
             }
+            gemm<T>(false, false, C, nr * W, h, T(1), p.w_out, h, G, nr * W, T(1), yn + r0 * W, H * W);
         }
     });
 }
