@@ -28,7 +28,9 @@ struct DecodedImage {
     Type type = Type::U8;
     std::shared_ptr<const void> data;  // h * w * channels samples of `type`
 
-    size_t nbytes() const { return (size_t)(h * w * channels) * (type == Type::U8 ? 1 : type == Type::U16 ? 2 : 4); }
+    size_t nbytes() const {
+        return (size_t)(h * w * channels) * (type == Type::U8 ? 1 : type == Type::U16 ? 2 : 4);
+    }
     // f(px) with px the samples as const uint8_t*, const uint16_t* or const float*.
     template <class F>
     decltype(auto) visit(F&& f) const {

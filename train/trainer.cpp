@@ -424,8 +424,8 @@ int64_t train(const TrainOptions& o) {
                 const double data_wait = (prefetch.waited() - last_waited) / std::max(1e-9, now - last_log_time);
                 last_waited = prefetch.waited();
                 if (!o.quiet)
-                    std::fprintf(stderr, "step %lld%s loss %.5f lr %.1e %.2f img/s elapsed %s left %s%s%s\n", (long long)step,
-                             o.steps > 0 ? str("/", o.steps).c_str() : "", mean_loss, adam.config().lr, ips,
+                    std::fprintf(stderr, "step %lld%s loss %.5f lr %.1e %.2f img/s elapsed %s left %s%s%s\n",
+                             (long long)step, o.steps > 0 ? str("/", o.steps).c_str() : "", mean_loss, adam.config().lr, ips,
                              format_duration(now).c_str(), format_duration(std::max(0.0, left)).c_str(),
                              val_now ? str(" val PSNR ", val_psnr, " dB SSIM ", val_ssim).c_str() : "",
                              data_wait >= 0.1 ? str(" (waiting for images ", std::lround(100 * data_wait),
