@@ -64,13 +64,19 @@ Tensor to_planar(const T* px, int n, int64_t h, int64_t w, ImageExtras* extras) 
 // are taken as they are (a simulation's unclipped noise stays unclipped); NaN, infinity and
 // float64 values beyond float32's range are refused, since the network would spread them over
 // the whole image.
-DecodedImage decode_npy(const std::string& path) {
-    const Tensor a = load_npy(path);
-    const Shape& s = a.shape();
+// The channel count of a .npy image of shape s; errors name the file.
+int64_t npy_channels(const std::string& path, const Shape& s) {
     const int64_t n = s.size() == 2 ? 1 : s.size() == 3 ? s[2] : 0;
     if (n < 1 || n > 4 || s[0] < 1 || s[1] < 1)
         AMS_FAIL(path, ": a .npy image must be a float array (H, W) or (H, W, C) with C = 1 to 4 channels, got shape ",
                  shape_str(s));
+    return n;
+}
+
+DecodedImage decode_npy(const std::string& path) {
+    const Tensor a = load_npy(path);
+    const Shape& s = a.shape();
+    const int64_t n = npy_channels(path, s);
     auto f = std::make_shared<const Tensor>(a.to(DType::F32));
     const float* px = f->data<float>();
     for (int64_t i = 0; i < f->numel(); ++i)
@@ -156,10 +162,33 @@ bool is_image_path(const std::string& path) {
     return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".npy";
 }
 
-DecodedImage decode_image(const std::string& path) {
+namespace {
+
+void check_is_file(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) AMS_FAIL(path, ": cannot load image: no such file");
     if (std::filesystem::is_directory(path, ec)) AMS_FAIL(path, ": cannot load image: is a directory");
+}
+
+}  // namespace
+
+ImageSize image_size(const std::string& path) {
+    check_is_file(path);
+    if (lower_extension(path) == ".npy") {
+        const Shape s = npy_shape(path);
+        const int n = (int)npy_channels(path, s);  // first: it checks the rank
+        return {s[0], s[1], n};
+    }
+    int w = 0, h = 0, n = 0;
+    if (!stbi_info(path.c_str(), &w, &h, &n)) {
+        const char* why = stbi_failure_reason();
+        AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
+    }
+    return {h, w, n};
+}
+
+DecodedImage decode_image(const std::string& path) {
+    check_is_file(path);
     if (lower_extension(path) == ".npy") return decode_npy(path);
     int w = 0, h = 0, n = 0;
     const bool deep = stbi_is_16_bit(path.c_str());

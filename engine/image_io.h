@@ -48,6 +48,15 @@ inline float sample_value(float v) { return v; }
 // The file's samples; the same formats, checks and errors as load_image.
 DecodedImage decode_image(const std::string& path);
 
+// Height, width and channel count from the file's header alone (no decoding). A file that is not
+// an image of the formats above is an error naming it; one whose data is corrupt past its header
+// may only fail when decoded.
+struct ImageSize {
+    int64_t h = 0, w = 0;
+    int channels = 0;
+};
+ImageSize image_size(const std::string& path);
+
 // PNG, JPEG or BMP, 8 or 16 bits per sample -> float32 CPU tensor (1, 3, H, W) in [0, 1]. Also
 // .npy: a float32 or float64 array (H, W) or (H, W, C), C = 1 to 4, on the same [0, 1] scale, its
 // values kept as they are (unclipped; NaN or infinity is an error). Grey images are replicated to

@@ -77,15 +77,14 @@ struct HeaderParser {
     }
 };
 
-}  // namespace
+struct NpyHeader {
+    Shape shape;
+    DType dtype;
+    uint64_t bytes;  // of the data, which follows the header where `f` now stands
+};
 
-Tensor load_npy(const std::string& path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec))
-        AMS_FAIL(path, ": cannot read .npy file: ",
-                 std::filesystem::exists(path, ec) ? "not a regular file" : "no such file");
-    std::ifstream f(path, std::ios::binary);
-    if (!f) AMS_FAIL(path, ": cannot open .npy file: ", std::strerror(errno));
+// Reads and checks the header of the .npy file open in `f`, and that the data is all there.
+NpyHeader read_header(const std::string& path, std::ifstream& f) {
     f.seekg(0, std::ios::end);
     const uint64_t file_bytes = (uint64_t)f.tellg();
     f.seekg(0);
@@ -149,7 +148,30 @@ Tensor load_npy(const std::string& path) {
     if (bytes > file_bytes - data_start)
         AMS_FAIL(path, ": truncated .npy data: shape ", shape_str(shape), " needs ", bytes, " bytes, the file has ",
                  file_bytes - data_start);
+    return {shape, dtype, bytes};
+}
 
+// Opens `path` for reading, with errors naming it.
+std::ifstream open_npy(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        AMS_FAIL(path, ": cannot read .npy file: ",
+                 std::filesystem::exists(path, ec) ? "not a regular file" : "no such file");
+    std::ifstream f(path, std::ios::binary);
+    if (!f) AMS_FAIL(path, ": cannot open .npy file: ", std::strerror(errno));
+    return f;
+}
+
+}  // namespace
+
+Shape npy_shape(const std::string& path) {
+    std::ifstream f = open_npy(path);
+    return read_header(path, f).shape;
+}
+
+Tensor load_npy(const std::string& path) {
+    std::ifstream f = open_npy(path);
+    const auto [shape, dtype, bytes] = read_header(path, f);
     Tensor t = Tensor::empty(shape, dtype, Device::CPU);
     if (bytes) {
         f.read(static_cast<char*>(t.raw_data()), (std::streamsize)bytes);

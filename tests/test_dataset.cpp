@@ -100,22 +100,44 @@ TEST_CASE("training batches: flipped crops of the images as load_image gives the
     CHECK(cache_none.cache_room() == 0);
 }
 
-TEST_CASE("training batches: an unreadable or too small image fails the batch, naming the file") {
-    for (const char* bad : {"small.png", "broken.png"}) {
-        INFO(bad);
-        Folder f;
-        save_image(f.p("fine.png"), random_image(3, 40, 40, 1));
-        if (std::string(bad) == "small.png") save_image(f.p(bad), random_image(3, 12, 40, 2));
-        else std::ofstream(f.p(bad)) << "not a PNG";
-        ImageDataset d({f.dir.string()}, "", 16);
-        std::string message;
-        for (uint64_t step = 0; step < 20 && message.empty(); ++step) {
-            try {
-                d.batch(4, 1, step);
-            } catch (const Error& e) {
-                message = e.what();
-            }
+TEST_CASE("training data: an unreadable or too small image is refused before any batch, naming the file") {
+    Folder f;
+    save_image(f.p("fine.png"), random_image(3, 40, 40, 1));
+    save_image(f.p("small.png"), random_image(3, 12, 40, 2));
+    save_image(f.p("narrow.npy"), random_image(1, 40, 15, 3));
+    Folder bad;
+    std::ofstream(bad.p("broken.png")) << "not a PNG";
+    auto error_of = [&](const Folder& folder, const std::string& include) {
+        try {
+            ImageDataset d({folder.dir.string()}, include, 16);
+        } catch (const Error& e) {
+            return std::string(e.what());
         }
-        CHECK(message.find(bad) != std::string::npos);
+        return std::string();
+    };
+    CHECK(error_of(f, "fine") == "");
+    CHECK(error_of(f, "small").find("small.png' is 40x12, smaller than --crop 16") != std::string::npos);
+    CHECK(error_of(f, "narrow").find("narrow.npy' is 15x40") != std::string::npos);
+    const std::string all = error_of(f, "");  // the first small one in sorted order, and a count
+    CHECK(all.find("narrow.npy' is 15x40") != std::string::npos);
+    CHECK(all.find("(and 1 more)") != std::string::npos);
+    CHECK(error_of(bad, "").find("broken.png") != std::string::npos);
+
+    // A file whose header reads but whose data is corrupt still fails the batch that draws it.
+    Folder g;
+    save_image(g.p("cut.png"), random_image(3, 40, 40, 4));
+    std::string bytes;
+    {
+        std::ifstream in(g.p("cut.png"), std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
     }
+    std::ofstream(g.p("cut.png"), std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2);
+    ImageDataset d({g.dir.string()}, "", 16);
+    std::string message;
+    try {
+        d.batch(2, 1, 0);
+    } catch (const Error& e) {
+        message = e.what();
+    }
+    CHECK(message.find("cut.png") != std::string::npos);
 }

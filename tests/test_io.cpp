@@ -601,6 +601,7 @@ TEST_CASE("npy: f4 and f8 round trips, 64-byte aligned data") {
         CHECK((10 + header_len) % 64 == 0);
         CHECK(bytes[10 + header_len - 1] == '\n');
         Tensor back = load_npy(path);
+        CHECK(npy_shape(path) == c.t.shape());
         CHECK(back.dtype() == c.stored);
         CHECK(back.shape() == c.t.shape());
         CHECK(back.to_double() == c.t.to_double());
@@ -638,6 +639,7 @@ TEST_CASE("npy: bad files give errors naming the file") {
         write_bytes(path, bytes);
         CHECK_ERROR_NAMES(load_npy(path), "bad.npy");
         CHECK_ERROR_NAMES(load_npy(path), also);
+        CHECK_ERROR_NAMES(npy_shape(path), also);  // the header alone gets the same checks
     };
     check_bad("PK\x03\x04 this is a zip", "magic");
     check_bad("", "magic");

@@ -27,6 +27,16 @@ ImageDataset::ImageDataset(const std::vector<std::string>& folders, const std::s
                   include.empty() ? "" : " matching --include '" + include + "'", " in '", dir, "'");
         files_.insert(files_.end(), found.begin(), found.end());
     }
+    // Every file's size from its header, before training starts: an unreadable or too small image
+    // must not end a run hours in, when a batch first draws it.
+    size_t small = 0;
+    std::string first;
+    for (const std::string& f : files_) {
+        const ImageSize s = image_size(f);
+        if (s.h >= crop && s.w >= crop) continue;
+        if (small++ == 0) first = str("training image '", f, "' is ", s.w, "x", s.h, ", smaller than --crop ", crop);
+    }
+    AMS_CHECK(small == 0, first, small > 1 ? str(" (and ", small - 1, " more)") : "");
     cache_.resize(files_.size());
 }
 
