@@ -252,7 +252,8 @@ int64_t train(const TrainOptions& o) {
     const std::string model_path = (fs::path(o.out) / "model.safetensors").string();
     const std::string log_path = (fs::path(o.out) / "log.csv").string();
 
-    ImageDataset data(o.data, o.include, o.crop, (size_t)o.image_cache);
+    // (--calibrate-only takes no training crops: its images need only be calibration-sized.)
+    ImageDataset data(o.data, o.include, o.calibrate_only ? 8 : o.crop, (size_t)o.image_cache);
     Validation val = load_validation(o);
     DenoiseOptions val_scheme;  // its tile is chosen with the step's memory (validation_tile)
     val_scheme.tile = 0;
