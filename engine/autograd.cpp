@@ -15,11 +15,6 @@ struct Node {
     BackwardFn fn;
 };
 
-GradSlot& slot_of(TensorImpl& impl) {
-    if (!impl.slot) impl.slot = std::make_shared<GradSlot>();
-    return *impl.slot;
-}
-
 thread_local bool g_enabled = true;
 thread_local std::vector<Node> g_tape;
 
@@ -40,19 +35,19 @@ bool needs_grad(std::initializer_list<Tensor> inputs) {
 void record(Tensor& out, BackwardFn fn) {
     out.impl().requires_grad = true;
     out.impl().is_leaf = false;
-    slot_of(out.impl());
+    out.impl().grad_slot();
     g_tape.push_back(Node{out.impl().slot, std::move(fn)});
 }
 
 Tensor grad_buffer(const Tensor& t) {
-    GradSlot& slot = slot_of(t.impl());
+    GradSlot& slot = t.impl().grad_slot();
     if (!slot.grad) slot.grad = Tensor::zeros(t.shape(), t.dtype(), t.device()).impl_ptr();
     return Tensor(slot.grad);
 }
 
 Tensor handle(const Tensor& t) {
     if (!t.defined()) return Tensor();
-    slot_of(t.impl());  // before the copy, so that both share it
+    t.impl().grad_slot();  // before the copy, so that both share it
     auto h = std::make_shared<TensorImpl>(t.impl());
     h->storage = std::make_shared<Storage>(t.device());
     h->offset = 0;

@@ -319,9 +319,7 @@ Tensor Tensor::grad() const {
 void Tensor::set_grad(const Tensor& g) {
     AMS_CHECK(!g.defined() || g.shape() == shape(), "set_grad: gradient shape ", shape_str(g.shape()),
               " for tensor ", shape_str(shape()));
-    TensorImpl& i = impl();
-    if (!i.slot) i.slot = std::make_shared<GradSlot>();
-    i.slot->grad = g.impl_ptr();
+    impl().grad_slot().grad = g.impl_ptr();
 }
 
 void Tensor::backward() const { autograd::backward(*this); }

@@ -45,7 +45,12 @@ struct TensorImpl {
     DType dtype = DType::F32;
     bool requires_grad = false;
     bool is_leaf = true;              // false when an op made it (its gradient is freed after use)
-    std::shared_ptr<GradSlot> slot;   // made on first use; a view gets its own
+    std::shared_ptr<GradSlot> slot;   // made on first use (grad_slot()); a view gets its own
+
+    GradSlot& grad_slot() {
+        if (!slot) slot = std::make_shared<GradSlot>();
+        return *slot;
+    }
 };
 
 class Tensor {
