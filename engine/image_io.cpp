@@ -37,33 +37,24 @@ std::string lower_extension(const std::string& path) {
     return e;
 }
 
-// (1, 3, h, w) planar RGB floats on the [0, 1] scale; grey (+alpha) is replicated. The file's
-// channel count and its alpha plane (the last channel when there are 2 or 4) go to `extras`.
+// Sample -> value on the [0, 1] scale: the one conversion of samples (planar_window, alpha).
+float sample_value(uint8_t v) { return (float)v / 255.f; }
+float sample_value(uint16_t v) { return (float)v / 65535.f; }
+float sample_value(float v) { return v; }
+
 template <class T>
-Tensor to_planar(const T* px, int n, int64_t h, int64_t w, ImageExtras* extras) {
-    Tensor t = Tensor::empty({1, 3, h, w});
-    const size_t plane = (size_t)(h * w);
-    for (int c = 0; c < 3; ++c) {
-        const int src = n < 3 ? 0 : c;
-        float* o = t.data<float>() + c * plane;
-        for (size_t i = 0; i < plane; ++i) o[i] = sample_value(px[i * n + src]);
-    }
-    if (extras) {
-        extras->channels = n;
-        extras->alpha = Tensor();
-        if (n == 2 || n == 4) {
-            extras->alpha = Tensor::empty({1, 1, h, w});
-            float* a = extras->alpha.data<float>();
-            for (size_t i = 0; i < plane; ++i) a[i] = sample_value(px[i * n + n - 1]);
+void planar_window(const T* px, int n, int64_t W, int64_t y0, int64_t x0, int64_t h, int64_t w, bool flip_h,
+                   bool flip_v, float* out) {
+    for (int64_t ch = 0; ch < 3; ++ch) {
+        const int64_t src = n < 3 ? 0 : ch;
+        for (int64_t y = 0; y < h; ++y) {
+            const T* row = px + ((y0 + (flip_v ? h - 1 - y : y)) * W + x0) * n + src;
+            float* o = out + (ch * h + y) * w;
+            for (int64_t x = 0; x < w; ++x) o[x] = sample_value(row[(flip_h ? w - 1 - x : x) * n]);
         }
     }
-    return t;
 }
 
-// A float array (H, W) or (H, W, C), C = 1 to 4, on the [0, 1] scale of the other formats. Values
-// are taken as they are (a simulation's unclipped noise stays unclipped); NaN, infinity and
-// float64 values beyond float32's range are refused, since the network would spread them over
-// the whole image.
 // The channel count of a .npy image of shape s; errors name the file.
 int64_t npy_channels(const std::string& path, const Shape& s) {
     const int64_t n = s.size() == 2 ? 1 : s.size() == 3 ? s[2] : 0;
@@ -73,6 +64,10 @@ int64_t npy_channels(const std::string& path, const Shape& s) {
     return n;
 }
 
+// A float array (H, W) or (H, W, C), C = 1 to 4, on the [0, 1] scale of the other formats. Values
+// are taken as they are (a simulation's unclipped noise stays unclipped); NaN, infinity and
+// float64 values beyond float32's range are refused, since the network would spread them over
+// the whole image.
 DecodedImage decode_npy(const std::string& path) {
     const Tensor a = load_npy(path);
     const Shape& s = a.shape();
@@ -170,6 +165,11 @@ void check_is_file(const std::string& path) {
     if (std::filesystem::is_directory(path, ec)) AMS_FAIL(path, ": cannot load image: is a directory");
 }
 
+[[noreturn]] void fail_stb(const std::string& path) {
+    const char* why = stbi_failure_reason();
+    AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
+}
+
 }  // namespace
 
 ImageSize image_size(const std::string& path) {
@@ -180,10 +180,7 @@ ImageSize image_size(const std::string& path) {
         return {s[0], s[1], n};
     }
     int w = 0, h = 0, n = 0;
-    if (!stbi_info(path.c_str(), &w, &h, &n)) {
-        const char* why = stbi_failure_reason();
-        AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
-    }
+    if (!stbi_info(path.c_str(), &w, &h, &n)) fail_stb(path);
     return {h, w, n};
 }
 
@@ -194,17 +191,33 @@ DecodedImage decode_image(const std::string& path) {
     const bool deep = stbi_is_16_bit(path.c_str());
     void* px = deep ? (void*)stbi_load_16(path.c_str(), &w, &h, &n, 0)
                     : (void*)stbi_load(path.c_str(), &w, &h, &n, 0);
-    if (!px) {
-        const char* why = stbi_failure_reason();
-        AMS_FAIL(path, ": cannot load image: ", why ? why : "unknown error");
-    }
+    if (!px) fail_stb(path);
     return DecodedImage{h, w, n, deep ? DecodedImage::Type::U16 : DecodedImage::Type::U8,
                         std::shared_ptr<const void>(px, stbi_image_free)};
 }
 
+void planar_window(const DecodedImage& img, int64_t y0, int64_t x0, int64_t h, int64_t w, bool flip_h, bool flip_v,
+                   float* out) {
+    img.visit([&](const auto* px) { planar_window(px, img.channels, img.w, y0, x0, h, w, flip_h, flip_v, out); });
+}
+
 Tensor load_image(const std::string& path, ImageExtras* extras) {
     const DecodedImage img = decode_image(path);
-    return img.visit([&](const auto* px) { return to_planar(px, img.channels, img.h, img.w, extras); });
+    Tensor t = Tensor::empty({1, 3, img.h, img.w});
+    planar_window(img, 0, 0, img.h, img.w, false, false, t.data<float>());
+    if (extras) {  // the file's channel count, and its alpha plane (the last channel of 2 or 4)
+        extras->channels = img.channels;
+        extras->alpha = Tensor();
+        if (img.channels == 2 || img.channels == 4) {
+            extras->alpha = Tensor::empty({1, 1, img.h, img.w});
+            float* a = extras->alpha.data<float>();
+            const int n = img.channels;
+            img.visit([&](const auto* px) {
+                for (int64_t i = 0; i < img.h * img.w; ++i) a[i] = sample_value(px[i * n + n - 1]);
+            });
+        }
+    }
+    return t;
 }
 
 Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras) {

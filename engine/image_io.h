@@ -40,13 +40,15 @@ struct DecodedImage {
     }
 };
 
-// Sample -> value on the [0, 1] scale, the one conversion every reader of DecodedImage uses.
-inline float sample_value(uint8_t v) { return (float)v / 255.f; }
-inline float sample_value(uint16_t v) { return (float)v / 65535.f; }
-inline float sample_value(float v) { return v; }
-
 // The file's samples; the same formats, checks and errors as load_image.
 DecodedImage decode_image(const std::string& path);
+
+// The (3, h, w) window at (y0, x0) of img, as planar RGB floats on the [0, 1] scale, into out;
+// flipped left-right (flip_h) and upside down (flip_v) when asked. Grey (+ alpha) is replicated
+// to the 3 channels and alpha dropped. load_image converts a whole image with it, the training
+// data its crops.
+void planar_window(const DecodedImage& img, int64_t y0, int64_t x0, int64_t h, int64_t w, bool flip_h, bool flip_v,
+                   float* out);
 
 // Height, width and channel count from the file's header alone (no decoding). A file that is not
 // an image of the formats above is an error naming it; one whose data is corrupt past its header

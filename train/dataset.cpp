@@ -62,25 +62,6 @@ size_t ImageDataset::cache_room() {
     return cache_bytes_ > cached_ ? cache_bytes_ - cached_ : 0;
 }
 
-namespace {
-
-// Crop (3, c, c) at (y0, x0) of an image's interleaved samples, flipped as drawn; grey (+alpha)
-// is replicated to the 3 channels, alpha dropped: the values load_image would give there.
-template <class T>
-void crop_samples(const T* px, int n, int64_t W, int64_t c, int64_t y0, int64_t x0, bool flip_h, bool flip_v,
-                  float* out) {
-    for (int64_t ch = 0; ch < 3; ++ch) {
-        const int64_t src = n < 3 ? 0 : ch;
-        for (int64_t y = 0; y < c; ++y) {
-            const T* row = px + ((y0 + (flip_v ? c - 1 - y : y)) * W + x0) * n + src;
-            float* o = out + (ch * c + y) * c;
-            for (int64_t x = 0; x < c; ++x) o[x] = sample_value(row[(flip_h ? c - 1 - x : x) * n]);
-        }
-    }
-}
-
-}  // namespace
-
 Tensor ImageDataset::batch(int batch, uint64_t seed, uint64_t step) {
     const int64_t c = crop_;
     const uint64_t crop_stream = rng::make_stream(rng::kCrop, (uint32_t)step);
@@ -101,9 +82,7 @@ Tensor ImageDataset::batch(int batch, uint64_t seed, uint64_t step) {
             const bool flip_h = rng::draw_below(seed, flip_stream, 2 * b, 2);
             const bool flip_v = rng::draw_below(seed, flip_stream, 2 * b + 1, 2);
             float* dst = out.data<float>() + b * 3 * c * c;  // each item its own slice: jobs never overlap
-            img->visit([&](const auto* px) {
-                crop_samples(px, img->channels, img->w, c, y0, x0, flip_h, flip_v, dst);
-            });
+            planar_window(*img, y0, x0, c, c, flip_h, flip_v, dst);
         }
     };
     // Uncached images decode in parallel, one thread per image up to the cores, so at most that
