@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <future>
 
 #include "engine/autograd.h"
 #include "engine/check.h"
@@ -133,11 +134,21 @@ ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
     for (int s = 0; s <= 16; ++s) c.sigmas.push_back(0.25 * s);
     c.objective.assign(c.sigmas.size(), 0.0);
     const size_t n = std::min(files.size(), (size_t)max_images);
+    auto file_of = [&](size_t i) -> const std::string& { return files[i * files.size() / n]; };
+    // The centre crop, converted alone (a 12-megapixel photo is never made float).
+    auto centre_crop = [&](size_t i) {
+        const DecodedImage img = decode_image(file_of(i));
+        const int64_t h = std::min<int64_t>(crop, img.h), w = std::min<int64_t>(crop, img.w);
+        Tensor t = Tensor::empty({1, 3, h, w});
+        planar_window(img, (img.h - h) / 2, (img.w - w) / 2, h, w, false, false, t.data<float>());
+        return t;
+    };
+    // The next image decodes while this one is restored (0.1-0.2 s a photo, a GPU restores faster).
+    std::future<Tensor> next = std::async(std::launch::async, centre_crop, 0);
     for (size_t i = 0; i < n; ++i) {
-        const std::string& file = files[i * files.size() / n];
-        Tensor img = load_image(file);
-        const int64_t h = std::min<int64_t>(crop, img.dim(2)), w = std::min<int64_t>(crop, img.dim(3));
-        Tensor noisy = img.narrow(2, (img.dim(2) - h) / 2, h).narrow(3, (img.dim(3) - w) / 2, w).contiguous();
+        const std::string& file = file_of(i);
+        Tensor noisy = next.get();
+        if (i + 1 < n) next = std::async(std::launch::async, centre_crop, i + 1);
         Tensor restored;
         try {
             restored = restore(noisy).to(Device::CPU);
