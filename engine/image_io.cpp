@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/npy.h"
+#include "engine/png_chunks.h"
 #include "engine/safetensors.h"  // write_file_atomic
 
 // The stb implementations live in this translation unit only. Decoders are limited to the formats
@@ -82,35 +83,40 @@ DecodedImage decode_npy(const std::string& path) {
     return DecodedImage{s[0], s[1], (int)n, DecodedImage::Type::F32, std::shared_ptr<const void>(f, px)};
 }
 
+}  // namespace
+
+// ---- png_chunks.h's zlib streams, from the stb code compiled here.
+
+std::vector<unsigned char> png::zlib_compress(const unsigned char* data, size_t n) {
+    if (n > (size_t)INT_MAX) return {};
+    int zlen = 0;
+    unsigned char* z = stbi_zlib_compress(const_cast<unsigned char*>(data), (int)n, &zlen, 8);
+    if (!z) return {};
+    std::vector<unsigned char> out(z, z + zlen);
+    free(z);
+    return out;
+}
+
+bool png::zlib_inflate(const std::string& in, size_t max_out, std::string& out) {
+    if (in.size() > (size_t)INT_MAX) return false;
+    // stb fails rather than overrun a fixed buffer: grow it until the stream fits or max_out.
+    for (size_t cap = std::min<size_t>(max_out, std::max<size_t>(1 << 16, 4 * in.size()));; cap = std::min(max_out, 4 * cap)) {
+        out.assign(cap, '\0');
+        const int n = stbi_zlib_decode_buffer(out.data(), (int)std::min<size_t>(cap, INT_MAX), in.data(), (int)in.size());
+        if (n >= 0) {
+            out.resize((size_t)n);
+            return true;
+        }
+        if (cap >= max_out) break;
+    }
+    out.clear();
+    return false;
+}
+
+namespace {
+
 // ---- 16-bit PNG: stb_image_write only writes 8-bit, so the container is assembled here and only
 // the deflate stream comes from stb.
-
-uint32_t crc32(const unsigned char* p, size_t n, uint32_t crc = 0) {
-    static const auto table = [] {
-        std::vector<uint32_t> t(256);
-        for (uint32_t i = 0; i < 256; ++i) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[i] = c;
-        }
-        return t;
-    }();
-    crc = ~crc;
-    for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
-}
-
-void put_be32(std::vector<unsigned char>& out, uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) out.push_back((unsigned char)(v >> s));
-}
-
-void put_chunk(std::vector<unsigned char>& out, const char type[4], const unsigned char* data, size_t n) {
-    put_be32(out, (uint32_t)n);
-    const size_t start = out.size();
-    out.insert(out.end(), type, type + 4);
-    out.insert(out.end(), data, data + n);
-    put_be32(out, crc32(out.data() + start, n + 4));  // the CRC covers type and data
-}
 
 // px: interleaved samples, n per pixel (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA).
 std::vector<unsigned char> encode_png16(const std::string& path, const uint16_t* px, int n, int w, int h) {
@@ -126,21 +132,19 @@ std::vector<unsigned char> encode_png16(const std::string& path, const uint16_t*
             r[2 + 2 * i] = (unsigned char)(s[i] & 0xFF);
         }
     }
-    int zlen = 0;
-    unsigned char* z = stbi_zlib_compress(raw.data(), (int)raw.size(), &zlen, 8);
-    if (!z) AMS_FAIL(path, ": PNG compression failed");
-    std::unique_ptr<unsigned char, void (*)(void*)> zguard(z, free);
+    const std::vector<unsigned char> z = png::zlib_compress(raw.data(), raw.size());
+    if (z.empty()) AMS_FAIL(path, ": PNG compression failed");
 
     std::vector<unsigned char> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     std::vector<unsigned char> ihdr;
-    put_be32(ihdr, (uint32_t)w);
-    put_be32(ihdr, (uint32_t)h);
+    png::put_be32(ihdr, (uint32_t)w);
+    png::put_be32(ihdr, (uint32_t)h);
     static const unsigned char colour_type[5] = {0, 0, 4, 2, 6};  // grey, grey + alpha, RGB, RGBA
     // bit depth 16, colour type, deflate, no filter method, no interlace
     ihdr.insert(ihdr.end(), {16, colour_type[n], 0, 0, 0});
-    put_chunk(out, "IHDR", ihdr.data(), ihdr.size());
-    put_chunk(out, "IDAT", z, (size_t)zlen);
-    put_chunk(out, "IEND", nullptr, 0);
+    png::put_chunk(out, "IHDR", ihdr.data(), ihdr.size());
+    png::put_chunk(out, "IDAT", z.data(), z.size());
+    png::put_chunk(out, "IEND", nullptr, 0);
     return out;
 }
 
@@ -207,6 +211,7 @@ Tensor load_image(const std::string& path, ImageExtras* extras) {
     planar_window(img, 0, 0, img.h, img.w, false, false, t.data<float>());
     if (extras) {  // the file's channel count, and its alpha plane (the last channel of 2 or 4)
         extras->channels = img.channels;
+        extras->metadata = read_metadata(path);
         extras->alpha = Tensor();
         if (img.channels == 2 || img.channels == 4) {
             extras->alpha = Tensor::empty({1, 1, img.h, img.w});
@@ -254,7 +259,7 @@ void check_image_output(const std::string& path, int bits) {
         AMS_FAIL(path, ": 16-bit images need .png (JPEG and BMP are 8-bit)");
 }
 
-void save_image(const std::string& path, const Tensor& img, int bits) {
+std::string save_image(const std::string& path, const Tensor& img, int bits, const ImageMetadata& meta) {
     check_image_output(path, bits);
     const std::string ext = lower_extension(path);
     if (!img.defined()) AMS_FAIL(path, ": cannot save an undefined tensor");
@@ -272,7 +277,8 @@ void save_image(const std::string& path, const Tensor& img, int bits) {
         for (int64_t c = 0; c < n; ++c)
             for (int64_t i = 0; i < h * w; ++i) dst[i * n + c] = src[c * h * w + i];
         save_npy(path, hwc);
-        return;
+        std::vector<unsigned char> none;
+        return embed_metadata(none, ext, meta);  // nothing stored: says what was dropped
     }
     // stb counts bytes in int, and 65535 is JPEG's limit: both far beyond any image here.
     if (h < 1 || w < 1 || h > 65535 || w > 65535 || (h * w * n + h) * (bits / 8) > INT_MAX)
@@ -306,7 +312,9 @@ void save_image(const std::string& path, const Tensor& img, int bits) {
             ok = stbi_write_jpg_to_func(append_bytes, &bytes, (int)w, (int)h, (int)n, px8.data(), 95);
         if (!ok) AMS_FAIL(path, ": encoding the image failed");
     }
+    const std::string lost = embed_metadata(bytes, ext, meta);
     write_file_atomic(path, {{bytes.data(), bytes.size()}});
+    return lost;
 }
 
 std::vector<std::string> list_images(const std::string& path, const std::string& match) {

@@ -6,15 +6,18 @@
 #include <memory>
 #include <vector>
 
+#include "engine/image_metadata.h"
 #include "engine/tensor.h"
 
 namespace ams {
 
 // What load_image set aside to give 3 channels: the file's channel count (1 grey, 2 grey + alpha,
-// 3 RGB, 4 RGBA) and its alpha plane (1, 1, H, W) in [0, 1], undefined without one.
+// 3 RGB, 4 RGBA) and its alpha plane (1, 1, H, W) in [0, 1], undefined without one; and the
+// file's Exif block and colour profile, for save_image to carry over.
 struct ImageExtras {
     int channels = 3;
     Tensor alpha;
+    ImageMetadata metadata;
 };
 
 // An image file's samples as decoded: interleaved (H, W, channels), 8- or 16-bit integers from PNG,
@@ -73,8 +76,10 @@ Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras);
 // (RGBA). The format follows the extension: .png (bits 8 or 16), .jpg/.jpeg (8-bit, quality 95;
 // alpha is not stored), .bmp (8-bit; grey is stored as RGB): values clamped to [0, 1] (NaN -> 0)
 // and rounded to the nearest level; or .npy: float32 (H, W, C), unclipped (bits not used).
-// Written to a temporary file and renamed into place.
-void save_image(const std::string& path, const Tensor& img, int bits = 8);
+// meta (a loaded image's extras.metadata) goes into PNG and JPEG files. Written to a temporary
+// file and renamed into place. Returns what of meta the file could not store ("" for nothing;
+// embed_metadata says what).
+std::string save_image(const std::string& path, const Tensor& img, int bits = 8, const ImageMetadata& meta = {});
 // save_image's checks of the path's extension and `bits`, for callers that want them before the
 // work that produces the image; errors name the path.
 void check_image_output(const std::string& path, int bits = 8);

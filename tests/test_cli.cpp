@@ -125,6 +125,33 @@ TEST_CASE("denoise keeps a grey photo grey and an alpha channel as it was") {
     CHECK(out.to_vector() != std::vector<float>(v.begin(), v.end()));  // the colour was denoised
 }
 
+TEST_CASE("denoise carries the photo's Exif and colour profile; --strip-exif drops the Exif; .npy says it stores none") {
+    Fixture fx;
+    const std::string photo = test::source_path("tests/fixtures/metadata.jpg");  // PIL-written
+    const ImageMetadata in = read_metadata(photo);
+    REQUIRE(!in.exif.empty());
+    REQUIRE(!in.icc.empty());
+    for (const char* name : {"m.jpg", "m.png"}) {
+        Run r = amsnet("denoise --weights " + fx.weights + " --input " + photo + " --output " + fx.p(name) + " --device cpu");
+        INFO(r.out);
+        REQUIRE(r.code == 0);
+        CHECK(r.out.find("note:") == std::string::npos);
+        const ImageMetadata out = read_metadata(fx.p(name));
+        CHECK(out.exif == in.exif);
+        CHECK(out.icc == in.icc);
+    }
+    Run r = amsnet("denoise --weights " + fx.weights + " --input " + photo + " --output " + fx.p("s.jpg") +
+                   " --device cpu --strip-exif");
+    REQUIRE(r.code == 0);
+    CHECK(read_metadata(fx.p("s.jpg")).exif.empty());
+    CHECK(read_metadata(fx.p("s.jpg")).icc == in.icc);
+    r = amsnet("denoise --weights " + fx.weights + " --input " + photo + " --output " + fx.p("m.npy") + " --device cpu");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("note: " + fx.p("m.npy") + ": not stored: the Exif block and the colour profile (.npy files store none)") !=
+          std::string::npos);
+}
+
 TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; close to the untiled result") {
     Fixture fx;
     const std::string base = "denoise --weights " + fx.weights + " --input " + fx.image + " --device cpu --output ";

@@ -24,7 +24,9 @@ int cmd_denoise(int argc, char** argv) {
            "relative names). Any image size. Input: PNG (8 or 16-bit), JPEG, BMP, or .npy (a float array\n"
            "H x W or H x W x C on the [0, 1] scale, unclipped). Output format by extension: .png (8-bit,\n"
            "--bits 16 for 16-bit), .jpg, .bmp, or .npy (float32 H x W x C, unclipped). Grey photos come out\n"
-           "grey and an alpha channel is kept as it was (JPEG stores no alpha).");
+           "grey and an alpha channel is kept as it was (JPEG stores no alpha). A JPEG or PNG result keeps\n"
+           "the input's Exif block (camera, exposure, date, GPS, orientation: the pixels stay as stored, so\n"
+           "viewers turn the result like the original) and its ICC colour profile.");
     a.option("weights", "W", "weights file (.safetensors) from amsnet train/finetune or convert_checkpoint.py");
     a.option("input", "PATH", "noisy image or folder of images");
     a.option("output", "PATH", "output image or folder");
@@ -32,9 +34,11 @@ int cmd_denoise(int argc, char** argv) {
     a.option("bits", "B", "bits per sample for PNG output: 8 or 16", "8");
     a.option("match", "TEXT", "for folder input: only files whose name contains TEXT");
     a.option("format", "EXT", "for folder output: write this extension (png, npy, ...) instead of the input's", "");
+    a.flag("strip-exif", "leave the input's Exif block (camera, date, GPS, ...) out of the result; the colour profile is kept");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     add_precision_option(a);
     if (!a.parse(argc, argv, 2)) return 0;
+    const bool strip_exif = a.on("strip-exif");
 
     int bits = (int)a.integer("bits", 8);
     AMS_CHECK(bits == 8 || bits == 16, "--bits must be 8 or 16, got ", bits);
@@ -97,9 +101,11 @@ int cmd_denoise(int argc, char** argv) {
     auto load = [&](size_t i) {
         Loaded l;
         l.image = load_image(inputs[i], &l.extras);
+        if (strip_exif) l.extras.metadata.exif.clear();
         return l;
     };
     Stopwatch total;
+    bool told_lost = false;  // only the writer (one at a time) reads and sets it
     std::future<Loaded> next = std::async(when, load, 0);
     std::future<void> writing;
     try {
@@ -115,8 +121,12 @@ int cmd_denoise(int argc, char** argv) {
             // To the host here: the device is this thread's alone.
             Tensor result = restore_file_channels(denoise_image(*m.net, noisy, oi), cur.extras).to(Device::CPU);
             if (writing.valid()) writing.get();
-            writing = std::async(when, [&, i, sw, result] {
-                save_image(outputs[i], result, bits);
+            writing = std::async(when, [&, i, sw, result, meta = std::move(cur.extras.metadata)] {
+                const std::string lost = save_image(outputs[i], result, bits, meta);
+                if (!lost.empty() && !told_lost) {  // once: a folder to .npy would say it for every file
+                    std::fprintf(stderr, "note: %s: not stored: %s\n", outputs[i].c_str(), lost.c_str());
+                    told_lost = true;
+                }
                 std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
                              outputs[i].c_str(), (long long)result.dim(3), (long long)result.dim(2),
                              format_duration(sw.seconds()).c_str());
