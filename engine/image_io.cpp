@@ -211,6 +211,7 @@ Tensor load_image(const std::string& path, ImageExtras* extras) {
     planar_window(img, 0, 0, img.h, img.w, false, false, t.data<float>());
     if (extras) {  // the file's channel count, and its alpha plane (the last channel of 2 or 4)
         extras->channels = img.channels;
+        extras->bits = img.type == DecodedImage::Type::U8 ? 8 : img.type == DecodedImage::Type::U16 ? 16 : 32;
         extras->metadata = read_metadata(path);
         extras->alpha = Tensor();
         if (img.channels == 2 || img.channels == 4) {

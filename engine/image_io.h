@@ -12,11 +12,13 @@
 namespace ams {
 
 // What load_image set aside to give 3 channels: the file's channel count (1 grey, 2 grey + alpha,
-// 3 RGB, 4 RGBA) and its alpha plane (1, 1, H, W) in [0, 1], undefined without one; and the
-// file's Exif block and colour profile, for save_image to carry over.
+// 3 RGB, 4 RGBA) and its alpha plane (1, 1, H, W) in [0, 1], undefined without one; its bits per
+// sample (8; 16 for a 16-bit PNG; 32 for .npy floats); and its Exif block and colour profile, for
+// save_image to carry over.
 struct ImageExtras {
     int channels = 3;
     Tensor alpha;
+    int bits = 8;
     ImageMetadata metadata;
 };
 

@@ -152,6 +152,43 @@ TEST_CASE("denoise carries the photo's Exif and colour profile; --strip-exif dro
           std::string::npos);
 }
 
+TEST_CASE("denoise writes a 16-bit PNG for a 16-bit or float input unless --bits 8; 8-bit input stays 8-bit") {
+    Fixture fx;
+    const Tensor img = load_image(fx.image).narrow(2, 0, 40).narrow(3, 0, 56).contiguous();
+    save_image(fx.p("in16.png"), img, 16);
+    save_image(fx.p("in8.png"), img, 8);
+    save_image(fx.p("in.npy"), img);
+    auto depth = [](const std::string& png) {  // IHDR's bit depth field
+        std::ifstream f(png, std::ios::binary);
+        char h[25] = {};
+        f.read(h, 25);
+        return (int)(unsigned char)h[24];
+    };
+    struct Case {
+        const char* in;
+        const char* flags;
+        int want;
+    };
+    for (Case c : {Case{"in16.png", "", 16}, Case{"in.npy", "", 16}, Case{"in8.png", "", 8},
+                   Case{"in16.png", " --bits 8", 8}, Case{"in8.png", " --bits 16", 16}}) {
+        CAPTURE(c.in);
+        CAPTURE(c.flags);
+        Run r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p(c.in) + " --output " + fx.p("out.png") +
+                       " --device cpu" + c.flags);
+        INFO(r.out);
+        REQUIRE(r.code == 0);
+        CHECK(depth(fx.p("out.png")) == c.want);
+    }
+    // A JPEG is 8-bit whatever the input: auto is not an error there.
+    Run r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("in16.png") + " --output " + fx.p("out.jpg") +
+                   " --device cpu");
+    CHECK(r.code == 0);
+    r = amsnet("denoise --weights " + fx.weights + " --input " + fx.p("in16.png") + " --output " + fx.p("out.png") +
+               " --bits twelve");
+    CHECK(r.code != 0);
+    CHECK(r.out.find("--bits") != std::string::npos);
+}
+
 TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; close to the untiled result") {
     Fixture fx;
     const std::string base = "denoise --weights " + fx.weights + " --input " + fx.image + " --device cpu --output ";

@@ -1,5 +1,6 @@
 // amsnet denoise: an image or a folder through the AMSNet k-branch scheme (optionally R^3), or the
 // plain denoiser.
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -18,20 +19,31 @@ namespace fs = std::filesystem;
 
 namespace ams::cli {
 
+namespace {
+
+bool is_png(const std::string& path) {
+    std::string e = fs::path(path).extension().string();
+    for (char& c : e) c = (char)std::tolower((unsigned char)c);
+    return e == ".png";
+}
+
+}  // namespace
+
 int cmd_denoise(int argc, char** argv) {
     Args a("denoise", "--weights W --input FILE|DIR --output FILE|DIR [options]",
            "Denoises a photo (or every image in a folder, recursively; the output folder gets the same\n"
            "relative names). Any image size. Input: PNG (8 or 16-bit), JPEG, BMP, or .npy (a float array\n"
-           "H x W or H x W x C on the [0, 1] scale, unclipped). Output format by extension: .png (8-bit,\n"
-           "--bits 16 for 16-bit), .jpg, .bmp, or .npy (float32 H x W x C, unclipped). Grey photos come out\n"
-           "grey and an alpha channel is kept as it was (JPEG stores no alpha). A JPEG or PNG result keeps\n"
-           "the input's Exif block (camera, exposure, date, GPS, orientation: the pixels stay as stored, so\n"
-           "viewers turn the result like the original) and its ICC colour profile.");
+           "H x W or H x W x C on the [0, 1] scale, unclipped). Output format by extension: .png (16-bit\n"
+           "when the input has more than 8 bits, else 8-bit; see --bits), .jpg, .bmp, or .npy (float32\n"
+           "H x W x C, unclipped). Grey photos come out grey and an alpha channel is kept as it was (JPEG\n"
+           "stores no alpha). A JPEG or PNG result keeps the input's Exif block (camera, exposure, date,\n"
+           "GPS, orientation: the pixels stay as stored, so viewers turn the result like the original)\n"
+           "and its ICC colour profile.");
     a.option("weights", "W", "weights file (.safetensors) from amsnet train/finetune or convert_checkpoint.py");
     a.option("input", "PATH", "noisy image or folder of images");
     a.option("output", "PATH", "output image or folder");
     add_denoise_options(a);
-    a.option("bits", "B", "bits per sample for PNG output: 8 or 16", "8");
+    a.option("bits", "B", "bits per sample for PNG output: 8, 16, or auto (16 when the input has more than 8: a 16-bit PNG or .npy floats)", "auto");
     a.option("match", "TEXT", "for folder input: only files whose name contains TEXT");
     a.option("format", "EXT", "for folder output: write this extension (png, npy, ...) instead of the input's", "");
     a.flag("strip-exif", "leave the input's Exif block (camera, date, GPS, ...) out of the result; the colour profile is kept");
@@ -40,8 +52,10 @@ int cmd_denoise(int argc, char** argv) {
     if (!a.parse(argc, argv, 2)) return 0;
     const bool strip_exif = a.on("strip-exif");
 
-    int bits = (int)a.integer("bits", 8);
-    AMS_CHECK(bits == 8 || bits == 16, "--bits must be 8 or 16, got ", bits);
+    const std::string bits_arg = a.get("bits");
+    AMS_CHECK(bits_arg == "auto" || bits_arg == "8" || bits_arg == "16", "--bits must be 8, 16 or auto, got '", bits_arg, "'");
+    const bool auto_bits = bits_arg == "auto";
+    const int bits = bits_arg == "16" ? 16 : 8;  // auto: checked as 8, chosen per image when written
     std::string in = a.require("input"), out = a.require("output"), weights = a.require("weights");
     Device dev = parse_device(a.get("device"));
     apply_precision(a, dev);
@@ -121,8 +135,9 @@ int cmd_denoise(int argc, char** argv) {
             // To the host here: the device is this thread's alone.
             Tensor result = restore_file_channels(denoise_image(*m.net, noisy, oi), cur.extras).to(Device::CPU);
             if (writing.valid()) writing.get();
-            writing = std::async(when, [&, i, sw, result, meta = std::move(cur.extras.metadata)] {
-                const std::string lost = save_image(outputs[i], result, bits, meta);
+            writing = std::async(when, [&, i, sw, result, cur_bits = cur.extras.bits, meta = std::move(cur.extras.metadata)] {
+                const int b = auto_bits && cur_bits > 8 && is_png(outputs[i]) ? 16 : bits;
+                const std::string lost = save_image(outputs[i], result, b, meta);
                 if (!lost.empty() && !told_lost) {  // once: a folder to .npy would say it for every file
                     std::fprintf(stderr, "note: %s: not stored: %s\n", outputs[i].c_str(), lost.c_str());
                     told_lost = true;
