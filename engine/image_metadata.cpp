@@ -15,6 +15,8 @@ namespace {
 constexpr size_t kMaxBlock = 64u << 20;
 const char kExifId[6] = {'E', 'x', 'i', 'f', 0, 0};
 const char kIccId[12] = {'I', 'C', 'C', '_', 'P', 'R', 'O', 'F', 'I', 'L', 'E', 0};
+const std::string kXmpId("http://ns.adobe.com/xap/1.0/", 29);  // with its NUL
+const std::string kXmpKey("XML:com.adobe.xmp", 18);            // PNG iTXt keyword, with its NUL
 const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
 
 bool starts_with(const std::string& s, const char* id, size_t n) { return s.size() >= n && std::memcmp(s.data(), id, n) == 0; }
@@ -43,6 +45,8 @@ ImageMetadata read_jpeg(std::ifstream& f) {
         if (!f.read(d.data(), (std::streamsize)d.size())) break;
         if (marker == 0xE1 && m.exif.empty() && starts_with(d, kExifId, 6)) {
             m.exif = d.substr(6);
+        } else if (marker == 0xE1 && m.xmp.empty() && starts_with(d, kXmpId.data(), kXmpId.size())) {
+            m.xmp = d.substr(kXmpId.size());
         } else if (marker == 0xE2 && d.size() > 14 && starts_with(d, kIccId, 12)) {
             const int seq = (unsigned char)d[12], count = (unsigned char)d[13];
             icc_ok = icc_ok && (icc_count == 0 || count == icc_count) && icc.emplace(seq, d.substr(14)).second;
@@ -65,7 +69,7 @@ ImageMetadata read_png(std::ifstream& f) {
         const size_t len = be32(h);
         const std::string type(reinterpret_cast<char*>(h + 4), 4);
         if (type == "IEND" || len > 0x7FFFFFFFu) break;
-        if ((type != "eXIf" && type != "iCCP") || len > kMaxBlock) {
+        if ((type != "eXIf" && type != "iCCP" && type != "iTXt") || len > kMaxBlock) {
             f.seekg((std::streamoff)len + 4, std::ios::cur);  // data and CRC
             continue;
         }
@@ -80,6 +84,14 @@ ImageMetadata read_png(std::ifstream& f) {
             if (nul != std::string::npos && nul >= 1 && nul <= 79 && nul + 2 <= d.size() && d[nul + 1] == 0 &&
                 !png::zlib_inflate(d.substr(nul + 2), kMaxBlock, m.icc))
                 m.icc.clear();
+        } else if (type == "iTXt" && m.xmp.empty() && starts_with(d, kXmpKey.data(), kXmpKey.size())) {
+            // keyword, NUL, compression flag and method, language tag, NUL, translated keyword, NUL, text
+            const size_t lang = kXmpKey.size() + 2, tkey = d.find('\0', lang);
+            const size_t text = tkey == std::string::npos ? tkey : d.find('\0', tkey + 1);
+            if (text != std::string::npos && d[kXmpKey.size()] == 0) m.xmp = d.substr(text + 1);
+            else if (text != std::string::npos && d[kXmpKey.size()] == 1 && d[kXmpKey.size() + 1] == 0 &&
+                     !png::zlib_inflate(d.substr(text + 1), kMaxBlock, m.xmp))
+                m.xmp.clear();
         }
     }
     return m;
@@ -122,6 +134,13 @@ std::string embed_jpeg(std::vector<unsigned char>& file, const ImageMetadata& me
             }
         }
     }
+    if (!meta.xmp.empty()) {
+        if (meta.xmp.size() <= kSegment - kXmpId.size())
+            put_jpeg_segment(seg, 0xE1, kXmpId, meta.xmp.data(), meta.xmp.size());
+        else
+            lost += (lost.empty() ? "" : " and ") + std::string("the XMP packet (") + std::to_string(meta.xmp.size()) +
+                    " bytes; a JPEG segment holds 65,504)";
+    }
     file.insert(file.begin() + (std::ptrdiff_t)at, seg.begin(), seg.end());
     return lost;
 }
@@ -140,6 +159,10 @@ std::string embed_png(std::vector<unsigned char>& file, const ImageMetadata& met
     }
     if (!meta.exif.empty())
         png::put_chunk(chunks, "eXIf", reinterpret_cast<const unsigned char*>(meta.exif.data()), meta.exif.size());
+    if (!meta.xmp.empty()) {  // uncompressed, no language: what XMP's own specification asks of PNG
+        const std::string d = kXmpKey + std::string(4, '\0') + meta.xmp;
+        png::put_chunk(chunks, "iTXt", reinterpret_cast<const unsigned char*>(d.data()), d.size());
+    }
     file.insert(file.begin() + (std::ptrdiff_t)at, chunks.begin(), chunks.end());
     return "";
 }
@@ -159,8 +182,14 @@ std::string embed_metadata(std::vector<unsigned char>& file, const std::string& 
     if (meta.empty()) return "";
     if (ext == ".jpg" || ext == ".jpeg") return embed_jpeg(file, meta);
     if (ext == ".png") return embed_png(file, meta);
-    return std::string(meta.exif.empty() ? "" : "the Exif block") + (meta.exif.empty() || meta.icc.empty() ? "" : " and ") +
-           (meta.icc.empty() ? "" : "the colour profile") + " (" + ext + " files store none)";
+    std::vector<std::string> parts;
+    if (!meta.exif.empty()) parts.push_back("the Exif block");
+    if (!meta.icc.empty()) parts.push_back("the colour profile");
+    if (!meta.xmp.empty()) parts.push_back("the XMP packet");
+    std::string list;
+    for (size_t i = 0; i < parts.size(); ++i)
+        list += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
+    return list + " (" + ext + " files store none)";
 }
 
 }  // namespace ams

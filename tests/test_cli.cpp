@@ -125,12 +125,13 @@ TEST_CASE("denoise keeps a grey photo grey and an alpha channel as it was") {
     CHECK(out.to_vector() != std::vector<float>(v.begin(), v.end()));  // the colour was denoised
 }
 
-TEST_CASE("denoise carries the photo's Exif and colour profile; --strip-exif drops the Exif; .npy says it stores none") {
+TEST_CASE("denoise carries the photo's Exif, colour profile and XMP; --strip-metadata keeps only the profile; .npy says it stores none") {
     Fixture fx;
     const std::string photo = test::source_path("tests/fixtures/metadata.jpg");  // PIL-written
     const ImageMetadata in = read_metadata(photo);
     REQUIRE(!in.exif.empty());
     REQUIRE(!in.icc.empty());
+    REQUIRE(!in.xmp.empty());
     for (const char* name : {"m.jpg", "m.png"}) {
         Run r = amsnet("denoise --weights " + fx.weights + " --input " + photo + " --output " + fx.p(name) + " --device cpu");
         INFO(r.out);
@@ -139,16 +140,18 @@ TEST_CASE("denoise carries the photo's Exif and colour profile; --strip-exif dro
         const ImageMetadata out = read_metadata(fx.p(name));
         CHECK(out.exif == in.exif);
         CHECK(out.icc == in.icc);
+        CHECK(out.xmp == in.xmp);
     }
     Run r = amsnet("denoise --weights " + fx.weights + " --input " + photo + " --output " + fx.p("s.jpg") +
-                   " --device cpu --strip-exif");
+                   " --device cpu --strip-metadata");
     REQUIRE(r.code == 0);
     CHECK(read_metadata(fx.p("s.jpg")).exif.empty());
+    CHECK(read_metadata(fx.p("s.jpg")).xmp.empty());
     CHECK(read_metadata(fx.p("s.jpg")).icc == in.icc);
     r = amsnet("denoise --weights " + fx.weights + " --input " + photo + " --output " + fx.p("m.npy") + " --device cpu");
     INFO(r.out);
     REQUIRE(r.code == 0);
-    CHECK(r.out.find("note: " + fx.p("m.npy") + ": not stored: the Exif block and the colour profile (.npy files store none)") !=
+    CHECK(r.out.find("note: " + fx.p("m.npy") + ": not stored: the Exif block, the colour profile and the XMP packet (.npy files store none)") !=
           std::string::npos);
 }
 

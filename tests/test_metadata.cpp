@@ -1,4 +1,4 @@
-// Photo metadata (Exif, ICC profile): read from files PIL wrote (tests/reference/
+// Photo metadata (Exif, ICC profile, XMP): read from files PIL wrote (tests/reference/
 // make_metadata_fixtures.py), carried through save_image into JPEG and PNG, and malformed
 // metadata never an error.
 #include <doctest/doctest.h>
@@ -56,8 +56,9 @@ Tensor test_image(int64_t h, int64_t w) {
 
 }  // namespace
 
-TEST_CASE("metadata: the Exif block and the ICC profile PIL wrote into a JPEG and a PNG") {
-    const std::string exif = read_bytes(fixture("metadata.exif"));
+TEST_CASE("metadata: the Exif block, ICC profile and XMP packet PIL wrote into a JPEG and a PNG") {
+    const std::string exif = read_bytes(fixture("metadata.exif")), xmp = read_bytes(fixture("metadata.xmp"));
+    REQUIRE(xmp.find("xmp:Rating=\"4\"") != std::string::npos);
     REQUIRE(exif.size() > 8);
     CHECK((exif.compare(0, 4, "MM\0*", 4) == 0 || exif.compare(0, 4, "II*\0", 4) == 0));  // TIFF header
     for (const char* name : {"metadata.jpg", "metadata.png"}) {
@@ -65,19 +66,29 @@ TEST_CASE("metadata: the Exif block and the ICC profile PIL wrote into a JPEG an
         const ImageMetadata m = read_metadata(fixture(name));
         CHECK(m.exif == exif);
         CHECK(m.icc == fixture_icc());  // in the JPEG: joined from two APP2 segments
+        CHECK(m.xmp == xmp);
         ImageExtras extras;
         const Tensor img = load_image(fixture(name), &extras);
         CHECK(img.shape() == Shape({1, 3, 12, 20}));
         CHECK(extras.metadata.exif == exif);
         CHECK(extras.metadata.icc == m.icc);
+        CHECK(extras.metadata.xmp == xmp);
     }
+    const ImageMetadata z = read_metadata(fixture("metadata_zxmp.png"));  // a compressed iTXt
+    CHECK(z.xmp == xmp);
+    CHECK(z.exif.empty());
+    CHECK(z.icc.empty());
     // Formats and files without metadata.
     CHECK(read_metadata(test::data_path("polyu/Canon5D2_5_160_3200_chair_11_real.JPG")).empty());
     CHECK(read_metadata(test::data_path("sidd-samples/GT_0.png")).empty());
-    // A real one: Pixelmator's eXIf chunk (PIL: info["exif"] is 198 bytes, "Exif\0\0" + the chunk).
+    // A real one: Pixelmator's eXIf and XMP chunks (PIL: info["exif"] is 198 bytes, "Exif\0\0" +
+    // the chunk; info["XML:com.adobe.xmp"] 1,040 characters, all ASCII).
     const ImageMetadata sidd = read_metadata(test::data_path("sidd-samples/GT_11.png"));
     CHECK(sidd.exif.size() == 192);
     CHECK(sidd.icc.empty());
+    CHECK(sidd.xmp.size() == 1040);
+    CHECK(sidd.xmp.rfind("<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"", 0) == 0);
+    CHECK(sidd.xmp.find("<exif:PixelXDimension>241</exif:PixelXDimension>") != std::string::npos);
     CHECK(read_metadata("/nonexistent/file.jpg").empty());
 }
 
@@ -86,6 +97,7 @@ TEST_CASE("metadata: save_image carries it into JPEG and PNG (8 and 16-bit) with
     ImageMetadata meta;
     meta.exif = read_bytes(fixture("metadata.exif"));
     meta.icc = fixture_icc();
+    meta.xmp = read_bytes(fixture("metadata.xmp"));
     const Tensor img = test_image(9, 14);
     struct Case {
         const char* name;
@@ -99,6 +111,7 @@ TEST_CASE("metadata: save_image carries it into JPEG and PNG (8 and 16-bit) with
         const ImageMetadata back = read_metadata(with);
         CHECK(back.exif == meta.exif);
         CHECK(back.icc == meta.icc);
+        CHECK(back.xmp == meta.xmp);
         CHECK(read_metadata(without).empty());
         // The decoder sees the same image: the metadata went in whole, between segments/chunks.
         const Tensor a = load_image(with), b = load_image(without);
@@ -108,34 +121,49 @@ TEST_CASE("metadata: save_image carries it into JPEG and PNG (8 and 16-bit) with
         CHECK(bytes.find("Exif\0\0", 0, 6) == bytes.rfind("Exif\0\0", std::string::npos, 6));
         if (c.bits == 8 && std::string(c.name).find('J') != std::string::npos) CHECK(bytes.compare(6, 4, "JFIF") == 0);
     }
-    // Exif alone, a profile alone.
-    ImageMetadata exif_only{meta.exif, ""}, icc_only{"", "small profile"};
+    // Each alone.
     for (const char* name : {"e.jpg", "e.png"}) {
-        CHECK(save_image(tmp / name, img, 8, exif_only) == "");
-        CHECK(read_metadata(tmp / name).exif == meta.exif);
-        CHECK(read_metadata(tmp / name).icc.empty());
-        CHECK(save_image(tmp / name, img, 8, icc_only) == "");
-        CHECK(read_metadata(tmp / name).exif.empty());
-        CHECK(read_metadata(tmp / name).icc == "small profile");
+        for (int which = 0; which < 3; ++which) {
+            CAPTURE(name);
+            CAPTURE(which);
+            ImageMetadata one;
+            (which == 0 ? one.exif : which == 1 ? one.icc : one.xmp) = which == 0 ? meta.exif : "a small one";
+            CHECK(save_image(tmp / name, img, 8, one) == "");
+            const ImageMetadata back = read_metadata(tmp / name);
+            CHECK(back.exif == one.exif);
+            CHECK(back.icc == one.icc);
+            CHECK(back.xmp == one.xmp);
+        }
     }
 }
 
 TEST_CASE("metadata: what a format cannot hold is reported, not an error") {
     TempDir tmp;
     const Tensor img = test_image(5, 6);
-    ImageMetadata meta{read_bytes(fixture("metadata.exif")), "profile"};
-    CHECK(save_image(tmp / "a.bmp", img, 8, meta) == "the Exif block and the colour profile (.bmp files store none)");
-    CHECK(save_image(tmp / "a.npy", img, 8, ImageMetadata{"", "p"}) == "the colour profile (.npy files store none)");
+    ImageMetadata meta{read_bytes(fixture("metadata.exif")), "profile", "<x/>"};
+    CHECK(save_image(tmp / "a.bmp", img, 8, meta) ==
+          "the Exif block, the colour profile and the XMP packet (.bmp files store none)");
+    CHECK(save_image(tmp / "a.npy", img, 8, ImageMetadata{"", "p", ""}) == "the colour profile (.npy files store none)");
+    CHECK(save_image(tmp / "b.npy", img, 8, ImageMetadata{"e", "", "x"}) ==
+          "the Exif block and the XMP packet (.npy files store none)");
     CHECK(fs::exists(tmp / "a.bmp"));
     CHECK(fs::exists(tmp / "a.npy"));
-    // An Exif block past one JPEG segment: the JPEG drops it, a PNG keeps it.
-    ImageMetadata big{std::string(70000, 'x'), "profile"};
-    const std::string lost = save_image(tmp / "big.jpg", img, 8, big);
-    CHECK(lost.find("the Exif block (70000 bytes") == 0);
+    // An Exif block and an XMP packet past one JPEG segment: the JPEG drops them, a PNG keeps them.
+    ImageMetadata big{std::string(70000, 'x'), "profile", std::string(65505, 'y')};
+    CHECK(save_image(tmp / "big.jpg", img, 8, big) ==
+          "the Exif block (70000 bytes; a JPEG segment holds 65,527) and the XMP packet (65505 bytes; a JPEG "
+          "segment holds 65,504)");
     CHECK(read_metadata(tmp / "big.jpg").exif.empty());
+    CHECK(read_metadata(tmp / "big.jpg").xmp.empty());
     CHECK(read_metadata(tmp / "big.jpg").icc == "profile");
     CHECK(save_image(tmp / "big.png", img, 8, big) == "");
     CHECK(read_metadata(tmp / "big.png").exif == big.exif);
+    CHECK(read_metadata(tmp / "big.png").xmp == big.xmp);
+    // The largest that fit.
+    ImageMetadata edge{std::string(65527, 'x'), "", std::string(65504, 'y')};
+    CHECK(save_image(tmp / "edge.jpg", img, 8, edge) == "");
+    CHECK(read_metadata(tmp / "edge.jpg").exif == edge.exif);
+    CHECK(read_metadata(tmp / "edge.jpg").xmp == edge.xmp);
 }
 
 TEST_CASE("metadata: malformed or truncated metadata is left out, the image still loads") {
@@ -152,6 +180,7 @@ TEST_CASE("metadata: malformed or truncated metadata is left out, the image stil
         const ImageMetadata m = read_metadata(tmp / "a.jpg");
         CHECK(m.icc.empty());
         CHECK(m.exif == exif);
+        CHECK(m.xmp == read_bytes(fixture("metadata.xmp")));
         CHECK(load_image(tmp / "a.jpg").shape() == Shape({1, 3, 12, 20}));
     }
     SUBCASE("a PNG whose iCCP stream is corrupt") {
@@ -177,6 +206,7 @@ TEST_CASE("metadata: malformed or truncated metadata is left out, the image stil
                     CHECK_NOTHROW(m = read_metadata(path));
                     CHECK((m.exif.empty() || m.exif == exif));
                     CHECK((m.icc.empty() || m.icc == fixture_icc()));
+                    CHECK((m.xmp.empty() || m.xmp == read_bytes(fixture("metadata.xmp"))));
                 }
     }
 }

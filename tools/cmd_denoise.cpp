@@ -36,9 +36,9 @@ int cmd_denoise(int argc, char** argv) {
            "H x W or H x W x C on the [0, 1] scale, unclipped). Output format by extension: .png (16-bit\n"
            "when the input has more than 8 bits, else 8-bit; see --bits), .jpg, .bmp, or .npy (float32\n"
            "H x W x C, unclipped). Grey photos come out grey and an alpha channel is kept as it was (JPEG\n"
-           "stores no alpha). A JPEG or PNG result keeps the input's Exif block (camera, exposure, date,\n"
-           "GPS, orientation: the pixels stay as stored, so viewers turn the result like the original)\n"
-           "and its ICC colour profile.");
+           "stores no alpha). A JPEG or PNG result keeps the input's Exif (camera, exposure, date, GPS,\n"
+           "orientation: the pixels stay as stored, so viewers turn the result like the original), its\n"
+           "ICC colour profile and its XMP (ratings, keywords).");
     a.option("weights", "W", "weights file (.safetensors) from amsnet train/finetune or convert_checkpoint.py");
     a.option("input", "PATH", "noisy image or folder of images");
     a.option("output", "PATH", "output image or folder");
@@ -46,11 +46,11 @@ int cmd_denoise(int argc, char** argv) {
     a.option("bits", "B", "bits per sample for PNG output: 8, 16, or auto (16 when the input has more than 8: a 16-bit PNG or .npy floats)", "auto");
     a.option("match", "TEXT", "for folder input: only files whose name contains TEXT");
     a.option("format", "EXT", "for folder output: write this extension (png, npy, ...) instead of the input's", "");
-    a.flag("strip-exif", "leave the input's Exif block (camera, date, GPS, ...) out of the result; the colour profile is kept");
+    a.flag("strip-metadata", "leave the input's Exif and XMP (camera, date, GPS, ratings, ...) out of the result; the colour profile is kept (it defines the colours)");
     a.option("device", "D", "auto, cpu or cuda", "auto");
     add_precision_option(a);
     if (!a.parse(argc, argv, 2)) return 0;
-    const bool strip_exif = a.on("strip-exif");
+    const bool strip_metadata = a.on("strip-metadata");
 
     const std::string bits_arg = a.get("bits");
     AMS_CHECK(bits_arg == "auto" || bits_arg == "8" || bits_arg == "16", "--bits must be 8, 16 or auto, got '", bits_arg, "'");
@@ -115,7 +115,7 @@ int cmd_denoise(int argc, char** argv) {
     auto load = [&](size_t i) {
         Loaded l;
         l.image = load_image(inputs[i], &l.extras);
-        if (strip_exif) l.extras.metadata.exif.clear();
+        if (strip_metadata) l.extras.metadata = ImageMetadata{"", l.extras.metadata.icc, ""};
         return l;
     };
     Stopwatch total;
