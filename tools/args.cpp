@@ -1,5 +1,6 @@
 #include "tools/args.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -88,12 +89,14 @@ std::string Args::require(const std::string& name) const {
     return v;
 }
 
-long long Args::integer(const std::string& name, long long min) const {
+long long Args::integer(const std::string& name, long long min, long long max) const {
     std::string v = get(name);
     char* end = nullptr;
+    errno = 0;
     long long x = std::strtoll(v.c_str(), &end, 10);
     AMS_CHECK(!v.empty() && end && *end == 0, "--", name, " expects an integer, got '", v, "'");
-    AMS_CHECK(x >= min, "--", name, " must be at least ", min, ", got ", x);
+    AMS_CHECK(x >= min, "--", name, " must be at least ", min, ", got ", v);
+    AMS_CHECK(x <= max && errno != ERANGE, "--", name, " must be at most ", max, ", got ", v);
     return x;
 }
 

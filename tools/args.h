@@ -2,6 +2,7 @@
 // with its help text and default, so `--help` is generated and every bad value is reported with
 // the option's name.
 #pragma once
+#include <climits>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,8 +25,9 @@ public:
     std::string get(const std::string& name) const;
     std::vector<std::string> all(const std::string& name) const;
     bool on(const std::string& name) const;
-    // Numbers, checked: `min` is inclusive.
-    long long integer(const std::string& name, long long min) const;
+    // Numbers, checked: `min` and `max` are inclusive (an int's range unless a wider max is given,
+    // so a cast to int never wraps).
+    long long integer(const std::string& name, long long min, long long max = INT_MAX) const;
     double number(const std::string& name, double min, double max) const;
     std::string require(const std::string& name) const;  // error when missing
 

@@ -1,5 +1,6 @@
 // amsnet eval: PSNR / SSIM (SPEC "Metrics") of predictions against clean references, or denoise
 // noisy images with a model and score them in one go.
+#include <climits>
 #include <cstdio>
 
 #include "engine/device.h"
@@ -40,12 +41,13 @@ int cmd_eval(int argc, char** argv) {
     const bool with_model = a.given("weights") || a.given("gaussian");
     AMS_CHECK(!(a.given("weights") && a.given("gaussian")), "give --weights or --gaussian, not both");
     AMS_CHECK(with_model != a.given("pred"), "give either --pred, or --weights (or --gaussian) with --noisy");
+    if (a.given("weights")) read_denoise_options(a, {});  // the options' values checked before any work
     std::vector<std::string> clean = list_images(a.require("clean"), a.get("match-clean"));
     std::vector<std::string> pred = list_images(with_model ? a.require("noisy") : a.require("pred"), a.get("match-pred"));
     AMS_CHECK(pred.size() == clean.size(), "--", with_model ? "noisy" : "pred", " has ", pred.size(),
               " images but --clean has ", clean.size());
     size_t n = pred.size();
-    if (long long mx = a.integer("max-images", 0); mx > 0) n = std::min<size_t>(n, (size_t)mx);
+    if (long long mx = a.integer("max-images", 0, LLONG_MAX); mx > 0) n = std::min<size_t>(n, (size_t)mx);
     AMS_CHECK(n > 0, "no images to score");
 
     ModelFile model;

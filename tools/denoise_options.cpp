@@ -1,5 +1,6 @@
 #include "tools/denoise_options.h"
 
+#include <climits>
 #include <cstdlib>
 #include <string>
 
@@ -62,7 +63,7 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
         stored_number(meta, "inference_chroma_sigma", o.chroma_sigma, 0, 100);
     o.r3 = (int)a.integer("r3", 0);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
-    o.seed = (uint64_t)a.integer("seed", 0);
+    o.seed = (uint64_t)a.integer("seed", 0, LLONG_MAX);
     o.tile = a.get("tile") == "auto" ? -1 : a.integer("tile", 0);
     o.overlap = a.integer("tile-overlap", 0);
     if (a.given("max-memory")) o.max_memory = a.number("max-memory", 0.01, 1e6) * (double)(1ull << 30);
