@@ -129,8 +129,9 @@ Tensor pad_to_multiple(const Tensor& x, int multiple) {
     AMS_CHECK(x.ndim() == 4 && multiple >= 1, "pad_to_multiple: expected (B, C, H, W) and a positive multiple");
     int64_t H = x.dim(2), W = x.dim(3);
     int pb = (int)((multiple - H % multiple) % multiple), pr = (int)((multiple - W % multiple) % multiple);
-    AMS_CHECK(pb < H && pr < W, "image ", H, "x", W, " is too small: it needs padding to a multiple of ",
-              multiple, " (at least ", multiple / 2 + 1, " pixels on each side)");
+    AMS_CHECK(pb < H && pr < W, "image ", W, "x", H, " is too small: it is padded by reflection to a multiple of ",
+              multiple, ", which needs at least ", multiple / 2 + 1, " pixels each way (the multiple is 8 x the PD "
+              "stride in the AMSNet scheme: a smaller --pd takes smaller images)");
     return reflect_pad(x, 0, pb, 0, pr);
 }
 

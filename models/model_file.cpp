@@ -1,5 +1,8 @@
 #include "models/model_file.h"
 
+#include <cmath>
+#include <iterator>
+
 #include "engine/safetensors.h"
 
 namespace ams {
@@ -26,9 +29,22 @@ std::vector<std::pair<std::string, Tensor>> strip_prefix(const SafetensorsFile& 
 }
 }  // namespace
 
-ModelFile load_model(const std::string& path, Device device) {
+ModelFile load_model(const std::string& path, Device device, bool allow_checkpoint) {
     SafetensorsFile f = load_safetensors(path);
+    auto format = f.metadata.find("format");
+    if (format != f.metadata.end() && format->second == "amsnet-checkpoint-v1") {
+        AMS_CHECK(allow_checkpoint, path, " is a training checkpoint (for --resume); give the model.safetensors "
+                  "beside it, which holds the inference scheme the run stores (and the --ema average)");
+        for (auto it = f.tensors.begin(); it != f.tensors.end();)  // the optimizer's state
+            it = it->first.rfind("optim.", 0) == 0 ? f.tensors.erase(it) : std::next(it);
+    }
     auto named = strip_prefix(f);
+    for (const auto& [name, t] : named) {  // a diverged run's NaN would make every result NaN (black)
+        const float* v = t.data<float>();
+        for (int64_t i = 0; i < t.numel(); ++i)
+            AMS_CHECK(std::isfinite(v[i]), path, ": parameter '", name, "' has a value that is not finite (", v[i],
+                      " at index ", i, "): the weights are damaged");
+    }
     ModelFile m;
     m.metadata = f.metadata;
     auto it = f.metadata.find("config");

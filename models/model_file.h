@@ -18,7 +18,11 @@ struct ModelFile {
     bool config_inferred = false;
 };
 
-ModelFile load_model(const std::string& path, Device device);
+// Weights with a NaN or infinity are an error naming the parameter. A training checkpoint
+// (checkpoint.safetensors) loads its weights only with allow_checkpoint (amsnet info); elsewhere
+// the error points to the run's model.safetensors, which holds the inference scheme and the
+// --ema average.
+ModelFile load_model(const std::string& path, Device device, bool allow_checkpoint = false);
 
 // Writes weights + config + `extra` metadata (temporary file, then rename).
 void save_model(const std::string& path, const Restormer& net, std::map<std::string, std::string> extra = {});

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <mutex>
 
 #include "engine/device.h"
 #include "engine/image_io.h"
@@ -20,6 +21,67 @@ namespace fs = std::filesystem;
 namespace ams::cli {
 
 namespace {
+
+struct Plan {
+    std::vector<std::string> inputs, outputs;
+};
+
+// The images to denoise and where each result goes, checked before any work: an unwritable or
+// clashing name must not cost a run, and no result may replace a photo.
+Plan plan_outputs(const std::string& in, const std::string& out, bool folder, const std::string& match,
+                  std::string format, int bits, bool format_given) {
+    Plan p;
+    std::error_code ec;
+    if (!format.empty() && format[0] == '.') format.erase(0, 1);  // --format .npy as --format npy
+    if (folder) {
+        AMS_CHECK(!fs::exists(out, ec) || is_directory(out), "--output: '", out, "' exists and is not a folder");
+        AMS_CHECK(fs::exists(out, ec) || !is_image_path(out), "--output: '", out,
+                  "' names an image file, but --input is a folder: give a folder for the results");
+        // The results' folder inside the photos' (or the same): its files are not inputs.
+        const fs::path in_abs = fs::weakly_canonical(in, ec), out_abs = fs::weakly_canonical(out, ec);
+        const fs::path out_rel = out_abs.lexically_relative(in_abs);
+        AMS_CHECK(out_rel != ".", "--output: '", out, "' is the input folder; the results need a folder of their own");
+        const bool nested = !out_rel.empty() && *out_rel.begin() != "..";
+        for (const std::string& src : list_images(in, match)) {
+            if (nested) {
+                const fs::path r = fs::weakly_canonical(src, ec).lexically_relative(out_abs);
+                if (!r.empty() && *r.begin() != "..") continue;  // an earlier run's result
+            }
+            // Lexical, not fs::relative: that resolves symlinks, and a linked image would map
+            // to a name outside --output.
+            fs::path rel = fs::path(src).lexically_relative(in);
+            AMS_CHECK(!rel.empty() && *rel.begin() != "..", "cannot place '", src, "' under --output");
+            if (!format.empty()) rel.replace_extension("." + format);
+            p.inputs.push_back(src);
+            p.outputs.push_back((fs::path(out) / rel).string());
+        }
+    } else {
+        AMS_CHECK(fs::exists(in, ec), "--input: '", in, "' does not exist");
+        AMS_CHECK(is_image_path(in), "--input: '", in, "' is not a PNG, JPEG, BMP or .npy image");
+        AMS_CHECK(!is_directory(out), "--output: '", out, "' is a folder; give a file name (e.g. out.png)");
+        fs::path parent = fs::path(out).parent_path();
+        AMS_CHECK(parent.empty() || is_directory(parent.string()), "--output: folder '", parent.string(),
+                  "' does not exist");
+        p.inputs.push_back(in);
+        p.outputs.push_back(out);
+    }
+    AMS_CHECK(!p.inputs.empty(), "--input: no PNG, JPEG, BMP or .npy images in '", in, "'",
+              match.empty() ? "" : " whose name contains '" + match + "'");
+    std::map<std::string, std::string> source_of;  // two inputs (a.png, a.jpg) must not share a result
+    for (size_t i = 0; i < p.outputs.size(); ++i) {
+        try {
+            check_image_output(p.outputs[i], bits);
+        } catch (const Error& e) {
+            AMS_FAIL(format_given ? "--format: " : "--output: ", e.message());
+        }
+        auto [it, fresh] = source_of.emplace(p.outputs[i], p.inputs[i]);
+        AMS_CHECK(fresh, "--output: '", it->second, "' and '", p.inputs[i], "' would both be written to '", p.outputs[i],
+                  "' (use --match to pick one)");
+        AMS_CHECK(!fs::exists(p.outputs[i], ec) || !fs::equivalent(p.outputs[i], p.inputs[i], ec), "--output: '",
+                  p.outputs[i], "' is the input photo itself; the result would replace it (give another name)");
+    }
+    return p;
+}
 
 bool is_png(const std::string& path) {
     std::string e = fs::path(path).extension().string();
@@ -60,40 +122,15 @@ int cmd_denoise(int argc, char** argv) {
     Device dev = parse_device(a.get("device"));
     apply_precision(a, dev);
 
-    std::vector<std::string> inputs = list_images(in, a.get("match"));
-    bool folder = is_directory(in);
-    AMS_CHECK(!inputs.empty(), "--input: no PNG, JPEG, BMP or .npy images in '", in, "'");
-    // Where each result goes, checked before any work: an unwritable name must not cost a run.
-    std::vector<std::string> outputs;
-    if (folder) {
-        AMS_CHECK(!fs::exists(out) || is_directory(out), "--output: '", out, "' exists and is not a folder");
-        for (const std::string& src : inputs) {
-            // Lexical, not fs::relative: that resolves symlinks, and a linked image would map
-            // to a name outside --output.
-            fs::path rel = fs::path(src).lexically_relative(in);
-            AMS_CHECK(!rel.empty() && *rel.begin() != "..", "cannot place '", src, "' under --output");
-            if (!a.get("format").empty()) rel.replace_extension("." + a.get("format"));
-            outputs.push_back((fs::path(out) / rel).string());
-        }
-    } else {
-        AMS_CHECK(!is_directory(out), "--output: '", out, "' is a folder; give a file name (e.g. out.png)");
-        fs::path parent = fs::path(out).parent_path();
-        AMS_CHECK(parent.empty() || is_directory(parent.string()), "--output: folder '", parent.string(),
-                  "' does not exist");
-        outputs.push_back(out);
-    }
-    std::map<std::string, std::string> source_of;  // two inputs (a.png, a.jpg) must not share a result
-    for (size_t i = 0; i < outputs.size(); ++i) {
-        try {
-            check_image_output(outputs[i], bits);
-        } catch (const Error& e) {
-            AMS_FAIL(a.given("format") ? "--format: " : "--output: ", e.message());
-        }
-        auto [it, fresh] = source_of.emplace(outputs[i], inputs[i]);
-        AMS_CHECK(fresh, "--output: '", it->second, "' and '", inputs[i], "' would both be written to '", outputs[i],
-                  "' (use --match to pick one)");
-    }
+    read_denoise_options(a, {});  // every scheme option's value checked before any work
+    const bool folder = is_directory(in);
+    AMS_CHECK(folder || !a.given("match"), "--match picks files in a folder; --input '", in, "' is a file");
+    AMS_CHECK(folder || !a.given("format"), "--format names a folder's outputs; give --output a file name instead");
+    const Plan plan = plan_outputs(in, out, folder, a.get("match"), a.get("format"), bits, a.given("format"));
+    const std::vector<std::string>& inputs = plan.inputs;
+    const std::vector<std::string>& outputs = plan.outputs;
     if (folder) make_directory(out);
+    check_writable_folder(folder ? out : fs::path(out).parent_path().string());
     ModelFile m = load_model(weights, dev);
     DenoiseOptions o = read_denoise_options(a, m.metadata);
     apply_memory_limit(o.max_memory, dev);
@@ -118,6 +155,18 @@ int cmd_denoise(int argc, char** argv) {
         if (strip_metadata) l.extras.metadata = ImageMetadata{"", l.extras.metadata.icc, ""};
         return l;
     };
+    // In a folder, an image that fails (unreadable, too small, out of memory, not writable) is
+    // reported and the others go on; the run then fails, naming how many. A single image's error
+    // is the run's, prefixed with its name where the message lacks it.
+    std::mutex failed_mu;  // the writer reports its failures from its own thread
+    std::vector<std::string> failed;
+    auto fail = [&](size_t i, const std::string& message) {
+        const std::string what = message.find(inputs[i]) == std::string::npos ? inputs[i] + ": " + message : message;
+        if (!folder) throw Error(what);
+        std::lock_guard<std::mutex> lock(failed_mu);
+        std::fprintf(stderr, "[%zu/%zu] error: %s\n", i + 1, inputs.size(), what.c_str());
+        failed.push_back(inputs[i]);
+    };
     Stopwatch total;
     bool told_lost = false;  // only the writer (one at a time) reads and sets it
     std::future<Loaded> next = std::async(when, load, 0);
@@ -125,19 +174,37 @@ int cmd_denoise(int argc, char** argv) {
     try {
         for (size_t i = 0; i < inputs.size(); ++i) {
             Stopwatch sw;
-            Loaded cur = next.get();
+            Loaded cur;
+            try {
+                cur = next.get();
+            } catch (const Error& e) {
+                if (i + 1 < inputs.size()) next = std::async(when, load, i + 1);
+                fail(i, e.message());
+                continue;
+            }
             if (i + 1 < inputs.size()) next = std::async(when, load, i + 1);
-            const std::string& dst = outputs[i];
-            if (folder) make_directory(fs::path(dst).parent_path().string());
-            Tensor noisy = cur.image.to(dev);
-            DenoiseOptions oi = o;
-            if (cur.extras.channels <= 2) oi.chroma_sigma = 0;  // a grey photo has no chroma to smooth
-            // To the host here: the device is this thread's alone.
-            Tensor result = restore_file_channels(denoise_image(*m.net, noisy, oi), cur.extras).to(Device::CPU);
+            Tensor result;
+            try {
+                if (folder) make_directory(fs::path(outputs[i]).parent_path().string());
+                Tensor noisy = cur.image.to(dev);
+                DenoiseOptions oi = o;
+                if (cur.extras.channels <= 2) oi.chroma_sigma = 0;  // a grey photo has no chroma to smooth
+                // To the host here: the device is this thread's alone.
+                result = restore_file_channels(denoise_image(*m.net, noisy, oi), cur.extras).to(Device::CPU);
+            } catch (const Error& e) {
+                fail(i, e.message());
+                continue;
+            }
             if (writing.valid()) writing.get();
             writing = std::async(when, [&, i, sw, result, cur_bits = cur.extras.bits, meta = std::move(cur.extras.metadata)] {
                 const int b = auto_bits && cur_bits > 8 && is_png(outputs[i]) ? 16 : bits;
-                const std::string lost = save_image(outputs[i], result, b, meta);
+                std::string lost;
+                try {
+                    lost = save_image(outputs[i], result, b, meta);
+                } catch (const Error& e) {
+                    fail(i, e.message());
+                    return;
+                }
                 if (!lost.empty() && !told_lost) {  // once: a folder to .npy would say it for every file
                     std::fprintf(stderr, "note: %s: not stored: %s\n", outputs[i].c_str(), lost.c_str());
                     told_lost = true;
@@ -155,6 +222,8 @@ int cmd_denoise(int argc, char** argv) {
         if (writing.valid()) writing.get();
         throw;
     }
+    AMS_CHECK(failed.empty(), failed.size(), " of ", inputs.size(), " images failed (each is reported above; the first: '",
+              failed.empty() ? "" : failed.front(), "'); the other results are written");
     if (inputs.size() > 1)
         std::fprintf(stderr, "denoised %zu images in %s\n", inputs.size(), format_duration(total.seconds()).c_str());
     return 0;

@@ -26,7 +26,7 @@ int cmd_info(int argc, char** argv) {
                                      : "  [built without CUDA]");
     if (!a.given("weights")) return 0;
     std::string path = a.get("weights");
-    ModelFile m = load_model(path, Device::CPU);
+    ModelFile m = load_model(path, Device::CPU, true);
     std::printf("weights: %s\n", path.c_str());
     std::printf("model: %s%s\n", m.config.summary().c_str(), m.config_inferred ? " (inferred from tensor shapes)" : "");
     int64_t total = m.net->params().total();

@@ -1,8 +1,13 @@
 #include "tools/common.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 
 #include "engine/device.h"
 #include "engine/image_io.h"
@@ -20,8 +25,21 @@ bool is_directory(const std::string& path) {
 
 void make_directory(const std::string& path) {
     std::error_code ec;
+    AMS_CHECK(!fs::exists(path, ec) || fs::is_directory(path, ec), "'", path, "' is a file, not a folder");
     fs::create_directories(path, ec);
     AMS_CHECK(!ec && fs::is_directory(path), "cannot create folder '", path, "': ", ec.message());
+}
+
+void check_writable_folder(const std::string& path) {
+    const fs::path probe = fs::path(path.empty() ? "." : path) / (".amsnet-write-test-" + std::to_string(getpid()));
+    errno = 0;
+    std::ofstream f(probe);
+    const bool ok = (bool)f;
+    const int err = errno;
+    f.close();
+    std::error_code ec;
+    fs::remove(probe, ec);
+    AMS_CHECK(ok, "cannot write in folder '", path.empty() ? "." : path, "': ", err ? std::strerror(err) : "unknown error");
 }
 
 int parse_recompute(const std::string& value) {

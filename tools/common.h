@@ -12,8 +12,12 @@
 namespace ams::cli {
 
 bool is_directory(const std::string& path);
-// Creates a folder (and parents); errors name it.
+// Creates a folder (and parents); errors name it (and say when it is a file).
 void make_directory(const std::string& path);
+// Whether files can be created in an existing folder ("" = the current one), tried with a file
+// that is removed at once; the error names the folder and the reason. So a run that could not
+// save its result fails before the work, not after.
+void check_writable_folder(const std::string& path);
 
 // --recompute: "auto" -> -1 (chosen by memory: train/step_memory.h), "off" -> 0, "on" -> 1; anything
 // else is an error.
