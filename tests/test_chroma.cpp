@@ -101,6 +101,7 @@ TEST_CASE("calibration: blotchy chroma gets a blur, flat chroma none, and the re
     ChromaCalibration c = calibrate_chroma(files, identity, 0.6, 4.0, 8, 64);
     CHECK(c.crops == 2);
     CHECK(c.crop == 64);
+    CHECK(calibrate_chroma(files, identity, 0.6, 4.0, 8, 128).crop == 90);  // what the images allow: 79x90 at most
     CHECK(c.sigmas.size() == c.objective.size());
     CHECK(c.sigma > 0.5);
     // The recorded objective is the mean over the crops of the objective of the smoothed crops.

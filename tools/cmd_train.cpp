@@ -1,8 +1,10 @@
 // amsnet train / amsnet finetune.
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include "engine/device.h"
 #include "engine/json.h"
@@ -51,21 +53,22 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
              "first step, and on the GPU a hard limit on what the engine allocates there");
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
     a.option("log-every", "N", "progress line and log.csv row every N steps", "10");
-    a.flag("resume", "continue from DIR/checkpoint.safetensors exactly where it stopped");
+    a.flag("resume", "continue from DIR/checkpoint.safetensors exactly where it stopped, with the run's own options "
+           "(--data, --batch, --lr, ... are taken from it when not given; a different value is an error)");
     a.option("val-noisy", "DIR", "noisy validation images (scored with the AMSNet-B inference scheme)");
     a.option("val-clean", "DIR", "their clean references (paired by sorted order)");
-    a.option("val-every", "N", "validate every N steps (0 = never)", "0");
+    a.option("val-every", "N", "validate every N steps (default with --val-noisy: every --save-every steps)");
     a.option("val-max", "N", "validation images used", "4");
 }
 
 TrainOptions read_common(const Args& a) {
     TrainOptions o;
     o.data = a.all("data");
-    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet train --help)");
+    AMS_CHECK(!o.data.empty() || a.on("resume"), "--data is required (see amsnet train --help)");
     o.include = a.get("include");
     o.image_cache = a.number("image-cache", 0, 1e6) * (double)(1ull << 30);
     o.out = a.require("out");
-    o.steps = a.integer("steps", 0);
+    o.steps = a.integer("steps", 0, LLONG_MAX);
     o.max_minutes = a.number("max-minutes", 0, 1e7);
     o.batch = (int)a.integer("batch", 1);
     o.crop = (int)a.integer("crop", 8);
@@ -80,24 +83,68 @@ TrainOptions read_common(const Args& a) {
               o.lr_schedule, "'");
     AMS_CHECK(o.lr_schedule == "constant" || o.steps > 0, "--lr-schedule cosine needs --steps (the length of the decay)");
     o.ema = a.number("ema", 0, 0.999999);
-    o.seed = (uint64_t)a.integer("seed", 0);
+    o.seed = (uint64_t)a.integer("seed", 0, LLONG_MAX);
     o.device = parse_device(a.get("device"));
     apply_precision(a, o.device);
     o.precision_given = a.given("precision");
     o.recompute = parse_recompute(a.get("recompute"));
     if (a.given("max-memory")) o.max_memory = a.number("max-memory", 0.01, 1e6) * (double)(1ull << 30);
     apply_memory_limit(o.max_memory, o.device);
-    o.save_every = a.integer("save-every", 0);
-    o.log_every = a.integer("log-every", 1);
+    o.save_every = a.integer("save-every", 0, LLONG_MAX);
+    o.log_every = a.integer("log-every", 1, LLONG_MAX);
     o.resume = a.on("resume");
     o.val_noisy = a.get("val-noisy");
     o.val_clean = a.get("val-clean");
-    o.val_every = a.integer("val-every", 0);
+    AMS_CHECK(o.val_noisy.empty() == o.val_clean.empty(), o.val_noisy.empty() ? "--val-clean needs --val-noisy"
+                                                                              : "--val-noisy needs --val-clean");
+    AMS_CHECK(!a.given("val-every") || !o.val_noisy.empty(), "--val-every needs --val-noisy and --val-clean");
+    if (a.given("val-every")) o.val_every = a.integer("val-every", 0, LLONG_MAX);
+    else if (!o.val_noisy.empty()) o.val_every = o.save_every > 0 ? o.save_every : 500;
     o.val_max = (int)a.integer("val-max", 1);
     return o;
 }
 
+// --resume: the options not given on the command line are the run's own, from its checkpoint's
+// record (train() refuses given ones that differ). So `--out RUN --resume --steps N` is enough.
+void adopt_run_options(const Args& a, TrainOptions& o) {
+    const std::string path = (std::filesystem::path(o.out) / "checkpoint.safetensors").string();
+    std::error_code ec;
+    if (!o.resume || !std::filesystem::exists(path, ec)) return;  // train() says what is missing
+    const auto meta = load_safetensors(path, false).metadata;
+    const auto it = meta.find("training");
+    if (it == meta.end()) return;
+    const json::Value t = json::parse(it->second, path + " (training metadata)");
+    auto take = [&](const char* option, const char* key, auto& field) {
+        const json::Value* v = t.find(key);
+        if (!v || a.given(option)) return;
+        using T = std::decay_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+            if (v->is_string()) field = v->as_string();
+        } else if (v->is_number()) {
+            field = static_cast<T>(v->as_number());
+        }
+    };
+    take("include", "include", o.include);
+    take("batch", "batch", o.batch);
+    take("crop", "crop", o.crop);
+    take("pd", "pd", o.pd);
+    take("mask-p", "mask_p", o.mask_p);
+    take("lr", "lr", o.lr);
+    take("lr-schedule", "lr_schedule", o.lr_schedule);
+    take("ema", "ema", o.ema);
+    take("seed", "seed", o.seed);
+    take("lambda", "lambda", o.lambda);
+    take("branches", "branches", o.branches);
+    take("passes", "passes", o.passes);
+    take("weights", "init_weights", o.init_weights);
+    if (!o.finetune && !a.given("preset") && !a.given("config")) take("preset", "preset", o.preset);
+    if (const json::Value* d = t.find("data"); d && d->is_array() && o.data.empty())
+        for (const json::Value& v : d->as_array())
+            if (v.is_string()) o.data.push_back(v.as_string());
+}
+
 std::string read_file(const std::string& path) {
+    AMS_CHECK(!is_directory(path), "--config: '", path, "' is a folder, not a JSON file");
     std::ifstream f(path);
     AMS_CHECK(f, "--config: cannot read '", path, "'");
     std::stringstream ss;
@@ -114,10 +161,16 @@ int cmd_train(int argc, char** argv) {
            "Ctrl-C stops cleanly and saves; --resume continues exactly.");
     add_common(a, "4", "5", "2", "2");
     a.option("preset", "P", "model size: restormer (SPEC, 26.1M parameters), small (CPU in minutes), tiny (tests)", "restormer");
-    a.option("config", "FILE.json", "Restormer configuration (keys as `amsnet info` prints) instead of --preset");
-    a.option("weights", "W", "start from these weights instead of a random initialisation");
+    a.option("config", "FILE.json", "Restormer configuration instead of --preset: a JSON object with the reference's "
+             "names (dim, num_blocks, num_refinement_blocks, heads, ffn_expansion_factor, bias, layernorm_type; the "
+             "\"config\" entry of `amsnet info --weights W` shows one)");
+    a.option("weights", "W", "start from these weights instead of a random initialisation (their model and stored "
+             "inference scheme; not with --preset or --config)");
     if (!a.parse(argc, argv, 2)) return 0;
     TrainOptions o = read_common(a);
+    AMS_CHECK(!(a.given("preset") && a.given("config")), "give --preset or --config, not both");
+    AMS_CHECK(!a.given("weights") || !(a.given("preset") || a.given("config")),
+              "--weights brings its own model: leave out --preset and --config");
     o.preset = a.get("preset");
     o.model = preset_config(o.preset);
     if (a.given("config")) {
@@ -126,8 +179,16 @@ int cmd_train(int argc, char** argv) {
         o.preset = "config:" + path;
     }
     o.init_weights = a.get("weights");
+    if (!o.init_weights.empty()) {  // the weights' own inference scheme, unless given
+        std::map<std::string, std::string> meta = load_safetensors(o.init_weights, false).metadata;
+        if (!a.given("infer-pd")) stored_int(meta, "inference_pd", o.val_pd, 1);
+        if (!a.given("infer-branches")) stored_int(meta, "inference_branches", o.val_branches, 2);
+        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1);
+    }
+    adopt_run_options(a, o);
+    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet train --help)");
     train(o);
-    return 0;
+    return training_interrupted() ? 130 : 0;  // saved; 130 (128 + SIGINT) so `train && ...` stops
 }
 
 int cmd_finetune(int argc, char** argv) {
@@ -173,10 +234,12 @@ int cmd_finetune(int argc, char** argv) {
     if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1);
     if (a.given("branches")) o.branches = (int)a.integer("branches", 2);
     o.passes = (int)a.integer("passes", 1);
+    adopt_run_options(a, o);
+    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet finetune --help)");
     o.val_pd = a.given("infer-pd") ? (int)a.integer("infer-pd", 1) : o.pd;
     o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2) : o.branches;
     train(o);
-    return 0;
+    return training_interrupted() ? 130 : 0;
 }
 
 }  // namespace ams::cli

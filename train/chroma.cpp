@@ -130,7 +130,6 @@ ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
     AMS_CHECK(!files.empty(), "chroma calibration: no images");
     AMS_CHECK(max_images >= 1 && crop >= 8, "chroma calibration: bad crop count or size");
     ChromaCalibration c;
-    c.crop = crop;
     for (int s = 0; s <= 16; ++s) c.sigmas.push_back(0.25 * s);
     c.objective.assign(c.sigmas.size(), 0.0);
     const size_t n = std::min(files.size(), (size_t)max_images);
@@ -148,6 +147,7 @@ ChromaCalibration calibrate_chroma(const std::vector<std::string>& files,
     for (size_t i = 0; i < n; ++i) {
         const std::string& file = file_of(i);
         Tensor noisy = next.get();
+        c.crop = (int)std::max<int64_t>({c.crop, noisy.dim(2), noisy.dim(3)});  // smaller images give smaller crops
         if (i + 1 < n) next = std::async(std::launch::async, centre_crop, i + 1);
         Tensor restored;
         try {

@@ -37,7 +37,7 @@ double luma_chroma_objective(const Tensor& u, const Tensor& noisy, double lambda
 struct ChromaCalibration {
     double sigma = 0;                        // the chosen one
     std::vector<double> sigmas, objective;   // the grid and its objective (mean over crops)
-    int crops = 0, crop = 0;
+    int crops = 0, crop = 0;                 // crops restored, and the largest side among them
 };
 
 // Restores a centre crop (at most `crop` pixels square) of each of up to `max_images` of `files`

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "engine/image_io.h"
@@ -27,6 +28,15 @@ ImageDataset::ImageDataset(const std::vector<std::string>& folders, const std::s
                   include.empty() ? "" : " matching --include '" + include + "'", " in '", dir, "'");
         files_.insert(files_.end(), found.begin(), found.end());
     }
+    // A folder given twice (or inside another given one) must not count its images twice.
+    std::vector<std::string> unique;
+    std::set<fs::path> seen;
+    for (const std::string& f : files_) {
+        std::error_code ec;
+        const fs::path key = fs::weakly_canonical(f, ec);
+        if (seen.insert(ec ? fs::path(f) : key).second) unique.push_back(f);
+    }
+    files_ = std::move(unique);
     // Every file's size from its header, before training starts: an unreadable or too small image
     // must not end a run hours in, when a batch first draws it.
     size_t small = 0;
@@ -46,7 +56,13 @@ ImageDataset::Image ImageDataset::cached(size_t i) {
 }
 
 ImageDataset::Image ImageDataset::decode(size_t i) {
-    auto img = std::make_shared<const DecodedImage>(decode_image(files_[i]));
+    std::shared_ptr<const DecodedImage> img;
+    try {
+        img = std::make_shared<const DecodedImage>(decode_image(files_[i]));
+    } catch (const Error& e) {  // its header was fine at start-up (image_size); its data is not
+        throw Error(str(e.message(), " (a training image damaged past its header: remove it from the --data folder; "
+                                     "the run is saved, --resume continues it)"));
+    }
     AMS_CHECK(img->h >= crop_ && img->w >= crop_, "training image '", files_[i], "' is ", img->w, "x", img->h,
               ", smaller than --crop ", crop_);
     std::lock_guard<std::mutex> lock(mu_);

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -69,7 +71,8 @@ json::Value options_json(const TrainOptions& o) {
     for (const auto& d : o.data) data.push_back(d);
     v["data"] = data;
     v["include"] = o.include;
-    if (!o.finetune) v["preset"] = o.preset;
+    if (!o.finetune && o.init_weights.empty()) v["preset"] = o.preset;  // else the model is the weights'
+    if (!o.init_weights.empty()) v["init_weights"] = o.init_weights;
     v["batch"] = o.batch;
     v["crop"] = o.crop;
     v["pd"] = o.pd;
@@ -84,7 +87,6 @@ json::Value options_json(const TrainOptions& o) {
         v["lambda"] = o.lambda;
         v["branches"] = o.branches;
         v["passes"] = o.passes;
-        v["init_weights"] = o.init_weights;
     }
     return v;
 }
@@ -98,7 +100,14 @@ Validation load_validation(const TrainOptions& o) {
     Validation v;
     if (o.val_noisy.empty()) return v;
     AMS_CHECK(!o.val_clean.empty(), "--val-noisy needs --val-clean");
-    auto n = list_images(o.val_noisy), c = list_images(o.val_clean);
+    auto listed = [](const std::string& dir, const char* option) {
+        try {
+            return list_images(dir);
+        } catch (const Error& e) {
+            throw Error(str(option, ": ", e.message()));
+        }
+    };
+    auto n = listed(o.val_noisy, "--val-noisy"), c = listed(o.val_clean, "--val-clean");
     AMS_CHECK(n.size() == c.size() && !n.empty(), "--val-noisy has ", n.size(), " images, --val-clean ", c.size());
     for (size_t i = 0; i < n.size() && (int)i < o.val_max; ++i) {
         v.noisy.push_back(load_image(n[i]));
@@ -213,7 +222,7 @@ std::map<std::string, std::string> calibrate(const Restormer& net, const ImageDa
     rec["objective"] = obj;
     rec["sigma"] = c.sigma;
     if (!o.quiet)
-        std::fprintf(stderr, "\r  chroma smoothing calibrated on %d crops of %dpx: sigma %g%s (objective %.6f; %.6f without)\n",
+        std::fprintf(stderr, "\r  chroma smoothing calibrated on %d crops (at most %dpx square): sigma %g%s (objective %.6f; %.6f without)\n",
                      c.crops, c.crop, c.sigma, c.sigma == c.sigmas.back() ? ", the largest tried" : "",
                      *std::min_element(c.objective.begin(), c.objective.end()), c.objective[0]);
     return {{"inference_chroma_sigma", str(c.sigma)}, {"chroma_calibration", json::dump(rec)}};
@@ -235,7 +244,43 @@ double calibration_lambda(const TrainOptions& o, const std::map<std::string, std
     AMS_FAIL("--calibrate-only: '", o.init_weights, "' records no fine-tuning lambda; give --lambda");
 }
 
+// The options that shape a run's trajectory, as options_json records them, and their flags.
+constexpr std::pair<const char*, const char*> kRunOptions[] = {
+    {"include", "--include"}, {"preset", "--preset/--config/--weights"}, {"init_weights", "--weights"},
+    {"batch", "--batch"}, {"crop", "--crop"}, {"pd", "--pd"}, {"mask_p", "--mask-p"}, {"lr", "--lr"},
+    {"lr_schedule", "--lr-schedule"}, {"ema", "--ema"}, {"seed", "--seed"}, {"mode", "the command"},
+    {"lambda", "--lambda"}, {"branches", "--branches"}, {"passes", "--passes"}};
+
+// A resumed run is the run it was: an option of kRunOptions that differs from the checkpoint's
+// record is an error naming it (amsnet train/finetune take the record's values for the options
+// not given on the command line). --steps may change (and with it a cosine schedule's length).
+void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const std::string& ckpt_path) {
+    auto it = ckpt.metadata.find("training");
+    if (it == ckpt.metadata.end()) return;
+    const json::Value was = json::parse(it->second, ckpt_path + " (training metadata)"), now = options_json(o);
+    for (const auto& [key, option] : kRunOptions) {
+        const json::Value *a = was.find(key), *b = now.find(key);
+        const std::string sa = a ? json::dump(*a) : "none", sb = b ? json::dump(*b) : "none";
+        AMS_CHECK(sa == sb, "--resume: the run in '", o.out, "' was started with ", option, " ", sa, ", not ", sb,
+                  ": a resumed run continues as it started (leave the option out, or start another --out)");
+    }
+}
+
+// A run folder's files: a new run (not --resume) refuses a folder that holds them rather than
+// replace a run that may have taken days.
+void check_fresh_out(const TrainOptions& o) {
+    std::error_code ec;
+    for (const char* name : {"checkpoint.safetensors", "model.safetensors", "log.csv"}) {
+        if (o.calibrate_only && std::string(name) != "model.safetensors") continue;  // all it writes
+        const fs::path f = fs::path(o.out) / name;
+        AMS_CHECK(!fs::exists(f, ec), "--out: '", o.out, "' already holds a run (", f.filename().string(), "); ",
+                  o.calibrate_only ? "" : "add --resume to continue it, or ", "give another folder (or delete it first)");
+    }
+}
+
 }  // namespace
+
+bool training_interrupted() { return g_interrupted; }
 
 int64_t train(const TrainOptions& o) {
     AMS_CHECK(o.calibrate_only || o.steps > 0 || o.max_minutes > 0, "give --steps or --max-minutes (or both)");
@@ -246,8 +291,8 @@ int64_t train(const TrainOptions& o) {
     AMS_CHECK(o.calibrate_only || o.crop % (8 * o.pd) == 0, "--crop ", o.crop, " must be a multiple of 8 * --pd = ", 8 * o.pd,
               " (PD sub-images must be multiples of 8)");
     std::error_code ec;
-    fs::create_directories(o.out, ec);
-    AMS_CHECK(fs::is_directory(o.out, ec), "--out: cannot create folder '", o.out, "'");
+    AMS_CHECK(!fs::exists(o.out, ec) || fs::is_directory(o.out, ec), "--out: '", o.out, "' is a file, not a folder");
+    if (!o.resume) check_fresh_out(o);
     const std::string ckpt_path = (fs::path(o.out) / "checkpoint.safetensors").string();
     const std::string model_path = (fs::path(o.out) / "model.safetensors").string();
     const std::string log_path = (fs::path(o.out) / "log.csv").string();
@@ -255,6 +300,9 @@ int64_t train(const TrainOptions& o) {
     // (--calibrate-only takes no training crops: its images need only be calibration-sized.)
     ImageDataset data(o.data, o.include, o.calibrate_only ? 8 : o.crop, (size_t)o.image_cache);
     Validation val = load_validation(o);
+    // Only now, with the data checked: a run that cannot start leaves no empty folder behind.
+    fs::create_directories(o.out, ec);
+    AMS_CHECK(fs::is_directory(o.out, ec), "--out: cannot create folder '", o.out, "': ", ec.message());
     DenoiseOptions val_scheme;  // its tile is chosen with the step's memory (validation_tile)
     val_scheme.tile = 0;
     val_scheme.pd = o.val_pd;
@@ -268,6 +316,7 @@ int64_t train(const TrainOptions& o) {
     if (o.resume) {
         AMS_CHECK(fs::exists(ckpt_path), "--resume: no checkpoint at '", ckpt_path, "'");
         ckpt = load_safetensors(ckpt_path);
+        check_same_run(o, ckpt, ckpt_path);
         RestormerConfig cfg = RestormerConfig::from_json(json::parse(ckpt.metadata.at("config")), ckpt_path);
         net = std::make_unique<Restormer>(cfg, o.device);
         net->params().load(checkpoint_weights(ckpt), ckpt_path);
@@ -345,8 +394,9 @@ int64_t train(const TrainOptions& o) {
         }
     }
 
+    errno = 0;
     std::ofstream log(log_path, o.resume ? std::ios::app : std::ios::trunc);
-    AMS_CHECK(log, "cannot write '", log_path, "'");
+    AMS_CHECK(log, "--out: cannot write '", log_path, "': ", errno ? std::strerror(errno) : "unknown error");
     if (!o.resume) log << "step,loss,lr,images_per_s,val_psnr,val_ssim,elapsed_s\n";
     if (!o.quiet)
         std::fprintf(stderr, "amsnet %s: %s, %lld parameters, %zu images, batch %d, crop %d, pd %d, lr %g, on %s%s\n",

@@ -66,7 +66,11 @@ struct TrainOptions {
 // metadata), checkpoint.safetensors (weights, AdamW moments, average, step; resumable), log.csv.
 // With calibrate_only, only model.safetensors: init_weights with their metadata and the chroma
 // calibration.
+// A new run (not resume) refuses an --out that holds a run's files; a resumed one refuses options
+// that differ from its checkpoint's record (the batch, crop, learning rate, seed, ...).
 int64_t train(const TrainOptions& opt);
+// Whether the last train() stopped at Ctrl-C (after saving), for the exit status.
+bool training_interrupted();
 
 // The network's weights in a checkpoint: every tensor but the optimizer's ("optim.*").
 std::vector<std::pair<std::string, Tensor>> checkpoint_weights(const SafetensorsFile& ckpt);
