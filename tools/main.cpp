@@ -5,7 +5,9 @@
 #include <exception>
 #include <string>
 
+#include "ams_version.h"  // generated at build time (tools/version.cmake)
 #include "engine/check.h"
+#include "engine/device.h"
 #include "tools/commands.h"
 
 namespace {
@@ -21,7 +23,9 @@ const char* kUsage =
     "  finetune   fine-tune to AMSNet-P with the smoothness prior\n"
     "  eval       PSNR / SSIM of denoised images against clean references (or denoise and score)\n"
     "  bench      kernel and end-to-end throughput\n"
-    "  info       configuration, parameter count and training metadata of a weights file\n";
+    "  info       configuration, parameter count and training metadata of a weights file\n"
+    "\n"
+    "amsnet --version prints the version, the source revision and whether the CUDA backend is built.\n";
 
 }  // namespace
 
@@ -31,6 +35,11 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
+    if (cmd == "--version" || cmd == "version") {
+        std::printf("amsnet %s (%s), CUDA backend %s\n", AMS_VERSION, AMS_GIT_REVISION,
+                    ams::cuda_built() ? "built in" : "not built");
+        return 0;
+    }
     try {
         using namespace ams::cli;
         if (cmd == "train") return cmd_train(argc, argv);

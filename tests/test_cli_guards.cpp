@@ -1,0 +1,194 @@
+// What the amsnet binary must never do: replace a photo or a training run, wrap a number around,
+// load damaged weights, change a resumed run behind the user's back, or leave a folder of nothing.
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "cli_helpers.h"
+#include "engine/image_io.h"
+#include "engine/json.h"
+#include "engine/safetensors.h"
+
+namespace fs = std::filesystem;
+using namespace ams;
+using ams::test::amsnet;
+using ams::test::Fixture;
+using ams::test::Run;
+
+namespace {
+
+std::string read_bytes(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// `amsnet ARGS` must fail with `needle` in its message.
+void expect_error(const std::string& args, const std::string& needle) {
+    Run r = amsnet(args);
+    INFO("amsnet ", args, "\n", r.out);
+    CHECK(r.code == 1);
+    CHECK(r.out.find(needle) != std::string::npos);
+}
+
+// A folder of two 48x48 crops of the fixture's photo: enough to train the tiny model at crop 40.
+std::string small_data(const Fixture& fx) {
+    const Tensor img = load_image(fx.image);
+    fs::create_directories(fx.dir / "data");
+    for (int k = 0; k < 2; ++k)
+        save_image(fx.p("data/" + std::to_string(k) + ".png"), img.narrow(2, 60 * k, 48).narrow(3, 50, 48).contiguous());
+    return fx.p("data");
+}
+
+json::Value training_record(const std::string& model) {
+    return json::parse(load_safetensors(model, false).metadata.at("training"));
+}
+
+}  // namespace
+
+TEST_CASE("denoise never replaces a photo and never takes its own results for photos") {
+    Fixture fx;
+    const std::string w = " --weights " + fx.weights;
+    fs::copy_file(fx.image, fx.p("same.png"));
+    const std::string before = read_bytes(fx.p("same.png"));
+    expect_error("denoise" + w + " --input " + fx.p("same.png") + " --output " + fx.p("same.png"), "is the input photo itself");
+    CHECK(read_bytes(fx.p("same.png")) == before);
+
+    fs::create_directories(fx.dir / "photos");
+    const Tensor small = load_image(fx.image).narrow(2, 0, 40).narrow(3, 0, 48).contiguous();
+    save_image(fx.p("photos/a.png"), small);
+    expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("photos"), "is the input folder");
+    expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("photos.png"),
+                 "names an image file, but --input is a folder");
+    expect_error("denoise" + w + " --input " + fx.p("photos/a.png") + " --output " + fx.p("x.png") + " --match a",
+                 "--match picks files in a folder");
+    expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("o") + " --match zzz",
+                 "whose name contains 'zzz'");
+    // Results in a folder inside the photos': a second run does not denoise the first one's results.
+    for (int run = 0; run < 2; ++run) {
+        Run r = amsnet("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("photos/denoised") +
+                       " --format .npy --device cpu");
+        INFO(r.out);
+        REQUIRE(r.code == 0);
+        CHECK(r.out.find("[1/1] " + fx.p("photos/a.png") + " -> " + fx.p("photos/denoised/a.npy")) != std::string::npos);
+    }
+    CHECK_FALSE(fs::exists(fx.dir / "photos" / "denoised" / "denoised"));
+    // A folder no result can be written to: said before the model is even read.
+    expect_error("denoise --weights " + fx.p("missing.safetensors") + " --input " + fx.p("photos/a.png") +
+                     " --output /proc/o.png",
+                 "cannot write in folder '/proc'");
+    // A single image too small for the scheme: the error names it.
+    save_image(fx.p("tiny.png"), small.narrow(2, 0, 3).narrow(3, 0, 3).contiguous());
+    expect_error("denoise" + w + " --input " + fx.p("tiny.png") + " --output " + fx.p("t.png") + " --device cpu",
+                 fx.p("tiny.png") + ": image 3x3 is too small");
+}
+
+TEST_CASE("numbers beyond an int are refused, never wrapped around") {
+    Fixture fx;
+    const std::string d = " --weights " + fx.weights + " --input " + fx.image + " --output " + fx.p("o.png");
+    expect_error("denoise" + d + " --passes 4294967297", "--passes must be at most 2147483647, got 4294967297");
+    expect_error("denoise" + d + " --pd 99999999999999999999", "--pd must be at most");
+    expect_error("train --data " + fx.dir.string() + " --out " + fx.p("r") + " --steps 2 --batch 4294967298",
+                 "--batch must be at most");
+    expect_error("train --data " + fx.dir.string() + " --out " + fx.p("r") + " --steps 99999999999999999999",
+                 "--steps must be at most 9223372036854775807");
+    CHECK_FALSE(fs::exists(fx.p("o.png")));
+}
+
+TEST_CASE("weights with a NaN are refused naming the parameter; a checkpoint is shown by info, refused by denoise") {
+    Fixture fx;
+    SafetensorsFile f = load_safetensors(fx.weights);
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (auto& [name, t] : f.tensors) {
+        Tensor c = t.clone();
+        if (name == "patch_embed.proj.weight") c.data<float>()[5] = NAN;
+        tensors.emplace_back(name, c);
+    }
+    save_safetensors(fx.p("nan.safetensors"), tensors, f.metadata);
+    const std::string io = " --input " + fx.image + " --output " + fx.p("o.png") + " --device cpu";
+    expect_error("denoise --weights " + fx.p("nan.safetensors") + io,
+                 "parameter 'patch_embed.proj.weight' has a value that is not finite (nan at index 5)");
+    CHECK_FALSE(fs::exists(fx.p("o.png")));
+
+    const std::string data = small_data(fx);
+    Run r = amsnet("train --data " + data + " --out " + fx.p("run") + " --preset tiny --steps 1 --batch 1 --crop 40 --device cpu");
+    REQUIRE(r.code == 0);
+    expect_error("denoise --weights " + fx.p("run/checkpoint.safetensors") + io, "is a training checkpoint");
+    r = amsnet("info --weights " + fx.p("run/checkpoint.safetensors"));
+    CHECK(r.code == 0);
+    CHECK(r.out.find("amsnet-checkpoint-v1") != std::string::npos);
+}
+
+TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the run's own options, Ctrl-C exits 130") {
+    Fixture fx;
+    const std::string data = small_data(fx), run = fx.p("run");
+    const std::string start = "train --data " + data + " --out " + run + " --preset tiny --batch 1 --crop 40 --seed 3 --device cpu";
+    Run r = amsnet(start + " --steps 2");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    const std::string model = read_bytes(run + "/model.safetensors");
+
+    // The same command again, or another run into the same folder: refused, the run untouched.
+    expect_error(start + " --steps 4", "already holds a run (checkpoint.safetensors); add --resume");
+    CHECK(read_bytes(run + "/model.safetensors") == model);
+
+    // --resume with nothing but the steps: the run's data, batch, crop, seed, preset.
+    r = amsnet("train --out " + run + " --resume --steps 3 --device cpu");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    const json::Value rec = training_record(run + "/model.safetensors");
+    CHECK(rec.at("batch").as_number() == 1);
+    CHECK(rec.at("crop").as_number() == 40);
+    CHECK(rec.at("seed").as_number() == 3);
+    CHECK(rec.at("preset").as_string() == "tiny");
+    CHECK(rec.at("data").at(0).as_string() == data);
+    CHECK(load_safetensors(run + "/model.safetensors", false).metadata.at("step") == "3");
+    // ...and a different value is refused, naming it.
+    expect_error("train --out " + run + " --resume --steps 4 --batch 2", "was started with --batch 1, not 2");
+    expect_error("train --out " + run + " --resume --steps 4 --lr 0.01", "was started with --lr 0.0001, not 0.01");
+    expect_error("train --out " + run + " --resume --steps 4 --preset small", "--preset/--config/--weights \"tiny\"");
+
+    // finetune --resume the same way.
+    const std::string ft = "finetune --data " + data + " --weights " + run + "/model.safetensors --out " + fx.p("ft") +
+                           " --batch 1 --crop 32 --pd 2 --device cpu";
+    REQUIRE(amsnet(ft + " --steps 1").code == 0);
+    r = amsnet("finetune --out " + fx.p("ft") + " --resume --steps 2 --device cpu");
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(training_record(fx.p("ft/model.safetensors")).at("pd").as_number() == 2);
+
+    // A run that cannot start leaves no folder behind.
+    expect_error("train --data " + data + " --out " + fx.p("never") + " --preset tiny --steps 1 --crop 80",
+                 "smaller than --crop 80");
+    CHECK_FALSE(fs::exists(fx.p("never")));
+    expect_error("train --data " + data + " --out " + fx.p("never") + " --preset tiny --steps 1 --crop 40 --val-noisy " +
+                     fx.p("nothere") + " --val-clean " + data,
+                 "--val-noisy: '" + fx.p("nothere") + "' does not exist");
+    CHECK_FALSE(fs::exists(fx.p("never")));
+
+    // Ctrl-C: saved, and exit status 130 so that `amsnet train ... && amsnet finetune ...` stops.
+    r = amsnet(start.substr(0, start.find(" --out ")) + " --out " + fx.p("int") + " --preset tiny --batch 1 --crop 40 "
+               "--device cpu --steps 100000000 --log-every 100000",
+               "timeout --preserve-status -s INT 3");
+    INFO(r.out);
+    CHECK(r.code == 128 + SIGINT);
+    CHECK(r.out.find("interrupted at step") != std::string::npos);
+    CHECK(fs::exists(fx.p("int/checkpoint.safetensors")));
+}
+
+TEST_CASE("options that cannot work together, or do nothing, are errors") {
+    Fixture fx;
+    const std::string t = "train --data " + small_data(fx) + " --out " + fx.p("r") + " --steps 1 --crop 40";
+    expect_error(t + " --preset tiny --config " + fx.p("c.json"), "give --preset or --config, not both");
+    expect_error(t + " --weights " + fx.weights + " --preset tiny", "--weights brings its own model");
+    expect_error(t + " --config " + fx.dir.string(), "is a folder, not a JSON file");
+    expect_error(t + " --preset tiny --val-every 3", "--val-every needs --val-noisy and --val-clean");
+    expect_error(t + " --preset tiny --val-noisy " + fx.dir.string(), "--val-noisy needs --val-clean");
+    CHECK_FALSE(fs::exists(fx.p("r")));
+}
+
+TEST_CASE("amsnet --version names the version and the source revision") {
+    Run r = amsnet("--version");
+    CHECK(r.code == 0);
+    CHECK(r.out.rfind("amsnet 0.", 0) == 0);
+    CHECK(r.out.find("CUDA backend") != std::string::npos);
+}
