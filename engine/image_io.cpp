@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "engine/npy.h"
@@ -327,10 +328,25 @@ std::vector<std::string> list_images(const std::string& path, const std::string&
         return {path};
     }
     std::vector<std::string> files;
-    for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec))
-        if (e.is_regular_file() && is_image_path(e.path().string()) &&
+    // Linked folders are followed, but a link back to a folder already seen or to an ancestor of
+    // `path` (a loop, or `up -> ..`) is not: it would list images twice or forever.
+    const fs::path root = fs::canonical(path, ec);
+    std::set<fs::path> seen{root};
+    fs::recursive_directory_iterator it(path, fs::directory_options::follow_directory_symlink, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+        std::error_code e_ec;
+        const fs::directory_entry& e = *it;
+        if (e.is_directory(e_ec)) {
+            const fs::path dir = fs::canonical(e.path(), e_ec);
+            const fs::path up = root.lexically_relative(dir);
+            const bool ancestor = !e_ec && !up.empty() && *up.begin() != "..";
+            if (e_ec || ancestor || !seen.insert(dir).second) it.disable_recursion_pending();
+            continue;
+        }
+        if (e.is_regular_file(e_ec) && is_image_path(e.path().string()) &&
             (match.empty() || e.path().filename().string().find(match) != std::string::npos))
             files.push_back(e.path().string());
+    }
     AMS_CHECK(!ec, "cannot read folder '", path, "': ", ec.message());
     std::sort(files.begin(), files.end());
     return files;

@@ -557,6 +557,23 @@ TEST_CASE("images: .npy float arrays load like the image file with the same valu
     CHECK(list_images(tmp.dir.string(), "x.") == std::vector<std::string>{});  // x.tif is no image
 }
 
+TEST_CASE("images: folders are listed through links, but a link back (a loop, or to a parent) is not followed") {
+    TempDir tmp("links");
+    const Tensor img = Tensor::zeros({1, 3, 4, 4});
+    fs::create_directories(tmp.dir / "root" / "sub");
+    fs::create_directories(tmp.dir / "elsewhere");
+    save_image(tmp / "root/a.png", img);
+    save_image(tmp / "root/sub/b.png", img);
+    save_image(tmp / "elsewhere/c.png", img);
+    save_image(tmp / "beside.png", img);
+    fs::create_directory_symlink(".", tmp.dir / "root" / "self");
+    fs::create_directory_symlink("..", tmp.dir / "root" / "up");
+    fs::create_directory_symlink("../../root", tmp.dir / "root" / "sub" / "back");
+    fs::create_directory_symlink("../../elsewhere", tmp.dir / "root" / "sub" / "linked");
+    CHECK(list_images(tmp / "root") ==
+          std::vector<std::string>{tmp / "root/a.png", tmp / "root/sub/b.png", tmp / "root/sub/linked/c.png"});
+}
+
 TEST_CASE("images: a real PolyU photo loads as (1, 3, 512, 512) in [0, 1]") {
     const std::string path = AMS_SOURCE_DIR "/../shared/data/polyu/Canon5D2_5_160_3200_chair_11_real.JPG";
     if (!fs::exists(path)) {

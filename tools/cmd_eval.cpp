@@ -40,7 +40,9 @@ int cmd_eval(int argc, char** argv) {
 
     const bool with_model = a.given("weights") || a.given("gaussian");
     AMS_CHECK(!(a.given("weights") && a.given("gaussian")), "give --weights or --gaussian, not both");
-    AMS_CHECK(with_model != a.given("pred"), "give either --pred, or --weights (or --gaussian) with --noisy");
+    AMS_CHECK(!(with_model && a.given("pred")), "--pred scores results you already have; --",
+              a.given("weights") ? "weights" : "gaussian", " denoises --noisy first: give one of them");
+    AMS_CHECK(with_model || a.given("pred"), "give --pred (results to score), or --weights or --gaussian with --noisy");
     if (a.given("weights")) read_denoise_options(a, {});  // the options' values checked before any work
     std::vector<std::string> clean = list_images(a.require("clean"), a.get("match-clean"));
     std::vector<std::string> pred = list_images(with_model ? a.require("noisy") : a.require("pred"), a.get("match-pred"));
