@@ -184,6 +184,16 @@ TEST_CASE("options that cannot work together, or do nothing, are errors") {
     expect_error(t + " --preset tiny --val-every 3", "--val-every needs --val-noisy and --val-clean");
     expect_error(t + " --preset tiny --val-noisy " + fx.dir.string(), "--val-noisy needs --val-clean");
     CHECK_FALSE(fs::exists(fx.p("r")));
+    // The --config that info prints trains that architecture.
+    Run info = amsnet("info --weights " + fx.weights);
+    const size_t at = info.out.find("\nconfig: ");
+    REQUIRE(at != std::string::npos);
+    std::ofstream(fx.p("c.json")) << info.out.substr(at + 9, info.out.find('\n', at + 1) - at - 9);
+    Run r = amsnet(t + " --config " + fx.p("c.json") + " --batch 1 --device cpu");
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(load_safetensors(fx.p("r/model.safetensors"), false).metadata.at("config") ==
+          load_safetensors(fx.weights, false).metadata.at("config"));
 }
 
 TEST_CASE("amsnet --version names the version and the source revision") {

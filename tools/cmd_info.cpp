@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "engine/device.h"
+#include "engine/json.h"
 #include "models/model_file.h"
 #include "tools/args.h"
 #include "tools/commands.h"
@@ -29,6 +30,8 @@ int cmd_info(int argc, char** argv) {
     ModelFile m = load_model(path, Device::CPU, true);
     std::printf("weights: %s\n", path.c_str());
     std::printf("model: %s%s\n", m.config.summary().c_str(), m.config_inferred ? " (inferred from tensor shapes)" : "");
+    // The JSON that `amsnet train --config FILE.json` takes, to train this architecture afresh.
+    std::printf("config: %s\n", json::dump(m.config.to_json()).c_str());
     int64_t total = m.net->params().total();
     std::string grouped = std::to_string(total);
     for (int i = (int)grouped.size() - 3; i > 0; i -= 3) grouped.insert((size_t)i, ",");
