@@ -164,6 +164,8 @@ TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the ru
                      fx.p("nothere") + " --val-clean " + data,
                  "--val-noisy: '" + fx.p("nothere") + "' does not exist");
     CHECK_FALSE(fs::exists(fx.p("never")));
+    expect_error("train --out " + fx.p("never") + " --resume --steps 2", "--resume: no checkpoint at");
+    CHECK_FALSE(fs::exists(fx.p("never")));
 
     // Ctrl-C: saved, and exit status 130 so that `amsnet train ... && amsnet finetune ...` stops.
     r = amsnet(start.substr(0, start.find(" --out ")) + " --out " + fx.p("int") + " --preset tiny --batch 1 --crop 40 "

@@ -108,8 +108,9 @@ TrainOptions read_common(const Args& a) {
 // record (train() refuses given ones that differ). So `--out RUN --resume --steps N` is enough.
 void adopt_run_options(const Args& a, TrainOptions& o) {
     const std::string path = (std::filesystem::path(o.out) / "checkpoint.safetensors").string();
+    if (!o.resume) return;
     std::error_code ec;
-    if (!o.resume || !std::filesystem::exists(path, ec)) return;  // train() says what is missing
+    AMS_CHECK(std::filesystem::exists(path, ec), "--resume: no checkpoint at '", path, "'");
     const auto meta = load_safetensors(path, false).metadata;
     const auto it = meta.find("training");
     if (it == meta.end()) return;

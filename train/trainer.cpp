@@ -296,6 +296,7 @@ int64_t train(const TrainOptions& o) {
     const std::string ckpt_path = (fs::path(o.out) / "checkpoint.safetensors").string();
     const std::string model_path = (fs::path(o.out) / "model.safetensors").string();
     const std::string log_path = (fs::path(o.out) / "log.csv").string();
+    AMS_CHECK(!o.resume || fs::exists(ckpt_path, ec), "--resume: no checkpoint at '", ckpt_path, "'");
 
     // (--calibrate-only takes no training crops: its images need only be calibration-sized.)
     ImageDataset data(o.data, o.include, o.calibrate_only ? 8 : o.crop, (size_t)o.image_cache);
@@ -314,7 +315,6 @@ int64_t train(const TrainOptions& o) {
     int64_t step = 0;
     SafetensorsFile ckpt;
     if (o.resume) {
-        AMS_CHECK(fs::exists(ckpt_path), "--resume: no checkpoint at '", ckpt_path, "'");
         ckpt = load_safetensors(ckpt_path);
         check_same_run(o, ckpt, ckpt_path);
         RestormerConfig cfg = RestormerConfig::from_json(json::parse(ckpt.metadata.at("config")), ckpt_path);
