@@ -213,6 +213,11 @@ TEST_CASE("an interrupted and resumed run gives exactly the losses and weights o
     REQUIRE(la.size() == 6);
     REQUIRE(lb.size() == 6);
     for (int i = 0; i < 6; ++i) CHECK(la[i] == lb[i]);
+    // The elapsed time goes on from the first session's: it never restarts at 0.
+    std::vector<double> eb = log_column(b / "log.csv", 6);
+    REQUIRE(eb.size() == 6);
+    for (int i = 1; i < 6; ++i) CHECK(eb[i] >= eb[i - 1]);
+    CHECK(std::stod(load_safetensors(b / "checkpoint.safetensors", false).metadata.at("elapsed_s")) >= eb[5]);
     ModelFile ma = load_model(a / "model.safetensors", Device::CPU), mb = load_model(b / "model.safetensors", Device::CPU);
     CHECK(rel_l2(mb.net->params().flat_values(), ma.net->params().flat_values()) == 0.0);
 }

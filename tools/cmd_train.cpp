@@ -28,7 +28,8 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
              "beyond it are decoded again whenever drawn, in parallel", "2");
     a.option("out", "DIR", "run folder: model.safetensors, checkpoint.safetensors, log.csv");
     a.option("steps", "N", "total training steps (0 = until --max-minutes)", "0");
-    a.option("max-minutes", "M", "stop and save when this wall time is reached (0 = no limit)", "0");
+    a.option("max-minutes", "M", "stop and save after this many minutes of this session (0 = no limit; a --resume "
+             "session counts its own)", "0");
     a.option("batch", "B", "images per step", batch_default);
     a.option("crop", "N", "random crop size (a multiple of 8 * --pd)", "160");
     a.option("pd", "S", "pixel-downsampling stride", pd_default ? pd_default : "");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -149,7 +150,7 @@ ImageScore validate(const Restormer& net, const Validation& v, const DenoiseOpti
 }
 
 void save_checkpoint(const std::string& path, const Restormer& net, AdamW& opt, const Tensor& ema, int64_t step,
-                     const TrainOptions& o) {
+                     const TrainOptions& o, double elapsed) {
     auto tensors = net.params().named_tensors();
     tensors.emplace_back("optim.m", opt.m());
     tensors.emplace_back("optim.v", opt.v());
@@ -158,6 +159,7 @@ void save_checkpoint(const std::string& path, const Restormer& net, AdamW& opt, 
                      {{"config", json::dump(net.config().to_json())},
                       {"step", std::to_string(step)},
                       {"optimizer_steps", std::to_string(opt.steps())},
+                      {"elapsed_s", str(elapsed)},  // training time over all sessions of the run
                       {"training", json::dump(options_json(o))},
                       {"precision", precision_name(precision())},
                       {"format", "amsnet-checkpoint-v1"}});
@@ -407,7 +409,10 @@ int64_t train(const TrainOptions& o) {
     g_interrupted = false;
     auto old_handler = std::signal(SIGINT, on_sigint);
     Prefetcher prefetch(data, o.batch, o.seed);
-    Stopwatch clock;
+    Stopwatch clock;  // this session; --max-minutes counts it alone
+    // Earlier sessions of a resumed run: log.csv and the progress line count the run's whole time.
+    double before = 0;
+    if (o.resume && ckpt.metadata.count("elapsed_s")) before = std::atof(ckpt.metadata.at("elapsed_s").c_str());
     double interval_loss = 0, last_log_time = 0, last_waited = 0;
     int64_t interval_steps = 0, start_step = step;
     double last_loss = 0;
@@ -433,7 +438,7 @@ int64_t train(const TrainOptions& o) {
         });
     };
     auto save_all = [&](int64_t s) {
-        save_checkpoint(ckpt_path, *net, adam, ema, s, o);
+        save_checkpoint(ckpt_path, *net, adam, ema, s, o, before + clock.seconds());
         save_model_file(s);
     };
     try {
@@ -477,12 +482,12 @@ int64_t train(const TrainOptions& o) {
                 if (!o.quiet)
                     std::fprintf(stderr, "step %lld%s loss %.5f lr %.1e %.2f img/s elapsed %s left %s%s%s\n",
                              (long long)step, o.steps > 0 ? str("/", o.steps).c_str() : "", mean_loss, adam.config().lr, ips,
-                             format_duration(now).c_str(), format_duration(std::max(0.0, left)).c_str(),
+                             format_duration(before + now).c_str(), format_duration(std::max(0.0, left)).c_str(),
                              val_now ? str(" val PSNR ", val_psnr, " dB SSIM ", val_ssim).c_str() : "",
                              data_wait >= 0.1 ? str(" (waiting for images ", std::lround(100 * data_wait),
                                                     "% of the time; see --image-cache)").c_str() : "");
                 log << step << ',' << mean_loss << ',' << adam.config().lr << ',' << ips << ',' << val_psnr << ',' << val_ssim << ','
-                    << now << '\n';
+                    << before + now << '\n';
                 log.flush();
                 interval_loss = 0;
                 interval_steps = 0;
@@ -518,8 +523,10 @@ int64_t train(const TrainOptions& o) {
     }
     std::signal(SIGINT, old_handler);
     if (!o.quiet)
-        std::fprintf(stderr, "%s at step %lld after %s: wrote %s and %s\n", g_interrupted ? "interrupted" : "done",
-                 (long long)step, format_duration(clock.seconds()).c_str(), model_path.c_str(), ckpt_path.c_str());
+        std::fprintf(stderr, "%s at step %lld after %s%s: wrote %s and %s\n", g_interrupted ? "interrupted" : "done",
+                 (long long)step, format_duration(clock.seconds()).c_str(),
+                 before > 0 ? str(" (", format_duration(before + clock.seconds()), " in all)").c_str() : "",
+                 model_path.c_str(), ckpt_path.c_str());
     return step;
 }
 
