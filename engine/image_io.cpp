@@ -280,7 +280,7 @@ std::string save_image(const std::string& path, const Tensor& img, int bits, con
             for (int64_t i = 0; i < h * w; ++i) dst[i * n + c] = src[c * h * w + i];
         save_npy(path, hwc);
         std::vector<unsigned char> none;
-        return embed_metadata(none, ext, meta);  // nothing stored: says what was dropped
+        return embed_metadata(none, ext, meta, (int)n);  // nothing stored: says what was dropped
     }
     // stb counts bytes in int, and 65535 is JPEG's limit: both far beyond any image here.
     if (h < 1 || w < 1 || h > 65535 || w > 65535 || (h * w * n + h) * (bits / 8) > INT_MAX)
@@ -314,7 +314,7 @@ std::string save_image(const std::string& path, const Tensor& img, int bits, con
             ok = stbi_write_jpg_to_func(append_bytes, &bytes, (int)w, (int)h, (int)n, px8.data(), 95);
         if (!ok) AMS_FAIL(path, ": encoding the image failed");
     }
-    const std::string lost = embed_metadata(bytes, ext, meta);
+    const std::string lost = embed_metadata(bytes, ext, meta, (int)n);
     write_file_atomic(path, {{bytes.data(), bytes.size()}});
     return lost;
 }

@@ -77,7 +77,7 @@ ImageMetadata read_png(std::ifstream& f) {
         if (!f.read(d.data(), (std::streamsize)len)) break;
         f.seekg(4, std::ios::cur);
         if (type == "eXIf" && m.exif.empty()) {
-            m.exif = d;
+            m.exif = starts_with(d, kExifId, 6) ? d.substr(6) : d;  // some writers keep JPEG's "Exif\0\0"
         } else if (type == "iCCP" && m.icc.empty()) {
             // profile name (1-79 bytes), NUL, compression method 0 (zlib), the zlib stream
             const size_t nul = d.find('\0');
@@ -106,6 +106,19 @@ void put_jpeg_segment(std::vector<unsigned char>& out, unsigned char marker, con
     p[0] = 0xFF, p[1] = marker, p[2] = (unsigned char)(len >> 8), p[3] = (unsigned char)(len & 0xFF);
     std::memcpy(p + 4, head.data(), head.size());
     std::memcpy(p + 4 + head.size(), data, n);
+}
+
+// A profile's colour space (header bytes 16-19) when it is one of ICC's and not the one of the
+// written samples ("GRAY" for 1 or 2 channels, "RGB " for 3 or 4): a grey photo's profile on a
+// 3-channel JPEG, or a CMYK JPEG's profile on the RGB result, would misdescribe the colours.
+// Empty when it fits, or the bytes are no recognisable profile (left as they are).
+std::string mismatched_colour_space(const std::string& icc, int channels) {
+    if (icc.size() < 128) return "";
+    const std::string space = icc.substr(16, 4), want = channels <= 2 ? "GRAY" : "RGB ";
+    static const char* known[] = {"GRAY", "RGB ", "CMYK", "CMY ", "Lab ", "XYZ ", "YCbr", "Luv ", "Yxy ", "HSV ", "HLS "};
+    for (const char* k : known)
+        if (space == k) return space == want ? "" : space;
+    return "";
 }
 
 std::string embed_jpeg(std::vector<unsigned char>& file, const ImageMetadata& meta) {
@@ -178,14 +191,26 @@ ImageMetadata read_metadata(const std::string& path) {
     return {};
 }
 
-std::string embed_metadata(std::vector<unsigned char>& file, const std::string& ext, const ImageMetadata& meta) {
-    if (meta.empty()) return "";
-    if (ext == ".jpg" || ext == ".jpeg") return embed_jpeg(file, meta);
-    if (ext == ".png") return embed_png(file, meta);
+std::string embed_metadata(std::vector<unsigned char>& file, const std::string& ext, const ImageMetadata& meta_in,
+                           int channels) {
+    if (meta_in.empty()) return "";
+    const bool jpeg = ext == ".jpg" || ext == ".jpeg";
+    if (jpeg || ext == ".png") {
+        ImageMetadata meta = meta_in;
+        std::string dropped;
+        const std::string space = mismatched_colour_space(meta.icc, jpeg ? 3 : channels);  // a JPEG here is YCbCr
+        if (!space.empty()) {
+            meta.icc.clear();
+            dropped = "the colour profile (it describes " + space.substr(0, space.find_last_not_of(' ') + 1) +
+                      " samples; these are " + (jpeg || channels > 2 ? "RGB" : "grey") + ")";
+        }
+        const std::string lost = jpeg ? embed_jpeg(file, meta) : embed_png(file, meta);
+        return dropped + (dropped.empty() || lost.empty() ? "" : " and ") + lost;
+    }
     std::vector<std::string> parts;
-    if (!meta.exif.empty()) parts.push_back("the Exif block");
-    if (!meta.icc.empty()) parts.push_back("the colour profile");
-    if (!meta.xmp.empty()) parts.push_back("the XMP packet");
+    if (!meta_in.exif.empty()) parts.push_back("the Exif block");
+    if (!meta_in.icc.empty()) parts.push_back("the colour profile");
+    if (!meta_in.xmp.empty()) parts.push_back("the XMP packet");
     std::string list;
     for (size_t i = 0; i < parts.size(); ++i)
         list += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];

@@ -22,11 +22,13 @@ struct ImageMetadata {
 // segment, a chunk cut short) is left out, never an error: the pixels are load_image's business.
 ImageMetadata read_metadata(const std::string& path);
 
-// Inserts meta into the encoded file `file` of extension ext (.jpg/.jpeg: APP1 Exif, the profile
-// in APP2 segments and APP1 XMP, after the JFIF header; .png: iCCP, eXIf and an uncompressed iTXt
-// after IHDR; .bmp and .npy: nothing). Returns what could not be stored ("" when all was, or
-// nothing was asked): the format stores no metadata, or an Exif block or XMP packet beyond what
-// one JPEG segment holds.
-std::string embed_metadata(std::vector<unsigned char>& file, const std::string& ext, const ImageMetadata& meta);
+// Inserts meta into the encoded file `file` of extension ext holding `channels` samples a pixel
+// (.jpg/.jpeg: APP1 Exif, the profile in APP2 segments and APP1 XMP, after the JFIF header; .png:
+// iCCP, eXIf and an uncompressed iTXt after IHDR; .bmp and .npy: nothing). Returns what could not
+// be stored ("" when all was, or nothing was asked): the format stores no metadata; an Exif block
+// or XMP packet beyond what one JPEG segment holds; a profile of another colour space than the
+// samples' (a grey photo's written as a 3-channel JPEG, a CMYK photo's).
+std::string embed_metadata(std::vector<unsigned char>& file, const std::string& ext, const ImageMetadata& meta,
+                           int channels = 3);
 
 }  // namespace ams

@@ -63,19 +63,34 @@ TEST_CASE("denoise never replaces a photo and never takes its own results for ph
                  "--match picks files in a folder");
     expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("o") + " --match zzz",
                  "whose name contains 'zzz'");
-    // Results in a folder inside the photos': a second run does not denoise the first one's results.
+    // Results inside the photos' folder: refused (later runs would take them for photos, and a
+    // result could land on a photo of the same name in a subfolder).
+    fs::create_directories(fx.dir / "photos" / "sub");
+    expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("photos/sub"),
+                 "is inside the input folder");
+    fs::remove(fx.dir / "photos" / "sub");
+    // A linked folder among the photos that leads to the results: skipped, with a note, run after run.
+    fs::create_directory_symlink(fx.dir / "results", fx.dir / "photos" / "link");
     for (int run = 0; run < 2; ++run) {
-        Run r = amsnet("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("photos/denoised") +
+        Run r = amsnet("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("results") +
                        " --format .npy --device cpu");
         INFO(r.out);
         REQUIRE(r.code == 0);
-        CHECK(r.out.find("[1/1] " + fx.p("photos/a.png") + " -> " + fx.p("photos/denoised/a.npy")) != std::string::npos);
+        CHECK(r.out.find("[1/1] " + fx.p("photos/a.png") + " -> " + fx.p("results/a.npy")) != std::string::npos);
+        CHECK((run == 0 || r.out.find("1 image under") != std::string::npos));
     }
-    CHECK_FALSE(fs::exists(fx.dir / "photos" / "denoised" / "denoised"));
+    CHECK_FALSE(fs::exists(fx.dir / "results" / "link"));
+    expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("o2") + " --format png/../x",
+                 "is not a file extension");
     // A folder no result can be written to: said before the model is even read.
     expect_error("denoise --weights " + fx.p("missing.safetensors") + " --input " + fx.p("photos/a.png") +
                      " --output /proc/o.png",
                  "cannot write in folder '/proc'");
+    // Weights that fail to load: no output folder is left behind.
+    expect_error("denoise --weights " + fx.p("missing.safetensors") + " --input " + fx.p("photos") + " --output " +
+                     fx.p("new/results"),
+                 "missing.safetensors");
+    CHECK_FALSE(fs::exists(fx.dir / "new"));
     // A single image too small for the scheme: the error names it.
     save_image(fx.p("tiny.png"), small.narrow(2, 0, 3).narrow(3, 0, 3).contiguous());
     expect_error("denoise" + w + " --input " + fx.p("tiny.png") + " --output " + fx.p("t.png") + " --device cpu",

@@ -166,6 +166,33 @@ TEST_CASE("metadata: what a format cannot hold is reported, not an error") {
     CHECK(read_metadata(tmp / "edge.jpg").xmp == edge.xmp);
 }
 
+TEST_CASE("metadata: a profile of another colour space than the written samples is left out, and said") {
+    TempDir tmp;
+    auto profile = [](const char* space) {  // an ICC header's colour space field: bytes 16-19
+        std::string p(200, 'p');
+        p.replace(16, 4, space);
+        return p;
+    };
+    const Tensor rgb = test_image(6, 7), grey = rgb.narrow(1, 0, 1).contiguous();
+    const ImageMetadata gray{"", profile("GRAY"), ""}, cmyk{"", profile("CMYK"), ""}, srgb{"", profile("RGB "), ""};
+    // Grey samples with a grey profile: kept (PNG); a JPEG holds 3 channels (YCbCr), so not there.
+    CHECK(save_image(tmp / "g.png", grey, 8, gray) == "");
+    CHECK(read_metadata(tmp / "g.png").icc == gray.icc);
+    CHECK(save_image(tmp / "g.jpg", grey, 8, gray) == "the colour profile (it describes GRAY samples; these are RGB)");
+    CHECK(read_metadata(tmp / "g.jpg").icc.empty());
+    CHECK(save_image(tmp / "c.png", rgb, 8, cmyk) == "the colour profile (it describes CMYK samples; these are RGB)");
+    CHECK(save_image(tmp / "r.png", grey, 16, srgb) == "the colour profile (it describes RGB samples; these are grey)");
+    CHECK(save_image(tmp / "r.jpg", rgb, 8, srgb) == "");
+    CHECK(read_metadata(tmp / "r.jpg").icc == srgb.icc);
+}
+
+TEST_CASE("metadata: a PNG eXIf chunk that keeps JPEG's \"Exif\\0\\0\" reads as the bare block") {
+    TempDir tmp;
+    const std::string exif = read_bytes(fixture("metadata.exif"));
+    CHECK(save_image(tmp / "a.png", test_image(4, 5), 8, ImageMetadata{std::string("Exif\0\0", 6) + exif, "", ""}) == "");
+    CHECK(read_metadata(tmp / "a.png").exif == exif);
+}
+
 TEST_CASE("metadata: malformed or truncated metadata is left out, the image still loads") {
     TempDir tmp;
     const std::string jpg = read_bytes(fixture("metadata.jpg")), png = read_bytes(fixture("metadata.png"));

@@ -33,19 +33,26 @@ Plan plan_outputs(const std::string& in, const std::string& out, bool folder, co
     Plan p;
     std::error_code ec;
     if (!format.empty() && format[0] == '.') format.erase(0, 1);  // --format .npy as --format npy
+    for (char c : format)
+        AMS_CHECK(std::isalnum((unsigned char)c), "--format: '", format, "' is not a file extension (png, jpg, npy, ...)");
     if (folder) {
         AMS_CHECK(!fs::exists(out, ec) || is_directory(out), "--output: '", out, "' exists and is not a folder");
         AMS_CHECK(fs::exists(out, ec) || !is_image_path(out), "--output: '", out,
                   "' names an image file, but --input is a folder: give a folder for the results");
-        // The results' folder inside the photos' (or the same): its files are not inputs.
+        // The results' folder must not be the photos' or inside it: a later run would take the
+        // results for photos, and a result could land on a photo of the same name.
         const fs::path in_abs = fs::weakly_canonical(in, ec), out_abs = fs::weakly_canonical(out, ec);
         const fs::path out_rel = out_abs.lexically_relative(in_abs);
-        AMS_CHECK(out_rel != ".", "--output: '", out, "' is the input folder; the results need a folder of their own");
-        const bool nested = !out_rel.empty() && *out_rel.begin() != "..";
+        AMS_CHECK(out_rel.empty() || *out_rel.begin() == "..", "--output: '", out, "' is ",
+                  out_rel == "." ? "the input folder" : "inside the input folder",
+                  "; give the results a folder outside '", in, "'");
+        size_t linked = 0;
         for (const std::string& src : list_images(in, match)) {
-            if (nested) {
-                const fs::path r = fs::weakly_canonical(src, ec).lexically_relative(out_abs);
-                if (!r.empty() && *r.begin() != "..") continue;  // an earlier run's result
+            // A linked folder among the photos that leads into the results' folder: skipped.
+            const fs::path r = fs::weakly_canonical(src, ec).lexically_relative(out_abs);
+            if (!r.empty() && *r.begin() != "..") {
+                ++linked;
+                continue;
             }
             // Lexical, not fs::relative: that resolves symlinks, and a linked image would map
             // to a name outside --output.
@@ -55,6 +62,9 @@ Plan plan_outputs(const std::string& in, const std::string& out, bool folder, co
             p.inputs.push_back(src);
             p.outputs.push_back((fs::path(out) / rel).string());
         }
+        if (linked > 0)
+            std::fprintf(stderr, "note: %zu image%s under '%s' lead%s into the output folder through a link: skipped\n",
+                         linked, linked > 1 ? "s" : "", in.c_str(), linked > 1 ? "" : "s");
     } else {
         AMS_CHECK(fs::exists(in, ec), "--input: '", in, "' does not exist");
         AMS_CHECK(is_image_path(in), "--input: '", in, "' is not a PNG, JPEG, BMP or .npy image");
@@ -129,9 +139,14 @@ int cmd_denoise(int argc, char** argv) {
     const Plan plan = plan_outputs(in, out, folder, a.get("match"), a.get("format"), bits, a.given("format"));
     const std::vector<std::string>& inputs = plan.inputs;
     const std::vector<std::string>& outputs = plan.outputs;
-    if (folder) make_directory(out);
-    check_writable_folder(folder ? out : fs::path(out).parent_path().string());
+    // Writable? Tried in the output folder, or the nearest folder that exists on its way (it is
+    // created only once the model has loaded: a run that cannot start leaves nothing behind).
+    fs::path where = folder ? fs::path(out) : fs::path(out).parent_path();
+    std::error_code ec;
+    while (!where.empty() && !fs::exists(where, ec)) where = where.parent_path();
+    check_writable_folder(where.string());
     ModelFile m = load_model(weights, dev);
+    if (folder) make_directory(out);
     DenoiseOptions o = read_denoise_options(a, m.metadata);
     apply_memory_limit(o.max_memory, dev);
     std::fprintf(stderr, "amsnet denoise: %s on %s, %s\n", m.config.summary().c_str(), device_name(dev),
@@ -168,7 +183,7 @@ int cmd_denoise(int argc, char** argv) {
         failed.push_back(inputs[i]);
     };
     Stopwatch total;
-    bool told_lost = false;  // only the writer (one at a time) reads and sets it
+    bool told_format = false;  // only the writer (one at a time) reads and sets it
     std::future<Loaded> next = std::async(when, load, 0);
     std::future<void> writing;
     try {
@@ -205,10 +220,12 @@ int cmd_denoise(int argc, char** argv) {
                     fail(i, e.message());
                     return;
                 }
-                if (!lost.empty() && !told_lost) {  // once: a folder to .npy would say it for every file
+                // What the format cannot hold at all is said once (a folder to .npy would say it for
+                // every file); what one file's metadata exceeds, for each.
+                const bool format_wide = lost.find("files store none") != std::string::npos;
+                if (!lost.empty() && !(format_wide && told_format))
                     std::fprintf(stderr, "note: %s: not stored: %s\n", outputs[i].c_str(), lost.c_str());
-                    told_lost = true;
-                }
+                told_format = told_format || format_wide;
                 std::fprintf(stderr, "[%zu/%zu] %s -> %s (%lldx%lld, %s)\n", i + 1, inputs.size(), inputs[i].c_str(),
                              outputs[i].c_str(), (long long)result.dim(3), (long long)result.dim(2),
                              format_duration(sw.seconds()).c_str());
