@@ -563,7 +563,9 @@ TEST_CASE("bad input: one clear message naming the file or option, non-zero exit
     const std::string no_weights = " --weights " + fx.p("missing.safetensors");
     expect_error("denoise" + no_weights + in + " --output " + fx.p("o.tiff"), "--output: " + fx.p("o.tiff"));
     expect_error("denoise" + no_weights + in + " --output " + fx.p("o.jpg") + " --bits 16", "o.jpg: 16-bit");
-    expect_error("denoise" + w + " --input " + fx.dir.string() + " --output " + fx.p("outdir") + " --format gif",
+    fs::create_directories(fx.dir / "one");
+    fs::copy_file(fx.image, fx.dir / "one" / "a.png");
+    expect_error("denoise" + w + " --input " + fx.p("one") + " --output " + fx.p("outdir") + " --format gif",
                  "--format: ");
     CHECK_FALSE(fs::exists(fx.p("outdir")));
     fs::create_directories(fx.dir / "twins");
