@@ -106,6 +106,12 @@ TEST_CASE("numbers beyond an int are refused, never wrapped around") {
                  "--batch must be at most");
     expect_error("train --data " + fx.dir.string() + " --out " + fx.p("r") + " --steps 99999999999999999999",
                  "--steps must be at most 9223372036854775807");
+    // The seed is recorded exactly only up to 2^53; 8 x pd must stay an int.
+    expect_error("train --data " + fx.dir.string() + " --out " + fx.p("r") + " --steps 2 --seed 9007199254740993",
+                 "--seed must be at most 9007199254740992");
+    expect_error("train --data " + fx.dir.string() + " --out " + fx.p("r") + " --steps 2 --pd 536870912",
+                 "--pd must be at most 256");
+    expect_error("denoise" + d + " --pd 300", "--pd must be at most 256");
     CHECK_FALSE(fs::exists(fx.p("o.png")));
 }
 
@@ -160,7 +166,20 @@ TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the ru
     // ...and a different value is refused, naming it.
     expect_error("train --out " + run + " --resume --steps 4 --batch 2", "was started with --batch 1, not 2");
     expect_error("train --out " + run + " --resume --steps 4 --lr 0.01", "was started with --lr 0.0001, not 0.01");
-    expect_error("train --out " + run + " --resume --steps 4 --preset small", "--preset/--config/--weights \"tiny\"");
+    expect_error("train --out " + run + " --resume --steps 4 --preset small", "--preset/--config \"tiny\"");
+
+    expect_error("finetune --out " + run + " --resume --steps 4", "was made by amsnet train; resume it with that command");
+    // The inference scheme stored with the model is the run's too.
+    r = amsnet(start.substr(0, start.find(" --out ")) + " --out " + fx.p("scheme") +
+               " --preset tiny --batch 1 --crop 40 --device cpu --steps 1 --infer-pd 3 --infer-branches 4 --infer-passes 2");
+    REQUIRE(r.code == 0);
+    r = amsnet("train --out " + fx.p("scheme") + " --resume --steps 2 --device cpu");
+    REQUIRE(r.code == 0);
+    const auto stored = load_safetensors(fx.p("scheme/model.safetensors"), false).metadata;
+    CHECK(stored.at("inference_pd") == "3");
+    CHECK(stored.at("inference_branches") == "4");
+    CHECK(stored.at("inference_passes") == "2");
+    expect_error("train --out " + fx.p("scheme") + " --resume --steps 3 --infer-pd 2", "was started with --infer-pd 3, not 2");
 
     // finetune --resume the same way.
     const std::string ft = "finetune --data " + data + " --weights " + run + "/model.safetensors --out " + fx.p("ft") +
@@ -180,6 +199,9 @@ TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the ru
                  "--val-noisy: '" + fx.p("nothere") + "' does not exist");
     CHECK_FALSE(fs::exists(fx.p("never")));
     expect_error("train --out " + fx.p("never") + " --resume --steps 2", "--resume: no checkpoint at");
+    CHECK_FALSE(fs::exists(fx.p("never")));
+    expect_error("train --data " + data + " --out " + fx.p("never") + " --steps 1 --crop 40 --weights " + fx.p("missing"),
+                 "missing");
     CHECK_FALSE(fs::exists(fx.p("never")));
 
     // Ctrl-C: saved, and exit status 130 so that `amsnet train ... && amsnet finetune ...` stops.

@@ -140,7 +140,7 @@ int cmd_bench(int argc, char** argv) {
     // Every option is checked before the model is built.
     DenoiseOptions opts = read_denoise_options(a, {});
     apply_memory_limit(opts.max_memory, dev);
-    const int train_pd = a.given("pd") ? (int)a.integer("pd", 1) : 5;
+    const int train_pd = a.given("pd") ? (int)a.integer("pd", 1, kMaxPd) : 5;
     const int batch = (int)a.integer("batch", 1), crop = (int)a.integer("crop", 8);
     const auto [size_w, size_h] = parse_size(a.get("size"));
     const int recompute = parse_recompute(a.get("recompute"));

@@ -73,9 +73,9 @@ TrainOptions read_common(const Args& a) {
     o.max_minutes = a.number("max-minutes", 0, 1e7);
     o.batch = (int)a.integer("batch", 1);
     o.crop = (int)a.integer("crop", 8);
-    if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1);
+    if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1, kMaxPd);
     o.mask_p = a.number("mask-p", 1e-3, 0.999);
-    if (!a.get("infer-pd").empty()) o.val_pd = (int)a.integer("infer-pd", 1);
+    if (!a.get("infer-pd").empty()) o.val_pd = (int)a.integer("infer-pd", 1, kMaxPd);
     if (!a.get("infer-branches").empty()) o.val_branches = (int)a.integer("infer-branches", 2);
     o.val_passes = (int)a.integer("infer-passes", 1);
     o.lr = a.number("lr", 0, 1);
@@ -84,7 +84,7 @@ TrainOptions read_common(const Args& a) {
               o.lr_schedule, "'");
     AMS_CHECK(o.lr_schedule == "constant" || o.steps > 0, "--lr-schedule cosine needs --steps (the length of the decay)");
     o.ema = a.number("ema", 0, 0.999999);
-    o.seed = (uint64_t)a.integer("seed", 0, LLONG_MAX);
+    o.seed = (uint64_t)a.integer("seed", 0, 1LL << 53);  // recorded exactly in the run's JSON (a double)
     o.device = parse_device(a.get("device"));
     apply_precision(a, o.device);
     o.precision_given = a.given("precision");
@@ -135,10 +135,16 @@ void adopt_run_options(const Args& a, TrainOptions& o) {
     take("lr-schedule", "lr_schedule", o.lr_schedule);
     take("ema", "ema", o.ema);
     take("seed", "seed", o.seed);
-    take("lambda", "lambda", o.lambda);
-    take("branches", "branches", o.branches);
-    take("passes", "passes", o.passes);
+    take("infer-pd", "infer_pd", o.val_pd);
+    take("infer-branches", "infer_branches", o.val_branches);
+    take("infer-passes", "infer_passes", o.val_passes);
     take("weights", "init_weights", o.init_weights);
+    if (o.finetune) {  // options only finetune has
+        take("lambda", "lambda", o.lambda);
+        take("branches", "branches", o.branches);
+        take("passes", "passes", o.passes);
+        take("chroma-weight", "chroma_weight", o.chroma_weight);
+    }
     if (!o.finetune && !a.given("preset") && !a.given("config")) take("preset", "preset", o.preset);
     if (const json::Value* d = t.find("data"); d && d->is_array() && o.data.empty())
         for (const json::Value& v : d->as_array())
@@ -233,13 +239,13 @@ int cmd_finetune(int argc, char** argv) {
         stored_int(meta, "inference_branches", o.branches, 2);
         if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1);
     }
-    if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1);
+    if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1, kMaxPd);
     if (a.given("branches")) o.branches = (int)a.integer("branches", 2);
     o.passes = (int)a.integer("passes", 1);
+    o.val_pd = a.given("infer-pd") ? (int)a.integer("infer-pd", 1, kMaxPd) : o.pd;
+    o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2) : o.branches;
     adopt_run_options(a, o);
     AMS_CHECK(!o.data.empty(), "--data is required (see amsnet finetune --help)");
-    o.val_pd = a.given("infer-pd") ? (int)a.integer("infer-pd", 1) : o.pd;
-    o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2) : o.branches;
     train(o);
     return training_interrupted() ? 130 : 0;
 }

@@ -51,7 +51,7 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     DenoiseOptions o;
     o.scheme = a.get("scheme");
     AMS_CHECK(o.scheme == "amsnet" || o.scheme == "plain", "--scheme must be amsnet or plain, got '", o.scheme, "'");
-    o.pd = a.given("pd") ? (int)a.integer("pd", 1) : 2;
+    o.pd = a.given("pd") ? (int)a.integer("pd", 1, kMaxPd) : 2;
     o.branches = a.given("branches") ? (int)a.integer("branches", 2) : 2;
     if (!a.given("pd")) stored_int(meta, "inference_pd", o.pd, 1);
     if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2);

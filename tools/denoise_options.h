@@ -9,6 +9,10 @@
 
 namespace ams::cli {
 
+// The largest PD stride an option takes: images are padded to multiples of 8 x pd, which must
+// stay far inside an int (no photo needs more than a few).
+constexpr long long kMaxPd = 256;
+
 void add_denoise_options(Args& a);
 // Options not given on the command line fall back to the model's stored inference scheme
 // (metadata inference_pd / inference_branches / inference_passes, written by amsnet train, and

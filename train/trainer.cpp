@@ -84,6 +84,9 @@ json::Value options_json(const TrainOptions& o) {
     v["seed"] = (double)o.seed;
     v["mode"] = o.finetune ? "finetune" : "train";
     if (o.chroma_weight > 0) v["chroma_weight"] = o.chroma_weight;
+    v["infer_pd"] = o.val_pd;  // the scheme stored with the model (and validated with)
+    v["infer_branches"] = o.val_branches;
+    v["infer_passes"] = o.val_passes;
     if (o.finetune) {
         v["lambda"] = o.lambda;
         v["branches"] = o.branches;
@@ -246,26 +249,68 @@ double calibration_lambda(const TrainOptions& o, const std::map<std::string, std
     AMS_FAIL("--calibrate-only: '", o.init_weights, "' records no fine-tuning lambda; give --lambda");
 }
 
-// The options that shape a run's trajectory, as options_json records them, and their flags.
-constexpr std::pair<const char*, const char*> kRunOptions[] = {
-    {"include", "--include"}, {"preset", "--preset/--config/--weights"}, {"init_weights", "--weights"},
-    {"batch", "--batch"}, {"crop", "--crop"}, {"pd", "--pd"}, {"mask_p", "--mask-p"}, {"lr", "--lr"},
-    {"lr_schedule", "--lr-schedule"}, {"ema", "--ema"}, {"seed", "--seed"}, {"mode", "the command"},
-    {"lambda", "--lambda"}, {"branches", "--branches"}, {"passes", "--passes"}};
+// The options that make a run what it is, as options_json records them, and their flags. The
+// inference scheme's entries are newer than the others: a record without them is not checked.
+struct RunOption {
+    const char* key;
+    const char* option;
+    bool newer;
+};
+constexpr RunOption kRunOptions[] = {
+    {"mode", "", false}, {"include", "--include", false}, {"preset", "--preset/--config", false},
+    {"batch", "--batch", false}, {"crop", "--crop", false}, {"pd", "--pd", false}, {"mask_p", "--mask-p", false},
+    {"lr", "--lr", false}, {"lr_schedule", "--lr-schedule", false}, {"ema", "--ema", false}, {"seed", "--seed", false},
+    {"lambda", "--lambda", false}, {"branches", "--branches", false}, {"passes", "--passes", false},
+    {"infer_pd", "--infer-pd", true},
+    {"infer_branches", "--infer-branches", true}, {"infer_passes", "--infer-passes", true}};
 
-// A resumed run is the run it was: an option of kRunOptions that differs from the checkpoint's
-// record is an error naming it (amsnet train/finetune take the record's values for the options
-// not given on the command line). --steps may change (and with it a cosine schedule's length).
+// An entry as compared: a --config path by the file it names, not its spelling.
+std::string comparable(const std::string& key, const json::Value* v) {
+    if (!v) return "none";
+    if (key == "preset" && v->is_string() && v->as_string().rfind("config:", 0) == 0) {
+        std::error_code ec;
+        return "config:" + fs::weakly_canonical(v->as_string().substr(7), ec).string();
+    }
+    return json::dump(*v);
+}
+
+// A resumed run is the run it was: an entry of kRunOptions that differs from the checkpoint's
+// record is an error naming its option (amsnet train/finetune take the record's values for the
+// options not given on the command line). --steps may change (and with it a cosine schedule's
+// length), and --chroma-weight (the calibration at the end: a finished run resumed with it only
+// calibrates); other --data is allowed, with a warning (a moved folder; the batches then differ).
 void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const std::string& ckpt_path) {
     auto it = ckpt.metadata.find("training");
     if (it == ckpt.metadata.end()) return;
     const json::Value was = json::parse(it->second, ckpt_path + " (training metadata)"), now = options_json(o);
-    for (const auto& [key, option] : kRunOptions) {
-        const json::Value *a = was.find(key), *b = now.find(key);
-        const std::string sa = a ? json::dump(*a) : "none", sb = b ? json::dump(*b) : "none";
-        AMS_CHECK(sa == sb, "--resume: the run in '", o.out, "' was started with ", option, " ", sa, ", not ", sb,
-                  ": a resumed run continues as it started (leave the option out, or start another --out)");
+    for (const RunOption& r : kRunOptions) {
+        const json::Value *a = was.find(r.key), *b = now.find(r.key);
+        if (r.newer && !a) continue;
+        const std::string sa = comparable(r.key, a), sb = comparable(r.key, b);
+        if (sa == sb) continue;
+        if (std::string(r.key) == "mode")
+            AMS_FAIL("--resume: the run in '", o.out, "' was made by amsnet ", a ? a->as_string() : "train",
+                     "; resume it with that command");
+        AMS_FAIL("--resume: the run in '", o.out, "' was started with ", r.option, " ", sa,
+                 ", not ", sb, ": a resumed run continues as it started (leave the option out, or start another --out)");
     }
+    std::vector<std::string> before, after;
+    std::error_code ec;
+    if (const json::Value* d = was.find("data"); d && d->is_array())
+        for (const json::Value& x : d->as_array())
+            if (x.is_string()) before.push_back(fs::weakly_canonical(x.as_string(), ec).string());
+    for (const std::string& x : o.data) after.push_back(fs::weakly_canonical(x, ec).string());
+    if (!o.quiet && before != after)
+        std::fprintf(stderr, "--resume: training on other --data than the run started with: its batches differ from "
+                             "an uninterrupted run's\n");
+}
+
+// The run folder, made only when the run is about to write into it: a run that cannot start
+// (bad data, damaged weights, a step that does not fit) leaves no empty folder behind.
+void make_out_folder(const std::string& out) {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    AMS_CHECK(fs::is_directory(out, ec), "--out: cannot create folder '", out, "': ", ec.message());
 }
 
 // A run folder's files: a new run (not --resume) refuses a folder that holds them rather than
@@ -303,9 +348,6 @@ int64_t train(const TrainOptions& o) {
     // (--calibrate-only takes no training crops: its images need only be calibration-sized.)
     ImageDataset data(o.data, o.include, o.calibrate_only ? 8 : o.crop, (size_t)o.image_cache);
     Validation val = load_validation(o);
-    // Only now, with the data checked: a run that cannot start leaves no empty folder behind.
-    fs::create_directories(o.out, ec);
-    AMS_CHECK(fs::is_directory(o.out, ec), "--out: cannot create folder '", o.out, "': ", ec.message());
     DenoiseOptions val_scheme;  // its tile is chosen with the step's memory (validation_tile)
     val_scheme.tile = 0;
     val_scheme.pd = o.val_pd;
@@ -345,6 +387,7 @@ int64_t train(const TrainOptions& o) {
             meta["inference_branches"] = std::to_string(o.val_branches);
             meta["inference_passes"] = std::to_string(o.val_passes);
             for (auto& [k, v] : calibrate(*net, data, o, calibration_lambda(o, meta))) meta[k] = v;
+            make_out_folder(o.out);
             save_model(model_path, *net, meta);
             if (!o.quiet) std::fprintf(stderr, "wrote %s\n", model_path.c_str());
             return 0;
@@ -396,6 +439,7 @@ int64_t train(const TrainOptions& o) {
         }
     }
 
+    make_out_folder(o.out);
     errno = 0;
     std::ofstream log(log_path, o.resume ? std::ios::app : std::ios::trunc);
     AMS_CHECK(log, "--out: cannot write '", log_path, "': ", errno ? std::strerror(errno) : "unknown error");
