@@ -28,7 +28,7 @@ ops::MaskWindow sub_window(int64_t H, int64_t W, int pd, const ImageWindow& win)
 }  // namespace
 
 Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
-                      uint64_t stream, const ImageWindow& win) {
+                      uint64_t stream, const ImageWindow& win, const std::function<void()>& after_branch) {
     AMS_CHECK(pd >= 1, "--pd must be at least 1, got ", pd);
     AMS_CHECK(branches >= 2, "--branches must be at least 2, got ", branches);
     const int64_t H = noisy.dim(2), W = noisy.dim(3);
@@ -40,6 +40,7 @@ Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int bra
     for (int b = 0; b < branches; ++b) {
         m.branch = b;
         outs.push_back(net.forward(ops::masked_pd_down(x, pd, m)));
+        if (after_branch) after_branch();
     }
     return ops::crop(ops::pd_stitch(outs, pd, m), 0, 0, (int)H, (int)W);
 }
@@ -63,7 +64,7 @@ Tensor amsnet_restore_passes(const Restormer& net, const Tensor& noisy, int pd, 
 }
 
 Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
-                 int branches, uint64_t seed, const ImageWindow& win) {
+                 int branches, uint64_t seed, const ImageWindow& win, const std::function<void()>& after_branch) {
     AMS_CHECK(T >= 1, "--r3 must be at least 1, got ", T);
     AMS_CHECK(p >= 0 && p <= 1, "--r3-p must be in [0, 1], got ", p);
     Shape mshape{noisy.dim(0), 1, noisy.dim(2), noisy.dim(3)};
@@ -74,7 +75,7 @@ Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denois
         Tensor replace =
             ops::random_mask(mshape, p, seed, rng::make_stream(rng::kR3Replace, t), noisy.device(), rwin).to(noisy.dtype());
         Tensor mixed = ops::add(ops::mask_mul(denoised, complement(replace)), ops::mask_mul(noisy, replace));
-        Tensor r = amsnet_restore(net, mixed, 1, branches, seed, rng::make_stream(rng::kR3Mask, t), w);
+        Tensor r = amsnet_restore(net, mixed, 1, branches, seed, rng::make_stream(rng::kR3Mask, t), w, after_branch);
         sum = sum.defined() ? ops::add(sum, r) : r;
     }
     return ops::scale(sum, 1.0 / T);

@@ -22,8 +22,10 @@ struct ImageWindow {
 // branch's pixels, denoise, keep the output at the hidden pixels; sum; inverse PD. Any image size
 // (padded so sub-images are multiples of 8, cropped back). Autograd flows through every branch
 // when enabled (fine-tuning). `stream` keys the masks.
+// after_branch (may be empty) is called after each branch's network run: progress for a photo
+// that takes minutes.
 Tensor amsnet_restore(const Restormer& net, const Tensor& noisy, int pd, int branches, uint64_t seed,
-                      uint64_t stream, const ImageWindow& win = {});
+                      uint64_t stream, const ImageWindow& win = {}, const std::function<void()>& after_branch = {});
 
 // The self-ensemble of `denoise --passes` and `finetune --passes`: the mean over pass j < passes of
 // restore(dihedral(x, j % 8), j) transformed back. Pass j sees the image flipped/transposed its own
@@ -37,9 +39,10 @@ Tensor amsnet_restore_passes(const Restormer& net, const Tensor& noisy, int pd, 
 
 // R^3 (AP-BSN's random replacement refinement, per pixel as AMSNet): T copies of `denoised` with a
 // fraction p of pixels replaced by `noisy`, each restored at full resolution (no PD) with fresh
-// complementary masks, averaged.
+// complementary masks, averaged. after_branch: as amsnet_restore's (T x branches calls).
 Tensor amsnet_r3(const Restormer& net, const Tensor& noisy, const Tensor& denoised, int T, double p,
-                 int branches, uint64_t seed, const ImageWindow& win = {});
+                 int branches, uint64_t seed, const ImageWindow& win = {},
+                 const std::function<void()>& after_branch = {});
 
 // AMSNet-B training loss (SPEC Eq. 4): PD stride s, one mask (each sub-image pixel hidden with
 // probability p_hidden, 0.5 in SPEC, shared over channels), masked L1 on the hidden pixels.

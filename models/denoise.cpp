@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <unistd.h>
 
@@ -71,60 +72,72 @@ TileGrid plan_denoise(const Restormer& net, const Tensor& noisy, const DenoiseOp
 
 Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOptions& o) {
     autograd::NoGradGuard ng;
-    // Progress on a terminal when there is more than one unit of work (a tile of one pass or of the
-    // R^3 stage): where it is, and the time left from the share of units done. Every stage has the
-    // first stage's tile count (a transposed pass swaps rows and columns).
-    int64_t tiles = 0, units = 0, done = 0, stage_start = 0;
+    // Progress when there is more than one network run (a mask branch of a tile of one pass, or of
+    // the R^3 stage; a tile of the plain scheme): where it is, and the time left from the share of
+    // runs done. On a terminal one line redrawn; into a log a line every 30 s, so a long photo on
+    // the CPU is never silent. Every stage has the first stage's tile count (a transposed pass
+    // swaps rows and columns).
+    int64_t tiles = 0, units = 0, done = 0, tile = 0;
     bool show = false;
+    const bool tty = isatty(2);
+    double last_line = 0;
     Stopwatch sw;
     std::string stage;
-    auto counted = [&](const RegionFn& fn) -> RegionFn {
-        return [&, fn](const Tensor& region, const ImageWindow& win) {
+    auto tick = [&] {
+        if (!show || ++done >= units) return;
+        const double now = sw.seconds();
+        if (!tty && now - last_line < 30) return;
+        last_line = now;
+        std::string where = stage;
+        if (tiles > 1) where += str(where.empty() ? "" : ", ", "tile ", tile, "/", tiles);
+        std::fprintf(stderr, tty ? "\r  %s%s%lld%% done, %s left   " : "  %s%s%lld%% done, %s left\n", where.c_str(),
+                     where.empty() ? "" : ": ", (long long)(100 * done / units),
+                     format_duration(now / (double)done * (double)(units - done)).c_str());
+    };
+    const std::function<void()> after_branch = tick;
+    auto counted = [&](const RegionFn& fn, bool per_tile) -> RegionFn {
+        return [&, fn, per_tile](const Tensor& region, const ImageWindow& win) {
+            ++tile;
             Tensor y = fn(region, win);
-            if (show && ++done < units) {
-                const double left = sw.seconds() / (double)done * (double)(units - done);
-                std::string where = stage;
-                if (tiles > 1) where += str(where.empty() ? "" : ", ", "tile ", done - stage_start, "/", tiles);
-                std::fprintf(stderr, "\r  %s: %lld%% done, %s left   ", where.c_str(), (long long)(100 * done / units),
-                             format_duration(left).c_str());
-            }
+            if (per_tile) tick();
             return y;
         };
     };
-    auto tiled = [&](const Tensor& img, const RegionFn& fn) {
+    auto tiled = [&](const Tensor& img, const RegionFn& fn, bool per_tile = false) {
         TileGrid g = plan_denoise(net, img, o);
         if (tiles == 0) {  // the first stage
             tiles = (int64_t)(g.rows.size() * g.cols.size());
-            units = tiles * (o.scheme == "plain" ? 1 : o.passes + (o.r3 > 0 ? 1 : 0));
-            show = o.verbose && units > 1 && isatty(2);
+            units = tiles * (o.scheme == "plain" ? 1 : (int64_t)o.branches * (o.passes + o.r3));
+            show = o.verbose && units > 1;
             if (o.verbose && tiles > 1)
                 std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(),
                              g.rows.size(), (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
         }
-        stage_start = done;
-        return run_tiled(img, g, counted(fn));
+        tile = 0;
+        return run_tiled(img, g, counted(fn, per_tile));
     };
     Tensor d;
     if (o.scheme == "plain") {
-        d = tiled(noisy, [&](const Tensor& region, const ImageWindow&) { return net.forward_any_size(region); });
+        d = tiled(noisy, [&](const Tensor& region, const ImageWindow&) { return net.forward_any_size(region); }, true);
     } else {
         // Each pass is tiled from its flipped/transposed image, so its tiles' masks are keyed exactly
         // as the untiled pass's.
         d = average_passes(noisy, o.passes, [&](const Tensor& img, int j) {
             stage = o.passes > 1 ? str("pass ", j + 1, "/", o.passes) : "";
             return tiled(img, [&](const Tensor& region, const ImageWindow& win) {
-                return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win);
+                return amsnet_restore(net, region, o.pd, o.branches, o.seed, rng::make_stream(rng::kMask, j), win,
+                                      after_branch);
             });
         });
         if (o.r3 > 0) {
             stage = "R^3";
             d = tiled(noisy, [&](const Tensor& region, const ImageWindow& win) {
                 Tensor dr = d.narrow(2, win.y0, region.dim(2)).narrow(3, win.x0, region.dim(3)).contiguous();
-                return amsnet_r3(net, region, dr, o.r3, o.r3_p, o.branches, o.seed, win);
+                return amsnet_r3(net, region, dr, o.r3, o.r3_p, o.branches, o.seed, win, after_branch);
             });
         }
     }
-    if (show) std::fprintf(stderr, "\r%*s\r", 72, "");
+    if (show && tty) std::fprintf(stderr, "\r%*s\r", 72, "");
     if (o.chroma_sigma > 0) d = chroma_smooth(d, o.chroma_sigma).to(d.device());
     return d;
 }

@@ -172,6 +172,16 @@ TEST_CASE("amsnet_restore: any size, each branch only fills its own hidden pixel
         CHECK(y.shape() == s);
         for (float v : y.to_vector()) REQUIRE(std::isfinite(v));
     }
+    {  // the progress hook hears every branch's network run, and changes nothing
+        Tensor x = test::random_tensor({1, 3, 24, 32}, 5, DType::F32, 0.5, 0.1);
+        int calls = 0;
+        const std::function<void()> hook = [&] { ++calls; };
+        Tensor with = amsnet_restore(net, x, 2, 3, 0, 1, {}, hook);
+        CHECK(calls == 3);
+        CHECK(rel_l2(with, amsnet_restore(net, x, 2, 3, 0, 1)) == 0.0);
+        amsnet_r3(net, x, with, 2, 0.16, 3, 0, {}, hook);
+        CHECK(calls == 3 + 2 * 3);
+    }
     // A network that returns its input unchanged (all weights zero: output conv + residual) gives
     // back the masked input at hidden pixels: zero. So k-branch restoration of an identity net is 0
     // everywhere, proving every pixel came from a branch where it was hidden.
