@@ -330,6 +330,7 @@ void check_fresh_out(const TrainOptions& o) {
 bool training_interrupted() { return g_interrupted; }
 
 int64_t train(const TrainOptions& o) {
+    const char* who = o.finetune ? "amsnet finetune" : "amsnet train";  // the prefix of its notes, as of its errors
     AMS_CHECK(o.calibrate_only || o.steps > 0 || o.max_minutes > 0, "give --steps or --max-minutes (or both)");
     AMS_CHECK(!o.calibrate_only || (o.chroma_weight > 0 && !o.init_weights.empty() && !o.resume),
               "--calibrate-only needs --weights and --chroma-weight > 0, and no --resume");
@@ -413,7 +414,7 @@ int64_t train(const TrainOptions& o) {
         }
     }
     if (o.steps > 0 && step >= o.steps) {
-        std::fprintf(stderr, "amsnet: checkpoint is already at step %lld of %lld%s\n", (long long)step, (long long)o.steps,
+        std::fprintf(stderr, "%s: checkpoint is already at step %lld of %lld%s\n", who, (long long)step, (long long)o.steps,
                      o.chroma_weight > 0 ? "; calibrating the chroma smoothing" : "");
         if (o.chroma_weight <= 0) return step;  // else: no step runs, the end of the run calibrates
     }
@@ -429,13 +430,13 @@ int64_t train(const TrainOptions& o) {
             StepMemoryRoom::on(o.device, o.max_memory, o.device == Device::CPU ? (double)data.cache_room() : 0);
         const StepMemoryChoice m = fit_step_memory(*net, o.recompute, o.batch, o.crop, room,
                                                    [&](const Tensor& images) { return loss_of(images, step); });
-        if (!m.note.empty() && !o.quiet) std::fprintf(stderr, "amsnet: %s\n", m.note.c_str());
+        if (!m.note.empty() && !o.quiet) std::fprintf(stderr, "%s: %s\n", who, m.note.c_str());
         if (o.val_every > 0 && !val.noisy.empty()) {
             // A tenth of the room left to cuDNN's workspaces, as denoise does.
             val_scheme.tile = validation_tile(*net, val, val_scheme, 0.9 * room.room());
             if (val_scheme.tile > 0 && !o.quiet)
-                std::fprintf(stderr, "amsnet: validation in tiles of %lld px: an image does not fit in the memory a "
-                                     "step may use (%s)\n", (long long)val_scheme.tile, room.describe().c_str());
+                std::fprintf(stderr, "%s: validation in tiles of %lld px: an image does not fit in the memory a "
+                                     "step may use (%s)\n", who, (long long)val_scheme.tile, room.describe().c_str());
         }
     }
 
