@@ -9,6 +9,7 @@
 
 #include "engine/image_io.h"
 #include "engine/safetensors.h"
+#include "files.h"
 #include "helpers.h"
 #include "models/amsnet.h"
 #include "models/model_file.h"
@@ -18,21 +19,11 @@
 namespace fs = std::filesystem;
 using namespace ams;
 using test::rel_l2;
+using test::TempDir;
 
 namespace {
 
 RestormerConfig tiny() { return preset_config("tiny"); }
-
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& name)
-        : path(fs::temp_directory_path() / ("amsnet_test_" + name + "_" + std::to_string(getpid()))) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
 
 // Column `col` of log.csv (0 step, 1 loss, 2 lr, ...).
 std::vector<double> log_column(const std::string& csv, int col = 1) {
@@ -195,7 +186,7 @@ TEST_CASE("amsnet_restore: any size, each branch only fills its own hidden pixel
 
 TEST_CASE("training on the tiny preset lowers the masked L1 loss") {
     TempDir dir("train");
-    TrainOptions o = tiny_training(dir.path.string());
+    TrainOptions o = tiny_training(dir.dir.string());
     o.steps = 40;
     train(o);
     std::vector<double> loss = log_losses(dir / "log.csv");
@@ -210,10 +201,10 @@ TEST_CASE("training on the tiny preset lowers the masked L1 loss") {
 
 TEST_CASE("an interrupted and resumed run gives exactly the losses and weights of an uninterrupted one") {
     TempDir a("resume_a"), b("resume_b");
-    TrainOptions oa = tiny_training(a.path.string());
+    TrainOptions oa = tiny_training(a.dir.string());
     oa.steps = 6;
     train(oa);
-    TrainOptions ob = tiny_training(b.path.string());
+    TrainOptions ob = tiny_training(b.dir.string());
     ob.steps = 3;
     train(ob);
     ob.steps = 6;
@@ -234,13 +225,13 @@ TEST_CASE("an interrupted and resumed run gives exactly the losses and weights o
 
 TEST_CASE("the cosine schedule decays the learning rate to zero at --steps, and resuming stays exact") {
     TempDir a("cosine_a"), b("cosine_b");
-    TrainOptions oa = tiny_training(a.path.string());
+    TrainOptions oa = tiny_training(a.dir.string());
     oa.steps = 6;
     oa.lr = 1e-3;
     oa.lr_schedule = "cosine";
     train(oa);
     TrainOptions ob = oa;
-    ob.out = b.path.string();
+    ob.out = b.dir.string();
     ob.steps = 3;  // the schedule's length is --steps, so the first leg decays over 3 steps...
     train(ob);
     ob.steps = 6;  // ...and a resume to 6 uses the 6-step schedule from step 3 on
@@ -261,7 +252,7 @@ TEST_CASE("--ema saves the moving average of the weights, and resuming keeps it 
     Restormer init(tiny());
     init.init(5);  // tiny_training's seed: the trainer's initial weights
     w.push_back(init.params().flat_values().to_double());
-    TrainOptions o = tiny_training(plain.path.string());
+    TrainOptions o = tiny_training(plain.dir.string());
     for (int s = 1; s <= 3; ++s) {
         o.steps = s;
         o.resume = s > 1;
@@ -269,12 +260,12 @@ TEST_CASE("--ema saves the moving average of the weights, and resuming keeps it 
         w.push_back(load_model(plain / "model.safetensors", Device::CPU).net->params().flat_values().to_double());
     }
     // The same run with --ema 0.8, in one go and as 2 + 1 steps.
-    TrainOptions e = tiny_training(one.path.string());
+    TrainOptions e = tiny_training(one.dir.string());
     e.steps = 3;
     e.ema = 0.8;
     train(e);
     TrainOptions r = e;
-    r.out = two.path.string();
+    r.out = two.dir.string();
     r.steps = 2;
     train(r);
     r.steps = 3;
@@ -305,7 +296,7 @@ TEST_CASE("--ema saves the moving average of the weights, and resuming keeps it 
 
 TEST_CASE("fine-tuning (AMSNet-P) runs with gradients through every branch and lowers its loss") {
     TempDir dir("finetune");
-    TrainOptions o = tiny_training(dir.path.string());
+    TrainOptions o = tiny_training(dir.dir.string());
     o.finetune = true;
     o.pd = 2;
     o.crop = 32;

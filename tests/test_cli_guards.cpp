@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cli_helpers.h"
+#include "files.h"
 #include "engine/image_io.h"
 #include "engine/json.h"
 #include "engine/safetensors.h"
@@ -13,14 +14,10 @@ namespace fs = std::filesystem;
 using namespace ams;
 using ams::test::amsnet;
 using ams::test::Fixture;
+using ams::test::read_bytes;
 using ams::test::Run;
 
 namespace {
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 // `amsnet ARGS` must fail with `needle` in its message.
 void expect_error(const std::string& args, const std::string& needle) {

@@ -15,37 +15,16 @@
 #include "engine/json.h"
 #include "engine/npy.h"
 #include "engine/safetensors.h"
+#include "files.h"
 #include "stb_image_write.h"  // declarations only: writes grey/alpha PNGs that save_image cannot
 
 namespace fs = std::filesystem;
 using namespace ams;
+using ams::test::read_bytes;
+using ams::test::TempDir;
+using ams::test::write_bytes;
 
 namespace {
-
-// A fresh folder per test case, removed at the end.
-struct TempDir {
-    fs::path dir;
-    explicit TempDir(const std::string& tag) {
-        dir = fs::temp_directory_path() /
-              ("ams_test_io_" + tag + "_" + std::to_string(std::random_device{}()));
-        fs::create_directories(dir);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string operator/(const std::string& name) const { return (dir / name).string(); }
-};
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), (std::streamsize)bytes.size());
-}
 
 // A safetensors file from a header text and data bytes.
 std::string make_safetensors(const std::string& header, const std::string& data) {

@@ -10,34 +10,16 @@
 
 #include "engine/image_io.h"
 #include "engine/image_metadata.h"
+#include "files.h"
 #include "helpers.h"
 
 namespace fs = std::filesystem;
 using namespace ams;
+using ams::test::read_bytes;
+using ams::test::write_bytes;
+using TempDir = ams::test::TempDir;
 
 namespace {
-
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        dir = fs::temp_directory_path() / ("ams_test_metadata_" + std::to_string(std::random_device{}()));
-        fs::create_directories(dir);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string operator/(const std::string& name) const { return (dir / name).string(); }
-};
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), (std::streamsize)bytes.size());
-}
 
 // The fixtures' profile: byte i = (7 i + i / 251) mod 256, 70,000 bytes (two JPEG segments).
 std::string fixture_icc() {
@@ -93,7 +75,7 @@ TEST_CASE("metadata: the Exif block, ICC profile and XMP packet PIL wrote into a
 }
 
 TEST_CASE("metadata: save_image carries it into JPEG and PNG (8 and 16-bit) without changing the pixels") {
-    TempDir tmp;
+    TempDir tmp("metadata");
     ImageMetadata meta;
     meta.exif = read_bytes(fixture("metadata.exif"));
     meta.icc = fixture_icc();
@@ -138,7 +120,7 @@ TEST_CASE("metadata: save_image carries it into JPEG and PNG (8 and 16-bit) with
 }
 
 TEST_CASE("metadata: what a format cannot hold is reported, not an error") {
-    TempDir tmp;
+    TempDir tmp("metadata");
     const Tensor img = test_image(5, 6);
     ImageMetadata meta{read_bytes(fixture("metadata.exif")), "profile", "<x/>"};
     CHECK(save_image(tmp / "a.bmp", img, 8, meta) ==
@@ -167,7 +149,7 @@ TEST_CASE("metadata: what a format cannot hold is reported, not an error") {
 }
 
 TEST_CASE("metadata: a profile of another colour space than the written samples is left out, and said") {
-    TempDir tmp;
+    TempDir tmp("metadata");
     auto profile = [](const char* space) {  // an ICC header's colour space field: bytes 16-19
         std::string p(200, 'p');
         p.replace(16, 4, space);
@@ -187,14 +169,14 @@ TEST_CASE("metadata: a profile of another colour space than the written samples 
 }
 
 TEST_CASE("metadata: a PNG eXIf chunk that keeps JPEG's \"Exif\\0\\0\" reads as the bare block") {
-    TempDir tmp;
+    TempDir tmp("metadata");
     const std::string exif = read_bytes(fixture("metadata.exif"));
     CHECK(save_image(tmp / "a.png", test_image(4, 5), 8, ImageMetadata{std::string("Exif\0\0", 6) + exif, "", ""}) == "");
     CHECK(read_metadata(tmp / "a.png").exif == exif);
 }
 
 TEST_CASE("metadata: malformed or truncated metadata is left out, the image still loads") {
-    TempDir tmp;
+    TempDir tmp("metadata");
     const std::string jpg = read_bytes(fixture("metadata.jpg")), png = read_bytes(fixture("metadata.png"));
     const std::string exif = read_bytes(fixture("metadata.exif"));
 
