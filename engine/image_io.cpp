@@ -328,8 +328,9 @@ std::vector<std::string> list_images(const std::string& path, const std::string&
         return {path};
     }
     std::vector<std::string> files;
-    // Linked folders are followed, but a link back to a folder already seen or to an ancestor of
-    // `path` (a loop, or `up -> ..`) is not: it would list images twice or forever.
+    // Linked folders that lead out of `path` are followed; a link to a folder inside it (listed as
+    // itself already, whatever order the folder gives), to an ancestor (`up -> ..`) or to a folder
+    // seen through another link is not: it would list images twice, or forever.
     const fs::path root = fs::canonical(path, ec);
     std::set<fs::path> seen{root};
     fs::recursive_directory_iterator it(path, fs::directory_options::follow_directory_symlink, ec), end;
@@ -337,10 +338,12 @@ std::vector<std::string> list_images(const std::string& path, const std::string&
         std::error_code e_ec;
         const fs::directory_entry& e = *it;
         if (e.is_directory(e_ec)) {
+            std::error_code link_ec;
             const fs::path dir = fs::canonical(e.path(), e_ec);
-            const fs::path up = root.lexically_relative(dir);
-            const bool ancestor = !e_ec && !up.empty() && *up.begin() != "..";
-            if (e_ec || ancestor || !seen.insert(dir).second) it.disable_recursion_pending();
+            const fs::path up = root.lexically_relative(dir), down = dir.lexically_relative(root);
+            const bool ancestor = !up.empty() && *up.begin() != "..";
+            const bool inside = e.is_symlink(link_ec) && !down.empty() && *down.begin() != "..";
+            if (e_ec || link_ec || ancestor || inside || !seen.insert(dir).second) it.disable_recursion_pending();
             continue;
         }
         if (e.is_regular_file(e_ec) && is_image_path(e.path().string()) &&

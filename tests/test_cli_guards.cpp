@@ -79,6 +79,19 @@ TEST_CASE("denoise never replaces a photo and never takes its own results for ph
     CHECK_FALSE(fs::exists(fx.dir / "results" / "link"));
     expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.p("o2") + " --format png/../x",
                  "is not a file extension");
+    // A results folder around the photos', or one whose link leads a result back into them.
+    expect_error("denoise" + w + " --input " + fx.p("photos") + " --output " + fx.dir.string(), "holds the input folder");
+    fs::create_directories(fx.dir / "photos2" / "sub");
+    save_image(fx.p("photos2/a.png"), small);
+    save_image(fx.p("photos2/sub/a.png"), small.narrow(2, 0, 32).contiguous());
+    const std::string photo = read_bytes(fx.p("photos2/a.png"));
+    fs::create_directories(fx.dir / "trap");
+    fs::create_directory_symlink(fx.dir / "photos2", fx.dir / "trap" / "sub");  // trap/sub/a.png is photos2/a.png
+    expect_error("denoise" + w + " --input " + fx.p("photos2") + " --output " + fx.p("trap"),
+                 "which a link leads into the input folder");
+    CHECK(read_bytes(fx.p("photos2/a.png")) == photo);
+    expect_error("denoise" + w + " --input " + fx.p("nothere") + " --output " + fx.p("o3") + " --match a",
+                 "--input: '" + fx.p("nothere") + "' does not exist");
     // A folder no result can be written to: said before the model is even read.
     expect_error("denoise --weights " + fx.p("missing.safetensors") + " --input " + fx.p("photos/a.png") +
                      " --output /proc/o.png",
@@ -201,6 +214,19 @@ TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the ru
                  "missing");
     CHECK_FALSE(fs::exists(fx.p("never")));
 
+    // A cosine schedule's length is --steps: a resume without it is refused, the run untouched.
+    const std::string cos = fx.p("cos");
+    REQUIRE(amsnet(start.substr(0, start.find(" --out ")) + " --out " + cos +
+                   " --preset tiny --batch 1 --crop 40 --device cpu --steps 2 --lr-schedule cosine").code == 0);
+    const std::string cos_ckpt = read_bytes(cos + "/checkpoint.safetensors");
+    expect_error("train --out " + cos + " --resume --max-minutes 0.01", "--lr-schedule cosine needs --steps");
+    CHECK(read_bytes(cos + "/checkpoint.safetensors") == cos_ckpt);
+    // A folder with only a log.csv (a run that failed before its first save) may be started again.
+    fs::create_directories(fx.dir / "failed");
+    std::ofstream(fx.p("failed/log.csv")) << "step,loss\n";
+    CHECK(amsnet(start.substr(0, start.find(" --out ")) + " --out " + fx.p("failed") +
+                 " --preset tiny --batch 1 --crop 40 --device cpu --steps 1").code == 0);
+
     // Ctrl-C: saved, and exit status 130 so that `amsnet train ... && amsnet finetune ...` stops.
     r = amsnet(start.substr(0, start.find(" --out ")) + " --out " + fx.p("int") + " --preset tiny --batch 1 --crop 40 "
                "--device cpu --steps 100000000 --log-every 100000",
@@ -230,6 +256,15 @@ TEST_CASE("options that cannot work together, or do nothing, are errors") {
     CHECK(r.code == 0);
     CHECK(load_safetensors(fx.p("r/model.safetensors"), false).metadata.at("config") ==
           load_safetensors(fx.weights, false).metadata.at("config"));
+}
+
+TEST_CASE("a stored inference scheme out of range is an error naming it, never wrapped") {
+    Fixture fx;
+    SafetensorsFile f = load_safetensors(fx.weights);
+    f.metadata["inference_pd"] = "536870912";
+    save_safetensors(fx.p("bad.safetensors"), f.tensors, f.metadata);
+    expect_error("denoise --weights " + fx.p("bad.safetensors") + " --input " + fx.image + " --output " + fx.p("o.png"),
+                 "inference_pd = '536870912' is not valid (1 to 256)");
 }
 
 TEST_CASE("amsnet --version names the version and the source revision") {

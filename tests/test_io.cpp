@@ -549,6 +549,7 @@ TEST_CASE("images: folders are listed through links, but a link back (a loop, or
     fs::create_directory_symlink("..", tmp.dir / "root" / "up");
     fs::create_directory_symlink("../../root", tmp.dir / "root" / "sub" / "back");
     fs::create_directory_symlink("../../elsewhere", tmp.dir / "root" / "sub" / "linked");
+    fs::create_directory_symlink("sub", tmp.dir / "root" / "a_link_to_sub");  // listed as sub/, not through it
     CHECK(list_images(tmp / "root") ==
           std::vector<std::string>{tmp / "root/a.png", tmp / "root/sub/b.png", tmp / "root/sub/linked/c.png"});
 }

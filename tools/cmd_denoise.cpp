@@ -46,6 +46,9 @@ Plan plan_outputs(const std::string& in, const std::string& out, bool folder, co
         AMS_CHECK(out_rel.empty() || *out_rel.begin() == "..", "--output: '", out, "' is ",
                   out_rel == "." ? "the input folder" : "inside the input folder",
                   "; give the results a folder outside '", in, "'");
+        const fs::path in_rel = in_abs.lexically_relative(out_abs);
+        AMS_CHECK(in_rel.empty() || *in_rel.begin() == "..", "--output: '", out, "' holds the input folder '", in,
+                  "'; give the results a folder beside it, not around it");
         size_t linked = 0;
         for (const std::string& src : list_images(in, match)) {
             // A linked folder among the photos that leads into the results' folder: skipped.
@@ -61,6 +64,10 @@ Plan plan_outputs(const std::string& in, const std::string& out, bool folder, co
             if (!format.empty()) rel.replace_extension("." + format);
             p.inputs.push_back(src);
             p.outputs.push_back((fs::path(out) / rel).string());
+            // A link inside the results' folder must not lead a result into the photos' folder.
+            const fs::path lands = fs::weakly_canonical(p.outputs.back(), ec).lexically_relative(in_abs);
+            AMS_CHECK(lands.empty() || *lands.begin() == "..", "--output: the result for '", src, "' would be written to '",
+                      p.outputs.back(), "', which a link leads into the input folder; remove the link or choose another --output");
         }
         if (linked > 0)
             std::fprintf(stderr, "note: %zu image%s under '%s' lead%s into the output folder through a link: skipped\n",
@@ -133,6 +140,8 @@ int cmd_denoise(int argc, char** argv) {
     apply_precision(a, dev);
 
     read_denoise_options(a, {});  // every scheme option's value checked before any work
+    std::error_code exists_ec;
+    AMS_CHECK(fs::exists(in, exists_ec), "--input: '", in, "' does not exist");
     const bool folder = is_directory(in);
     AMS_CHECK(folder || !a.given("match"), "--match picks files in a folder; --input '", in, "' is a file");
     AMS_CHECK(folder || !a.given("format"), "--format names a folder's outputs; give --output a file name instead");

@@ -1,6 +1,8 @@
 // amsnet train / amsnet finetune.
 #include <climits>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -123,7 +125,12 @@ void adopt_run_options(const Args& a, TrainOptions& o) {
         if constexpr (std::is_same_v<T, std::string>) {
             if (v->is_string()) field = v->as_string();
         } else if (v->is_number()) {
-            field = static_cast<T>(v->as_number());
+            const double x = v->as_number();
+            if constexpr (std::is_integral_v<T>)  // a damaged record must not wrap into a valid-looking int
+                AMS_CHECK(x == std::floor(x) && x >= 0 && x <= (double)std::numeric_limits<T>::max() &&
+                              x <= (double)(1LL << 53),
+                          path, ": the run's record has ", key, " = ", x, ", not a valid count");
+            field = static_cast<T>(x);
         }
     };
     take("include", "include", o.include);
@@ -189,7 +196,7 @@ int cmd_train(int argc, char** argv) {
     o.init_weights = a.get("weights");
     if (!o.init_weights.empty()) {  // the weights' own inference scheme, unless given
         std::map<std::string, std::string> meta = load_safetensors(o.init_weights, false).metadata;
-        if (!a.given("infer-pd")) stored_int(meta, "inference_pd", o.val_pd, 1);
+        if (!a.given("infer-pd")) stored_int(meta, "inference_pd", o.val_pd, 1, (int)kMaxPd);
         if (!a.given("infer-branches")) stored_int(meta, "inference_branches", o.val_branches, 2);
         if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1);
     }
@@ -235,7 +242,7 @@ int cmd_finetune(int argc, char** argv) {
     if (scheme_from.empty() && o.resume) scheme_from = o.out + "/model.safetensors";
     if (!scheme_from.empty() && (!o.resume || std::filesystem::exists(scheme_from))) {
         std::map<std::string, std::string> meta = load_safetensors(scheme_from, false).metadata;
-        stored_int(meta, "inference_pd", o.pd, 1);
+        stored_int(meta, "inference_pd", o.pd, 1, (int)kMaxPd);
         stored_int(meta, "inference_branches", o.branches, 2);
         if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1);
     }

@@ -1,5 +1,6 @@
 #include "tools/denoise_options.h"
 
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <string>
@@ -27,12 +28,14 @@ void add_denoise_options(Args& a) {
              "also a hard limit on what the engine allocates there (a 24 GB card's budget on a larger GPU)");
 }
 
-void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min) {
+void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min, int max) {
     auto it = meta.find(key);
     if (it == meta.end()) return;
     char* end = nullptr;
+    errno = 0;
     long v = std::strtol(it->second.c_str(), &end, 10);
-    AMS_CHECK(end && *end == 0 && v >= min, "weights metadata ", key, " = '", it->second, "' is not valid");
+    AMS_CHECK(end && end != it->second.c_str() && *end == 0 && errno != ERANGE && v >= min && v <= max,
+              "weights metadata ", key, " = '", it->second, "' is not valid (", min, " to ", max, ")");
     dst = (int)v;
 }
 
@@ -53,7 +56,7 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     AMS_CHECK(o.scheme == "amsnet" || o.scheme == "plain", "--scheme must be amsnet or plain, got '", o.scheme, "'");
     o.pd = a.given("pd") ? (int)a.integer("pd", 1, kMaxPd) : 2;
     o.branches = a.given("branches") ? (int)a.integer("branches", 2) : 2;
-    if (!a.given("pd")) stored_int(meta, "inference_pd", o.pd, 1);
+    if (!a.given("pd")) stored_int(meta, "inference_pd", o.pd, 1, (int)kMaxPd);
     if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2);
     o.passes = a.given("passes") ? (int)a.integer("passes", 1) : 1;
     if (!a.given("passes")) stored_int(meta, "inference_passes", o.passes, 1);

@@ -1,5 +1,6 @@
 // The command-line inference options shared by `denoise` and `eval --weights` (models/denoise.h).
 #pragma once
+#include <climits>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -19,7 +20,8 @@ void add_denoise_options(Args& a);
 // inference_chroma_sigma, written by finetune --chroma-weight or --calibrate-only), else SPEC's 2 / 2.
 // Sets dst from an integer entry of the weights metadata (e.g. "inference_pd") when present; a
 // malformed or too-small value is an error naming the key.
-void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min);
+void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min,
+                int max = INT_MAX);
 // The same for a number (e.g. "inference_chroma_sigma") in [min, max].
 void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min,
                    double max);

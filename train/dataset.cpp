@@ -60,8 +60,7 @@ ImageDataset::Image ImageDataset::decode(size_t i) {
     try {
         img = std::make_shared<const DecodedImage>(decode_image(files_[i]));
     } catch (const Error& e) {  // its header was fine at start-up (image_size); its data is not
-        throw Error(str(e.message(), " (a training image damaged past its header: remove it from the --data folder; "
-                                     "the run is saved, --resume continues it)"));
+        throw Error(str(e.message(), " (a training image damaged past its header: remove it from the --data folder)"));
     }
     AMS_CHECK(img->h >= crop_ && img->w >= crop_, "training image '", files_[i], "' is ", img->w, "x", img->h,
               ", smaller than --crop ", crop_);

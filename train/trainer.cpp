@@ -264,21 +264,12 @@ constexpr RunOption kRunOptions[] = {
     {"infer_pd", "--infer-pd", true},
     {"infer_branches", "--infer-branches", true}, {"infer_passes", "--infer-passes", true}};
 
-// An entry as compared: a --config path by the file it names, not its spelling.
-std::string comparable(const std::string& key, const json::Value* v) {
-    if (!v) return "none";
-    if (key == "preset" && v->is_string() && v->as_string().rfind("config:", 0) == 0) {
-        std::error_code ec;
-        return "config:" + fs::weakly_canonical(v->as_string().substr(7), ec).string();
-    }
-    return json::dump(*v);
-}
-
 // A resumed run is the run it was: an entry of kRunOptions that differs from the checkpoint's
 // record is an error naming its option (amsnet train/finetune take the record's values for the
 // options not given on the command line). --steps may change (and with it a cosine schedule's
 // length), and --chroma-weight (the calibration at the end: a finished run resumed with it only
 // calibrates); other --data is allowed, with a warning (a moved folder; the batches then differ).
+// Paths are compared as the files they name, from this folder.
 void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const std::string& ckpt_path) {
     auto it = ckpt.metadata.find("training");
     if (it == ckpt.metadata.end()) return;
@@ -286,7 +277,15 @@ void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const st
     for (const RunOption& r : kRunOptions) {
         const json::Value *a = was.find(r.key), *b = now.find(r.key);
         if (r.newer && !a) continue;
-        const std::string sa = comparable(r.key, a), sb = comparable(r.key, b);
+        // The model comes from the checkpoint: a preset is only compared where both name one (a run
+        // from --weights recorded a preset before it recorded init_weights; a --config path may be
+        // spelled from another folder).
+        if (std::string(r.key) == "preset" &&
+            (was.find("init_weights") || now.find("init_weights") ||
+             (a && b && a->is_string() && b->is_string() && a->as_string().rfind("config:", 0) == 0 &&
+              b->as_string().rfind("config:", 0) == 0)))
+            continue;
+        const std::string sa = a ? json::dump(*a) : "none", sb = b ? json::dump(*b) : "none";
         if (sa == sb) continue;
         if (std::string(r.key) == "mode")
             AMS_FAIL("--resume: the run in '", o.out, "' was made by amsnet ", a ? a->as_string() : "train",
@@ -305,6 +304,14 @@ void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const st
                              "an uninterrupted run's\n");
 }
 
+bool all_finite(const Tensor& t) {
+    const Tensor c = t.to(Device::CPU).to(DType::F32).contiguous();
+    const float* v = c.data<float>();
+    for (int64_t i = 0; i < c.numel(); ++i)
+        if (!std::isfinite(v[i])) return false;
+    return true;
+}
+
 // The run folder, made only when the run is about to write into it: a run that cannot start
 // (bad data, damaged weights, a step that does not fit) leaves no empty folder behind.
 void make_out_folder(const std::string& out) {
@@ -317,7 +324,8 @@ void make_out_folder(const std::string& out) {
 // replace a run that may have taken days.
 void check_fresh_out(const TrainOptions& o) {
     std::error_code ec;
-    for (const char* name : {"checkpoint.safetensors", "model.safetensors", "log.csv"}) {
+    // (A log.csv alone is a run that failed before its first save: starting again is right.)
+    for (const char* name : {"checkpoint.safetensors", "model.safetensors"}) {
         if (o.calibrate_only && std::string(name) != "model.safetensors") continue;  // all it writes
         const fs::path f = fs::path(o.out) / name;
         AMS_CHECK(!fs::exists(f, ec), "--out: '", o.out, "' already holds a run (", f.filename().string(), "); ",
@@ -335,6 +343,8 @@ int64_t train(const TrainOptions& o) {
     AMS_CHECK(!o.calibrate_only || (o.chroma_weight > 0 && !o.init_weights.empty() && !o.resume),
               "--calibrate-only needs --weights and --chroma-weight > 0, and no --resume");
     AMS_CHECK(o.batch >= 1, "--batch must be at least 1");
+    AMS_CHECK(o.lr_schedule != "cosine" || o.steps > 0, "--lr-schedule cosine needs --steps (the length of the decay)",
+              o.resume ? "; the run was started with it" : "");
     AMS_CHECK(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1), got ", o.ema);
     AMS_CHECK(o.calibrate_only || o.crop % (8 * o.pd) == 0, "--crop ", o.crop, " must be a multiple of 8 * --pd = ", 8 * o.pd,
               " (PD sub-images must be multiples of 8)");
@@ -546,10 +556,18 @@ int64_t train(const TrainOptions& o) {
         // A failed forward leaves its nodes and saved tensors on the tape: free them first, so that
         // saving has the memory back (an out-of-memory failure, e.g. under --max-memory).
         autograd::clear_tape();
+        // Not weights that went NaN (a diverged step updates them before its loss is read): the
+        // last checkpoint saved stays the run's.
+        bool saved = false;
         try {
-            if (step > start_step) save_all(step);
+            if (step > start_step && all_finite(net->params().flat_values())) {
+                save_all(step);
+                saved = true;
+            }
         } catch (...) {
         }
+        if (!o.quiet && saved)
+            std::fprintf(stderr, "%s: the run is saved at step %lld; --resume continues it\n", who, (long long)step);
         throw;
     }
     save_all(step);
