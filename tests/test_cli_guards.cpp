@@ -8,6 +8,7 @@
 #include "files.h"
 #include "engine/image_io.h"
 #include "engine/json.h"
+#include "engine/npy.h"
 #include "engine/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -221,6 +222,15 @@ TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the ru
     const std::string cos_ckpt = read_bytes(cos + "/checkpoint.safetensors");
     expect_error("train --out " + cos + " --resume --max-minutes 0.01", "--lr-schedule cosine needs --steps");
     CHECK(read_bytes(cos + "/checkpoint.safetensors") == cos_ckpt);
+    // A step that diverges (images near float32's limit make the loss NaN) saves nothing: the
+    // checkpoint stays the last good one.
+    fs::create_directories(fx.dir / "extreme");
+    save_npy(fx.p("extreme/a.npy"), Tensor::full({48, 48, 3}, 3e38f));
+    const std::string good = read_bytes(run + "/checkpoint.safetensors");
+    expect_error("train --out " + run + " --resume --steps 5 --data " + fx.p("extreme") + " --device cpu",
+                 "training diverged");
+    CHECK(read_bytes(run + "/checkpoint.safetensors") == good);
+
     // A folder with only a log.csv (a run that failed before its first save) may be started again.
     fs::create_directories(fx.dir / "failed");
     std::ofstream(fx.p("failed/log.csv")) << "step,loss\n";
