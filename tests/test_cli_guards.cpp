@@ -174,6 +174,17 @@ TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the ru
     CHECK(rec.at("preset").as_string() == "tiny");
     CHECK(rec.at("data").at(0).as_string() == data);
     CHECK(load_safetensors(run + "/model.safetensors", false).metadata.at("step") == "3");
+    // From another folder, with the data given relatively at the start and no length: the run's
+    // own folder and planned steps (3), no warning.
+    REQUIRE(amsnet("train --data data --out rel --preset tiny --batch 1 --crop 40 --device cpu --steps 2",
+                   "cd " + fx.dir.string() + " &&").code == 0);
+    r = amsnet("train --out ../rel --resume --device cpu --steps 3", "cd " + data + " &&");
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("other --data") == std::string::npos);
+    r = amsnet("train --out " + fx.p("rel") + " --resume --device cpu");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("already at step 3 of 3") != std::string::npos);
     // ...and a different value is refused, naming it.
     expect_error("train --out " + run + " --resume --steps 4 --batch 2", "was started with --batch 1, not 2");
     expect_error("train --out " + run + " --resume --steps 4 --lr 0.01", "was started with --lr 0.0001, not 0.01");

@@ -57,7 +57,8 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
     a.option("save-every", "N", "write model and checkpoint every N steps (0 = only at the end)", "500");
     a.option("log-every", "N", "progress line and log.csv row every N steps", "10");
     a.flag("resume", "continue from DIR/checkpoint.safetensors exactly where it stopped, with the run's own options "
-           "(--data, --batch, --lr, ... are taken from it when not given; a different value is an error)");
+           "(--data, --batch, --lr, ... and the planned --steps are taken from it when not given; a different "
+           "--batch, --lr, ... is an error)");
     a.option("val-noisy", "DIR", "noisy validation images (scored with the AMSNet-B inference scheme)");
     a.option("val-clean", "DIR", "their clean references (paired by sorted order)");
     a.option("val-every", "N", "validate every N steps (default with --val-noisy: every --save-every steps)");
@@ -108,7 +109,8 @@ TrainOptions read_common(const Args& a) {
 }
 
 // --resume: the options not given on the command line are the run's own, from its checkpoint's
-// record (train() refuses given ones that differ). So `--out RUN --resume --steps N` is enough.
+// record (train() refuses given ones that differ; the length may change). So `--out RUN --resume`
+// is enough: it goes on to the run's planned --steps.
 void adopt_run_options(const Args& a, TrainOptions& o) {
     const std::string path = (std::filesystem::path(o.out) / "checkpoint.safetensors").string();
     if (!o.resume) return;
@@ -142,6 +144,7 @@ void adopt_run_options(const Args& a, TrainOptions& o) {
     take("lr-schedule", "lr_schedule", o.lr_schedule);
     take("ema", "ema", o.ema);
     take("seed", "seed", o.seed);
+    if (!a.given("steps") && !a.given("max-minutes")) take("steps", "steps", o.steps);  // to the planned end
     take("infer-pd", "infer_pd", o.val_pd);
     take("infer-branches", "infer_branches", o.val_branches);
     take("infer-passes", "infer_passes", o.val_passes);

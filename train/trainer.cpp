@@ -68,12 +68,15 @@ extern "C" void on_sigint(int) { g_interrupted = true; }
 
 json::Value options_json(const TrainOptions& o) {
     json::Value v = json::Value::object();
+    // Paths as absolute ones: --resume finds them from any folder.
+    auto absolute = [](const std::string& p) { return fs::absolute(p).lexically_normal().string(); };
     json::Value data = json::Value::array();
-    for (const auto& d : o.data) data.push_back(d);
+    for (const auto& d : o.data) data.push_back(absolute(d));
     v["data"] = data;
     v["include"] = o.include;
     if (!o.finetune && o.init_weights.empty()) v["preset"] = o.preset;  // else the model is the weights'
-    if (!o.init_weights.empty()) v["init_weights"] = o.init_weights;
+    if (!o.init_weights.empty()) v["init_weights"] = absolute(o.init_weights);
+    if (o.steps > 0) v["steps"] = o.steps;  // the planned length: --resume without one goes on to it
     v["batch"] = o.batch;
     v["crop"] = o.crop;
     v["pd"] = o.pd;
