@@ -31,13 +31,13 @@
 
 namespace ams {
 
-namespace {
-
-std::string lower_extension(const std::string& path) {
+std::string image_extension(const std::string& path) {
     std::string e = std::filesystem::path(path).extension().string();
     for (char& c : e) c = (char)std::tolower((unsigned char)c);
     return e;
 }
+
+namespace {
 
 // Sample -> value on the [0, 1] scale: the one conversion of samples (planar_window, alpha).
 float sample_value(uint8_t v) { return (float)v / 255.f; }
@@ -76,11 +76,10 @@ DecodedImage decode_npy(const std::string& path) {
     const int64_t n = npy_channels(path, s);
     auto f = std::make_shared<const Tensor>(a.to(DType::F32));
     const float* px = f->data<float>();
-    for (int64_t i = 0; i < f->numel(); ++i)
-        if (!std::isfinite(px[i]))
-            AMS_FAIL(path, ": the .npy image has a value that is NaN, infinite or beyond float32's range (",
-                     a.dtype() == DType::F64 ? a.data<double>()[i] : px[i], ") at row ", i / n / s[1], ", column ",
-                     i / n % s[1], ", channel ", i % n);
+    if (const int64_t i = first_nonfinite(*f); i >= 0)
+        AMS_FAIL(path, ": the .npy image has a value that is NaN, infinite or beyond float32's range (",
+                 a.dtype() == DType::F64 ? a.data<double>()[i] : px[i], ") at row ", i / n / s[1], ", column ",
+                 i / n % s[1], ", channel ", i % n);
     return DecodedImage{s[0], s[1], (int)n, DecodedImage::Type::F32, std::shared_ptr<const void>(f, px)};
 }
 
@@ -158,7 +157,7 @@ void append_bytes(void* ctx, void* data, int size) {
 }  // namespace
 
 bool is_image_path(const std::string& path) {
-    const std::string e = lower_extension(path);
+    const std::string e = image_extension(path);
     return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".npy";
 }
 
@@ -179,7 +178,7 @@ void check_is_file(const std::string& path) {
 
 ImageSize image_size(const std::string& path) {
     check_is_file(path);
-    if (lower_extension(path) == ".npy") {
+    if (image_extension(path) == ".npy") {
         const Shape s = npy_shape(path);
         const int n = (int)npy_channels(path, s);  // first: it checks the rank
         return {s[0], s[1], n};
@@ -191,7 +190,7 @@ ImageSize image_size(const std::string& path) {
 
 DecodedImage decode_image(const std::string& path) {
     check_is_file(path);
-    if (lower_extension(path) == ".npy") return decode_npy(path);
+    if (image_extension(path) == ".npy") return decode_npy(path);
     int w = 0, h = 0, n = 0;
     const bool deep = stbi_is_16_bit(path.c_str());
     void* px = deep ? (void*)stbi_load_16(path.c_str(), &w, &h, &n, 0)
@@ -253,7 +252,7 @@ Tensor restore_file_channels(const Tensor& rgb, const ImageExtras& extras) {
 }
 
 void check_image_output(const std::string& path, int bits) {
-    const std::string ext = lower_extension(path);
+    const std::string ext = image_extension(path);
     if (!is_image_path(path))
         AMS_FAIL(path, ": unsupported image extension '", ext, "' (supported: .png, .jpg, .jpeg, .bmp, .npy)");
     if (bits != 8 && bits != 16) AMS_FAIL(path, ": bits must be 8 or 16, got ", bits);
@@ -263,7 +262,7 @@ void check_image_output(const std::string& path, int bits) {
 
 std::string save_image(const std::string& path, const Tensor& img, int bits, const ImageMetadata& meta) {
     check_image_output(path, bits);
-    const std::string ext = lower_extension(path);
+    const std::string ext = image_extension(path);
     if (!img.defined()) AMS_FAIL(path, ": cannot save an undefined tensor");
     const Shape& s = img.shape();
     const bool shape_ok = (s.size() == 4 && s[0] == 1) || s.size() == 3;

@@ -13,8 +13,8 @@ namespace ams {
 
 // What load_image set aside to give 3 channels: the file's channel count (1 grey, 2 grey + alpha,
 // 3 RGB, 4 RGBA) and its alpha plane (1, 1, H, W) in [0, 1], undefined without one; its bits per
-// sample (8; 16 for a 16-bit PNG; 32 for .npy floats); and its Exif block and colour profile, for
-// save_image to carry over.
+// sample (8; 16 for a 16-bit PNG; 32 for .npy floats); and its Exif block, colour profile and XMP
+// packet, for save_image to carry over.
 struct ImageExtras {
     int channels = 3;
     Tensor alpha;
@@ -88,6 +88,8 @@ void check_image_output(const std::string& path, int bits = 8);
 
 // Whether the extension is one load_image/save_image handle (png, jpg, jpeg, bmp, npy; any case).
 bool is_image_path(const std::string& path);
+// The path's extension in lower case, with its dot (".png"); "" without one.
+std::string image_extension(const std::string& path);
 
 // The images under a folder (recursive, following links, sorted; only file names containing
 // `match` when given), or the single image file given. Errors name the path.

@@ -182,6 +182,8 @@ std::string embed_png(std::vector<unsigned char>& file, const ImageMetadata& met
 
 }  // namespace
 
+bool stores_metadata(const std::string& ext) { return ext == ".jpg" || ext == ".jpeg" || ext == ".png"; }
+
 ImageMetadata read_metadata(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     unsigned char sig[8] = {};
@@ -195,7 +197,7 @@ std::string embed_metadata(std::vector<unsigned char>& file, const std::string& 
                            int channels) {
     if (meta_in.empty()) return "";
     const bool jpeg = ext == ".jpg" || ext == ".jpeg";
-    if (jpeg || ext == ".png") {
+    if (stores_metadata(ext)) {
         ImageMetadata meta = meta_in;
         std::string dropped;
         const std::string space = mismatched_colour_space(meta.icc, jpeg ? 3 : channels);  // a JPEG here is YCbCr

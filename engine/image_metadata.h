@@ -30,5 +30,7 @@ ImageMetadata read_metadata(const std::string& path);
 // samples' (a grey photo's written as a 3-channel JPEG, a CMYK photo's).
 std::string embed_metadata(std::vector<unsigned char>& file, const std::string& ext, const ImageMetadata& meta,
                            int channels = 3);
+// Whether files of extension ext (lower case, with its dot) hold metadata at all: .jpg, .jpeg, .png.
+bool stores_metadata(const std::string& ext);
 
 }  // namespace ams

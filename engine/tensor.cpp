@@ -1,5 +1,6 @@
 #include "engine/tensor.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "engine/autograd.h"
@@ -323,5 +324,13 @@ void Tensor::set_grad(const Tensor& g) {
 }
 
 void Tensor::backward() const { autograd::backward(*this); }
+
+int64_t first_nonfinite(const Tensor& t) {
+    const Tensor c = t.to(Device::CPU).to(DType::F32).contiguous();
+    const float* v = c.data<float>();
+    for (int64_t i = 0; i < c.numel(); ++i)
+        if (!std::isfinite(v[i])) return i;
+    return -1;
+}
 
 }  // namespace ams

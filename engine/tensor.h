@@ -146,4 +146,8 @@ T* Tensor::data() const {
 // Contiguous row-major strides for a shape.
 Shape contiguous_strides(const Shape& s);
 
+// The flat index of t's first value that is NaN or infinite, as float32 (so a float64 value beyond
+// float32's range counts), any device; -1 when every value is finite.
+int64_t first_nonfinite(const Tensor& t);
+
 }  // namespace ams

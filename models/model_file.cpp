@@ -1,6 +1,5 @@
 #include "models/model_file.h"
 
-#include <cmath>
 #include <iterator>
 
 #include "engine/safetensors.h"
@@ -39,12 +38,10 @@ ModelFile load_model(const std::string& path, Device device, bool allow_checkpoi
             it = it->first.rfind("optim.", 0) == 0 ? f.tensors.erase(it) : std::next(it);
     }
     auto named = strip_prefix(f);
-    for (const auto& [name, t] : named) {  // a diverged run's NaN would make every result NaN (black)
-        const float* v = t.data<float>();
-        for (int64_t i = 0; i < t.numel(); ++i)
-            AMS_CHECK(std::isfinite(v[i]), path, ": parameter '", name, "' has a value that is not finite (", v[i],
-                      " at index ", i, "): the weights are damaged");
-    }
+    for (const auto& [name, t] : named)  // a diverged run's NaN would make every result NaN (black)
+        if (const int64_t i = first_nonfinite(t); i >= 0)
+            AMS_FAIL(path, ": parameter '", name, "' has a value that is not finite (", t.data<float>()[i], " at index ",
+                     i, "): the weights are damaged");
     ModelFile m;
     m.metadata = f.metadata;
     auto it = f.metadata.find("config");

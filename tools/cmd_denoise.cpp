@@ -73,7 +73,6 @@ Plan plan_outputs(const std::string& in, const std::string& out, bool folder, co
             std::fprintf(stderr, "note: %zu image%s under '%s' lead%s into the output folder through a link: skipped\n",
                          linked, linked > 1 ? "s" : "", in.c_str(), linked > 1 ? "" : "s");
     } else {
-        AMS_CHECK(fs::exists(in, ec), "--input: '", in, "' does not exist");
         AMS_CHECK(is_image_path(in), "--input: '", in, "' is not a PNG, JPEG, BMP or .npy image");
         AMS_CHECK(!is_directory(out), "--output: '", out, "' is a folder; give a file name (e.g. out.png)");
         fs::path parent = fs::path(out).parent_path();
@@ -98,12 +97,6 @@ Plan plan_outputs(const std::string& in, const std::string& out, bool folder, co
                   p.outputs[i], "' is the input photo itself; the result would replace it (give another name)");
     }
     return p;
-}
-
-bool is_png(const std::string& path) {
-    std::string e = fs::path(path).extension().string();
-    for (char& c : e) c = (char)std::tolower((unsigned char)c);
-    return e == ".png";
 }
 
 }  // namespace
@@ -221,7 +214,8 @@ int cmd_denoise(int argc, char** argv) {
             }
             if (writing.valid()) writing.get();
             writing = std::async(when, [&, i, sw, result, cur_bits = cur.extras.bits, meta = std::move(cur.extras.metadata)] {
-                const int b = auto_bits && cur_bits > 8 && is_png(outputs[i]) ? 16 : bits;
+                const std::string ext = image_extension(outputs[i]);
+                const int b = auto_bits && cur_bits > 8 && ext == ".png" ? 16 : bits;
                 std::string lost;
                 try {
                     lost = save_image(outputs[i], result, b, meta);
@@ -231,7 +225,7 @@ int cmd_denoise(int argc, char** argv) {
                 }
                 // What the format cannot hold at all is said once (a folder to .npy would say it for
                 // every file); what one file's metadata exceeds, for each.
-                const bool format_wide = lost.find("files store none") != std::string::npos;
+                const bool format_wide = !lost.empty() && !stores_metadata(ext);
                 if (!lost.empty() && !(format_wide && told_format))
                     std::fprintf(stderr, "note: %s: not stored: %s\n", outputs[i].c_str(), lost.c_str());
                 told_format = told_format || format_wide;

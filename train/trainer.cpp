@@ -307,14 +307,6 @@ void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const st
                              "an uninterrupted run's\n");
 }
 
-bool all_finite(const Tensor& t) {
-    const Tensor c = t.to(Device::CPU).to(DType::F32).contiguous();
-    const float* v = c.data<float>();
-    for (int64_t i = 0; i < c.numel(); ++i)
-        if (!std::isfinite(v[i])) return false;
-    return true;
-}
-
 // The run folder, made only when the run is about to write into it: a run that cannot start
 // (bad data, damaged weights, a step that does not fit) leaves no empty folder behind.
 void make_out_folder(const std::string& out) {
@@ -563,7 +555,7 @@ int64_t train(const TrainOptions& o) {
         // last checkpoint saved stays the run's.
         bool saved = false;
         try {
-            if (step > start_step && all_finite(net->params().flat_values())) {
+            if (step > start_step && first_nonfinite(net->params().flat_values()) < 0) {
                 save_all(step);
                 saved = true;
             }
