@@ -286,6 +286,20 @@ TEST_CASE("a stored inference scheme out of range is an error naming it, never w
     save_safetensors(fx.p("bad.safetensors"), f.tensors, f.metadata);
     expect_error("denoise --weights " + fx.p("bad.safetensors") + " --input " + fx.image + " --output " + fx.p("o.png"),
                  "inference_pd = '536870912' is not valid (1 to 256)");
+    // Counts of network runs: a typo is an error, not a run of days (nor an int that wraps).
+    f.metadata.erase("inference_pd");
+    f.metadata["inference_passes"] = "2147483647";
+    save_safetensors(fx.p("bad.safetensors"), f.tensors, f.metadata);
+    const std::string d = "denoise --weights " + fx.weights + " --input " + fx.image + " --output " + fx.p("o.png");
+    expect_error("denoise --weights " + fx.p("bad.safetensors") + " --input " + fx.image + " --output " + fx.p("o.png"),
+                 "inference_passes = '2147483647' is not valid (1 to 1024)");
+    expect_error(d + " --branches 5000", "--branches must be at most 1024, got 5000");
+    expect_error(d + " --passes 1025", "--passes must be at most 1024, got 1025");
+    expect_error(d + " --r3 2147483647", "--r3 must be at most 1024");
+    expect_error("finetune --data " + fx.dir.string() + " --weights " + fx.weights + " --out " + fx.p("ft") +
+                     " --branches 100000",
+                 "--branches must be at most 1024");
+    CHECK_FALSE(fs::exists(fx.p("o.png")));
 }
 
 TEST_CASE("amsnet --version names the version and the source revision") {

@@ -79,8 +79,8 @@ TrainOptions read_common(const Args& a) {
     if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1, kMaxPd);
     o.mask_p = a.number("mask-p", 1e-3, 0.999);
     if (!a.get("infer-pd").empty()) o.val_pd = (int)a.integer("infer-pd", 1, kMaxPd);
-    if (!a.get("infer-branches").empty()) o.val_branches = (int)a.integer("infer-branches", 2);
-    o.val_passes = (int)a.integer("infer-passes", 1);
+    if (!a.get("infer-branches").empty()) o.val_branches = (int)a.integer("infer-branches", 2, kMaxRuns);
+    o.val_passes = (int)a.integer("infer-passes", 1, kMaxRuns);
     o.lr = a.number("lr", 0, 1);
     o.lr_schedule = a.get("lr-schedule");
     AMS_CHECK(o.lr_schedule == "constant" || o.lr_schedule == "cosine", "--lr-schedule must be constant or cosine, got '",
@@ -200,8 +200,8 @@ int cmd_train(int argc, char** argv) {
     if (!o.init_weights.empty()) {  // the weights' own inference scheme, unless given
         std::map<std::string, std::string> meta = load_safetensors(o.init_weights, false).metadata;
         if (!a.given("infer-pd")) stored_int(meta, "inference_pd", o.val_pd, 1, (int)kMaxPd);
-        if (!a.given("infer-branches")) stored_int(meta, "inference_branches", o.val_branches, 2);
-        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1);
+        if (!a.given("infer-branches")) stored_int(meta, "inference_branches", o.val_branches, 2, (int)kMaxRuns);
+        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1, (int)kMaxRuns);
     }
     adopt_run_options(a, o);
     AMS_CHECK(!o.data.empty(), "--data is required (see amsnet train --help)");
@@ -246,14 +246,14 @@ int cmd_finetune(int argc, char** argv) {
     if (!scheme_from.empty() && (!o.resume || std::filesystem::exists(scheme_from))) {
         std::map<std::string, std::string> meta = load_safetensors(scheme_from, false).metadata;
         stored_int(meta, "inference_pd", o.pd, 1, (int)kMaxPd);
-        stored_int(meta, "inference_branches", o.branches, 2);
-        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1);
+        stored_int(meta, "inference_branches", o.branches, 2, (int)kMaxRuns);
+        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1, (int)kMaxRuns);
     }
     if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1, kMaxPd);
-    if (a.given("branches")) o.branches = (int)a.integer("branches", 2);
-    o.passes = (int)a.integer("passes", 1);
+    if (a.given("branches")) o.branches = (int)a.integer("branches", 2, kMaxRuns);
+    o.passes = (int)a.integer("passes", 1, kMaxRuns);
     o.val_pd = a.given("infer-pd") ? (int)a.integer("infer-pd", 1, kMaxPd) : o.pd;
-    o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2) : o.branches;
+    o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2, kMaxRuns) : o.branches;
     adopt_run_options(a, o);
     AMS_CHECK(!o.data.empty(), "--data is required (see amsnet finetune --help)");
     train(o);

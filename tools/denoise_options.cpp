@@ -12,7 +12,7 @@ namespace ams::cli {
 void add_denoise_options(Args& a) {
     a.option("scheme", "S", "amsnet (k-branch masked inference on PD sub-images) or plain (the denoiser alone)", "amsnet");
     a.option("pd", "S", "pixel-downsampling stride at inference (default: the model's stored scheme, else 2)");
-    a.option("branches", "K", "complementary mask branches, >= 2 (default: the model's stored scheme, else 2)");
+    a.option("branches", "K", "complementary mask branches, 2 to 1024 (default: the model's stored scheme, else 2)");
     a.option("passes", "M", "average M restorations, each with fresh masks and the next of the 8 flips/transposes "
                             "(default: the model's stored scheme, else 1)");
     a.option("r3", "T", "R^3 refinement copies (0 = off; the paper's -E variants use 8)", "0");
@@ -55,16 +55,16 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     o.scheme = a.get("scheme");
     AMS_CHECK(o.scheme == "amsnet" || o.scheme == "plain", "--scheme must be amsnet or plain, got '", o.scheme, "'");
     o.pd = a.given("pd") ? (int)a.integer("pd", 1, kMaxPd) : 2;
-    o.branches = a.given("branches") ? (int)a.integer("branches", 2) : 2;
+    o.branches = a.given("branches") ? (int)a.integer("branches", 2, kMaxRuns) : 2;
     if (!a.given("pd")) stored_int(meta, "inference_pd", o.pd, 1, (int)kMaxPd);
-    if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2);
-    o.passes = a.given("passes") ? (int)a.integer("passes", 1) : 1;
-    if (!a.given("passes")) stored_int(meta, "inference_passes", o.passes, 1);
+    if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2, (int)kMaxRuns);
+    o.passes = a.given("passes") ? (int)a.integer("passes", 1, kMaxRuns) : 1;
+    if (!a.given("passes")) stored_int(meta, "inference_passes", o.passes, 1, (int)kMaxRuns);
     if (a.given("chroma-sigma"))
         o.chroma_sigma = a.number("chroma-sigma", 0, 100);
     else if (o.scheme == "amsnet")  // calibrated for the stored scheme, not the bare network
         stored_number(meta, "inference_chroma_sigma", o.chroma_sigma, 0, 100);
-    o.r3 = (int)a.integer("r3", 0);
+    o.r3 = (int)a.integer("r3", 0, kMaxRuns);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0, LLONG_MAX);
     o.tile = a.get("tile") == "auto" ? -1 : a.integer("tile", 0);

@@ -13,6 +13,10 @@ namespace ams::cli {
 // The largest PD stride an option takes: images are padded to multiples of 8 x pd, which must
 // stay far inside an int (no photo needs more than a few).
 constexpr long long kMaxPd = 256;
+// The most mask branches, passes and R^3 copies an option takes: each is a whole network run
+// (fine-tuning keeps the activations of all of them), so a few tens is already a lot; the cap
+// turns a typo into an error instead of a run of days, and keeps the counts' products in range.
+constexpr long long kMaxRuns = 1024;
 
 void add_denoise_options(Args& a);
 // Options not given on the command line fall back to the model's stored inference scheme
