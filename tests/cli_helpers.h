@@ -37,6 +37,35 @@ inline Run amsnet(const std::string& args, const std::string& env = "") {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
 }
 
+// Runs `amsnet ARGS` in the background, sends it `signal` (INT, TERM, ...) once its output holds
+// `after` (or after 60 s), then `signal` again `again` seconds later if again >= 0; waits for it.
+inline Run amsnet_signalled(const std::string& args, const std::string& signal, const std::string& after,
+                            double again = -1) {
+    namespace fs = std::filesystem;
+    const char* bin = std::getenv("AMS_BIN");
+    if (!bin) bin = AMS_BIN_DEFAULT;
+    const fs::path log = fs::temp_directory_path() / ("amsnet_cli_sig_" + std::to_string(getpid()) + ".log");
+    const std::string l = log.string();
+    std::string script = std::string(bin) + " " + args + " > " + l + " 2>&1 & p=$!; i=0; while [ $i -lt 600 ] && ! grep -qF -- '" +
+                         after + "' " + l + "; do sleep 0.1; i=$((i+1)); done; kill -" + signal + " $p;";
+    if (again >= 0) script += " sleep " + std::to_string(again) + "; kill -" + signal + " $p 2>/dev/null;";
+    script += " wait $p";
+    const int status = std::system(script.c_str());  // sh -c
+    std::stringstream ss;
+    ss << std::ifstream(log).rdbuf();
+    fs::remove(log);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
+}
+
+// A refused command: exit status 1, an error message that contains `needle`.
+inline void expect_error(const std::string& args, const std::string& needle) {
+    Run r = amsnet(args);
+    INFO("amsnet ", args, "\n", r.out);
+    CHECK(r.code == 1);
+    CHECK(r.out.find("error") != std::string::npos);
+    CHECK(r.out.find(needle) != std::string::npos);
+}
+
 struct Fixture {
     std::filesystem::path dir = std::filesystem::temp_directory_path() / ("amsnet_cli_" + std::to_string(getpid()));
     std::string weights, image;

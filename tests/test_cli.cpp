@@ -18,6 +18,7 @@
 namespace fs = std::filesystem;
 using namespace ams;
 using ams::test::amsnet;
+using ams::test::expect_error;
 using ams::test::Fixture;
 using ams::test::Run;
 
@@ -452,12 +453,6 @@ TEST_CASE("finetune --chroma-weight calibrates a chroma smoothing; denoise appli
     CHECK(m.metadata.at("step") == "1");
     CHECK(m.metadata.at("final_loss") == loss_before);
     // Errors: what is missing or wrong, by name.
-    auto expect_error = [&](const std::string& args, const std::string& needle) {
-        Run e = amsnet(args);
-        INFO("amsnet ", args, "\n", e.out);
-        CHECK(e.code != 0);
-        CHECK(e.out.find(needle) != std::string::npos);
-    };
     expect_error("finetune --calibrate-only" + data + " --weights " + w + " --out " + fx.p("e"), "--chroma-weight");
     expect_error("finetune --calibrate-only --chroma-weight 2" + data + " --weights " + fx.weights + " --out " + fx.p("e"),
                  "--lambda");
@@ -529,13 +524,6 @@ TEST_CASE("denoise a folder: same relative names under --output, symlinked and .
 
 TEST_CASE("bad input: one clear message naming the file or option, non-zero exit, nothing partial left") {
     Fixture fx;
-    auto expect_error = [&](const std::string& args, const std::string& needle) {
-        Run r = amsnet(args);
-        INFO("amsnet ", args, "\n", r.out);
-        CHECK(r.code != 0);
-        CHECK(r.out.find(needle) != std::string::npos);
-        CHECK(r.out.find("error") != std::string::npos);
-    };
     const std::string w = " --weights " + fx.weights, in = " --input " + fx.image, out = " --output " + fx.p("o.png");
     expect_error("denoise" + w + " --input " + fx.p("missing.png") + out, "missing.png");
     {

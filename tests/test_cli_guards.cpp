@@ -14,19 +14,12 @@
 namespace fs = std::filesystem;
 using namespace ams;
 using ams::test::amsnet;
+using ams::test::expect_error;
 using ams::test::Fixture;
 using ams::test::read_bytes;
 using ams::test::Run;
 
 namespace {
-
-// `amsnet ARGS` must fail with `needle` in its message.
-void expect_error(const std::string& args, const std::string& needle) {
-    Run r = amsnet(args);
-    INFO("amsnet ", args, "\n", r.out);
-    CHECK(r.code == 1);
-    CHECK(r.out.find(needle) != std::string::npos);
-}
 
 // A folder of two 48x48 crops of the fixture's photo: enough to train the tiny model at crop 40.
 std::string small_data(const Fixture& fx) {
@@ -111,7 +104,7 @@ TEST_CASE("denoise never replaces a photo and never takes its own results for ph
 TEST_CASE("numbers beyond an int are refused, never wrapped around") {
     Fixture fx;
     const std::string d = " --weights " + fx.weights + " --input " + fx.image + " --output " + fx.p("o.png");
-    expect_error("denoise" + d + " --passes 4294967297", "--passes must be at most 2147483647, got 4294967297");
+    expect_error("denoise" + d + " --tile-overlap 4294967297", "--tile-overlap must be at most 2147483647, got 4294967297");
     expect_error("denoise" + d + " --pd 99999999999999999999", "--pd must be at most");
     expect_error("train --data " + fx.dir.string() + " --out " + fx.p("r") + " --steps 2 --batch 4294967298",
                  "--batch must be at most");
@@ -248,14 +241,31 @@ TEST_CASE("train keeps runs: no silent overwrite, --resume continues with the ru
     CHECK(amsnet(start.substr(0, start.find(" --out ")) + " --out " + fx.p("failed") +
                  " --preset tiny --batch 1 --crop 40 --device cpu --steps 1").code == 0);
 
-    // Ctrl-C: saved, and exit status 130 so that `amsnet train ... && amsnet finetune ...` stops.
-    r = amsnet(start.substr(0, start.find(" --out ")) + " --out " + fx.p("int") + " --preset tiny --batch 1 --crop 40 "
-               "--device cpu --steps 100000000 --log-every 100000",
-               "timeout --preserve-status -s INT 3");
+    // Ctrl-C: saved, and exit status 130 so that `amsnet train ... && amsnet finetune ...` stops;
+    // SIGTERM (kill, timeout, a batch scheduler's end of job) the same, 143.
+    const std::string forever = start.substr(0, start.find(" --out ")) + " --preset tiny --batch 1 --crop 40 --device cpu "
+                                "--steps 100000000 --log-every 1 --save-every 0 --out ";
+    for (const auto& [sig, code] : {std::pair<std::string, int>{"INT", 128 + SIGINT}, {"TERM", 128 + SIGTERM}}) {
+        const std::string dir = fx.p("sig" + sig);
+        r = ams::test::amsnet_signalled(forever + dir, sig, "step 3");
+        INFO(sig, ": ", r.out);
+        CHECK(r.code == code);
+        CHECK(r.out.find("stopping after the step in progress") != std::string::npos);
+        CHECK(r.out.find("interrupted at step") != std::string::npos);
+        CHECK(fs::exists(dir + "/checkpoint.safetensors"));
+        CHECK(amsnet("train --out " + dir + " --resume --steps 5 --log-every 1").code == 0);  // and it goes on
+    }
+    // A second Ctrl-C while the first is being honoured quits at once, as without the handler: the
+    // small model's steps at crop 160 take about a second, the second signal comes 0.2 s in.
+    fs::create_directories(fx.dir / "big");
+    fs::copy_file(fx.image, fx.dir / "big" / "photo.png");
+    r = ams::test::amsnet_signalled("train --data " + fx.p("big") + " --preset small --batch 2 --crop 160 --device cpu "
+                                    "--steps 1000 --log-every 1 --save-every 0 --out " + fx.p("sig2"),
+                                    "INT", "step 1", 0.2);
     INFO(r.out);
     CHECK(r.code == 128 + SIGINT);
-    CHECK(r.out.find("interrupted at step") != std::string::npos);
-    CHECK(fs::exists(fx.p("int/checkpoint.safetensors")));
+    CHECK(r.out.find("interrupted at step") == std::string::npos);
+    CHECK_FALSE(fs::exists(fx.p("sig2/checkpoint.safetensors")));
 }
 
 TEST_CASE("options that cannot work together, or do nothing, are errors") {

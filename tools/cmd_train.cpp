@@ -176,7 +176,7 @@ int cmd_train(int argc, char** argv) {
     Args a("train", "--data DIR --out RUN [options]",
            "Trains AMSNet-B from noisy images only: random crops, pixel-downsampling (stride --pd),\n"
            "half of each sub-image's pixels hidden, masked L1 on the hidden pixels (SPEC Eq. 4).\n"
-           "Ctrl-C stops cleanly and saves; --resume continues exactly.");
+           "Ctrl-C (or SIGTERM) stops cleanly and saves; --resume continues exactly.");
     add_common(a, "4", "5", "2", "2");
     a.option("preset", "P", "model size: restormer (SPEC, 26.1M parameters), small (CPU in minutes), tiny (tests)", "restormer");
     a.option("config", "FILE.json", "Restormer configuration instead of --preset: a JSON object with the reference's "
@@ -206,7 +206,8 @@ int cmd_train(int argc, char** argv) {
     adopt_run_options(a, o);
     AMS_CHECK(!o.data.empty(), "--data is required (see amsnet train --help)");
     train(o);
-    return training_interrupted() ? 130 : 0;  // saved; 130 (128 + SIGINT) so `train && ...` stops
+    // Saved; 130 (128 + SIGINT) or 143 (SIGTERM) so that `train && ...` stops.
+    return training_interrupted() ? 128 + training_interrupted() : 0;
 }
 
 int cmd_finetune(int argc, char** argv) {
@@ -257,7 +258,7 @@ int cmd_finetune(int argc, char** argv) {
     adopt_run_options(a, o);
     AMS_CHECK(!o.data.empty(), "--data is required (see amsnet finetune --help)");
     train(o);
-    return training_interrupted() ? 130 : 0;
+    return training_interrupted() ? 128 + training_interrupted() : 0;
 }
 
 }  // namespace ams::cli

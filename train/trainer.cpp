@@ -63,8 +63,43 @@ RestormerConfig preset_config(const std::string& name) {
 
 namespace {
 
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted = true; }
+// The signal that stopped the run (SIGINT: Ctrl-C; SIGTERM: kill, timeout, a batch scheduler), 0 if none.
+std::atomic<int> g_interrupted{0};
+
+// The first signal asks the loop to stop after the step in progress and save; a second one (the
+// user does not want to wait) ends the process at once, as it would without the handler: the
+// files on disk are whole either way (each is written to a temporary name and renamed).
+extern "C" void on_stop_signal(int sig) {
+    if (g_interrupted.load() != 0) {
+        std::signal(sig, SIG_DFL);
+        std::raise(sig);
+        return;
+    }
+    g_interrupted = sig;
+    static const char msg[] = "\nstopping after the step in progress to save the run (a second Ctrl-C quits without saving)\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);  // async-signal-safe, unlike stdio
+    (void)ignored;
+}
+
+// Installs on_stop_signal for SIGINT and SIGTERM while training; puts the old handlers back.
+class StopSignals {
+public:
+    StopSignals() {
+        g_interrupted = 0;
+        old_int_ = std::signal(SIGINT, on_stop_signal);
+        old_term_ = std::signal(SIGTERM, on_stop_signal);
+    }
+    ~StopSignals() {
+        std::signal(SIGINT, old_int_);
+        std::signal(SIGTERM, old_term_);
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+private:
+    void (*old_int_)(int);
+    void (*old_term_)(int);
+};
 
 json::Value options_json(const TrainOptions& o) {
     json::Value v = json::Value::object();
@@ -202,7 +237,7 @@ void with_average(Restormer& net, const Tensor& ema, F&& f) {
 
 // The metadata entries of a chroma calibration (train/chroma.h) of `net` under the stored inference
 // scheme, seed 0 (as denoise), on the training images.
-// Ctrl-C (SIGINT handler installed) stops it with an error after the crop in progress.
+// Ctrl-C or SIGTERM (train()'s handler installed) stops it with an error after the crop in progress.
 std::map<std::string, std::string> calibrate(const Restormer& net, const ImageDataset& data, const TrainOptions& o,
                                              double lambda) {
     autograd::NoGradGuard ng;
@@ -330,7 +365,7 @@ void check_fresh_out(const TrainOptions& o) {
 
 }  // namespace
 
-bool training_interrupted() { return g_interrupted; }
+int training_interrupted() { return g_interrupted; }
 
 int64_t train(const TrainOptions& o) {
     const char* who = o.finetune ? "amsnet finetune" : "amsnet train";  // the prefix of its notes, as of its errors
@@ -456,8 +491,7 @@ int64_t train(const TrainOptions& o) {
                  data.size(), o.batch, o.crop, o.pd, o.lr, device_name(o.device),
                  o.resume ? str(", resuming at step ", step).c_str() : "");
 
-    g_interrupted = false;
-    auto old_handler = std::signal(SIGINT, on_sigint);
+    StopSignals stop_signals;
     Prefetcher prefetch(data, o.batch, o.seed);
     Stopwatch clock;  // this session; --max-minutes counts it alone
     // Earlier sessions of a resumed run: log.csv and the progress line count the run's whole time.
@@ -546,7 +580,6 @@ int64_t train(const TrainOptions& o) {
             if (o.save_every > 0 && step % o.save_every == 0) save_all(step);
         }
     } catch (...) {
-        std::signal(SIGINT, old_handler);
         // Keep what was learned: the last completed step is consistent (the failure hit a new step).
         // A failed forward leaves its nodes and saved tensors on the tape: free them first, so that
         // saving has the memory back (an out-of-memory failure, e.g. under --max-memory).
@@ -572,14 +605,12 @@ int64_t train(const TrainOptions& o) {
         try {
             with_average(*net, ema, [&] { chroma = calibrate(*net, data, o, o.lambda); });
         } catch (...) {
-            std::signal(SIGINT, old_handler);
             std::fprintf(stderr, "\nthe model at step %lld is saved without a chroma calibration "
                          "(finetune --calibrate-only adds it)\n", (long long)step);
             throw;
         }
         save_model_file(step);  // the checkpoint saved above is unchanged by the calibration
     }
-    std::signal(SIGINT, old_handler);
     if (!o.quiet)
         std::fprintf(stderr, "%s at step %lld after %s%s: wrote %s and %s\n", g_interrupted ? "interrupted" : "done",
                  (long long)step, format_duration(clock.seconds()).c_str(),

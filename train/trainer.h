@@ -69,8 +69,9 @@ struct TrainOptions {
 // A new run (not resume) refuses an --out that holds a run's files; a resumed one refuses options
 // that differ from its checkpoint's record (the batch, crop, learning rate, seed, ...).
 int64_t train(const TrainOptions& opt);
-// Whether the last train() stopped at Ctrl-C (after saving), for the exit status.
-bool training_interrupted();
+// The signal (SIGINT for Ctrl-C, SIGTERM) that stopped the last train() after saving, else 0: the
+// exit status is 128 + it, as if the signal had ended the process.
+int training_interrupted();
 
 // The network's weights in a checkpoint: every tensor but the optimizer's ("optim.*").
 std::vector<std::pair<std::string, Tensor>> checkpoint_weights(const SafetensorsFile& ckpt);
