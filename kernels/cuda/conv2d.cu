@@ -336,11 +336,18 @@ bool acceptable(const Perf& p, size_t budget) {
     return tensor_math_enabled() || p.mathType != CUDNN_TENSOR_OP_MATH;
 }
 
-// At most 1 GiB of workspace (or what set_cudnn_workspace_limit set), and at most half the device
-// memory free when the shape is first seen: a large denoise chunk must not get an algorithm whose
-// workspace cannot be allocated when a leaner one would run.
+// At most 1 GiB of workspace (or what set_cudnn_workspace_limit set), and at most an eighth of the
+// device's memory (of --max-memory when it is less). Not of the memory free when the shape is first
+// seen: the choice, hence the result's bits, must not depend on what else the GPU holds, or a
+// resumed run would not continue exactly. When the chosen workspace cannot be allocated at a call,
+// run_direction falls back to the leanest algorithm and says so.
 size_t g_workspace_limit = kMaxWorkspace;
-size_t workspace_budget() { return std::min(g_workspace_limit, memory_available() / 2); }
+size_t workspace_budget() {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const size_t cap = memory_limit() > 0 ? std::min(memory_limit(), total_b) : total_b;
+    return std::min(g_workspace_limit, cap / 8);
+}
 
 // Descriptors for one shape, created on first use. Caller holds g_conv_mu.
 CudnnConv& conv_entry(const ConvShape& s) {

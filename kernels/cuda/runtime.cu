@@ -182,7 +182,13 @@ void* alloc_or_why(size_t bytes, std::string* why) {
     cudaError_t e = cudaMallocAsync(&p, bytes, stream());
     if (e == cudaErrorMemoryAllocation) {  // retry once after returning cached, fragmented blocks
         cudaGetLastError();
-        trim_pool();
+        try {
+            trim_pool();  // throws when an earlier kernel's fault surfaces at its synchronisation
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(a.mu);
+            a.in_use -= bytes;  // the reservation, or memory_in_use and --max-memory drift
+            throw;
+        }
         e = cudaMallocAsync(&p, bytes, stream());
     }
     {
