@@ -84,6 +84,11 @@ cublasStatus_t cublasCreate(cublasHandle_t* h) {
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+// The emulated GEMM needs no workspace; the one given must be device memory, as cuBLAS requires.
+cublasStatus_t cublasSetWorkspace(cublasHandle_t, void* workspace, size_t bytes) {
+    if (bytes > 0 && !cuda_emu::is_device_range(workspace, bytes)) return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
     h->math = m;
     return CUBLAS_STATUS_SUCCESS;

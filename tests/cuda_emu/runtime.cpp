@@ -137,6 +137,7 @@ cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
     switch (a) {
         case cudaDevAttrL2CacheSize: *v = 1 << 20; return cudaSuccess;
         case cudaDevAttrMultiProcessorCount: *v = 1; return cudaSuccess;
+        case cudaDevAttrComputeCapabilityMajor: *v = 8; return cudaSuccess;
         default: return fail(cudaErrorInvalidValue, "attribute not emulated");
     }
 }

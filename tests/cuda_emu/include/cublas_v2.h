@@ -19,6 +19,7 @@ using cublasHandle_t = struct cuda_emu_cublas*;
 cublasStatus_t cublasCreate(cublasHandle_t* h);
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m);
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes);
 const char* cublasGetStatusString(cublasStatus_t s);
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                          int k, const float* alpha, const float* A, int lda, long long sa,

@@ -34,7 +34,7 @@ struct cudaPointerAttributes {
     void* hostPointer;
 };
 enum cudaDeviceAttr { cudaDevAttrClockRate = 13, cudaDevAttrMemoryClockRate = 36, cudaDevAttrL2CacheSize = 38,
-                      cudaDevAttrMultiProcessorCount = 16 };
+                      cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75 };
 enum cudaMemPoolAttr { cudaMemPoolAttrReleaseThreshold = 4, cudaMemPoolAttrReservedMemCurrent = 5 };
 enum { cudaStreamNonBlocking = 1, cudaEventDisableTiming = 2 };
 
