@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,24 +38,52 @@ inline Run amsnet(const std::string& args, const std::string& env = "") {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
 }
 
-// Runs `amsnet ARGS` in the background, sends it `signal` (INT, TERM, ...) once its output holds
-// `after` (or after 60 s), then `signal` again `again` seconds later if again >= 0; waits for it.
-inline Run amsnet_signalled(const std::string& args, const std::string& signal, const std::string& after,
-                            double again = -1) {
+// Runs `amsnet ARGS` with SIGINT's default action (whatever the test itself inherited; with
+// ignore_int, ignored, as in a shell script's background job), sends it `sig` once its output
+// holds `after` (or after 60 s), then `then` (default: sig again) if it is still running `again`
+// seconds later (again >= 0), and waits: at most 120 s, then it is killed, so that a test fails
+// instead of hanging. A process ended by a signal reads as 128 + the signal, as in a shell.
+inline Run amsnet_signalled(const std::string& args, int sig, const std::string& after, double again = -1,
+                            int then = 0, bool ignore_int = false) {
     namespace fs = std::filesystem;
     const char* bin = std::getenv("AMS_BIN");
     if (!bin) bin = AMS_BIN_DEFAULT;
     const fs::path log = fs::temp_directory_path() / ("amsnet_cli_sig_" + std::to_string(getpid()) + ".log");
-    const std::string l = log.string();
-    std::string script = std::string(bin) + " " + args + " > " + l + " 2>&1 & p=$!; i=0; while [ $i -lt 600 ] && ! grep -qF -- '" +
-                         after + "' " + l + "; do sleep 0.1; i=$((i+1)); done; kill -" + signal + " $p;";
-    if (again >= 0) script += " sleep " + std::to_string(again) + "; kill -" + signal + " $p 2>/dev/null;";
-    script += " wait $p";
-    const int status = std::system(script.c_str());  // sh -c
-    std::stringstream ss;
-    ss << std::ifstream(log).rdbuf();
+    const std::string command = "exec " + std::string(bin) + " " + args + " > " + log.string() + " 2>&1";
+    const pid_t pid = fork();
+    if (pid == 0) {
+        std::signal(SIGINT, ignore_int ? SIG_IGN : SIG_DFL);
+        std::signal(SIGTERM, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        execl("/bin/sh", "sh", "-c", command.c_str(), (char*)nullptr);
+        _exit(127);
+    }
+    int status = 0;
+    bool ended = false;
+    auto wait_up_to = [&](double seconds) {
+        for (int i = 0; !ended && i <= seconds * 20; ++i) {
+            if (waitpid(pid, &status, WNOHANG) == pid) ended = true;
+            else usleep(50000);
+        }
+        return ended;
+    };
+    auto output = [&] {
+        std::stringstream ss;
+        ss << std::ifstream(log).rdbuf();
+        return ss.str();
+    };
+    for (int i = 0; i < 1200 && !ended && output().find(after) == std::string::npos; ++i) wait_up_to(0.05);
+    if (!ended) kill(pid, sig);
+    if (again >= 0 && !wait_up_to(again)) kill(pid, then ? then : sig);
+    if (!wait_up_to(120)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    Run r{WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 128, output()};
     fs::remove(log);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
+    return r;
 }
 
 // A refused command: exit status 1, an error message that contains `needle`.

@@ -81,13 +81,16 @@ extern "C" void on_stop_signal(int sig) {
     (void)ignored;
 }
 
-// Installs on_stop_signal for SIGINT and SIGTERM while training; puts the old handlers back.
+// Installs on_stop_signal for SIGINT and SIGTERM while training; puts the old handlers back. A
+// signal the process was started ignoring stays ignored, as in Python: a shell's background job
+// ignores SIGINT so that Ctrl-C at the terminal does not reach it (stop it with kill: SIGTERM).
+// Before the steps (loading, probing) the default action ends the process: nothing to save yet.
 class StopSignals {
 public:
     StopSignals() {
         g_interrupted = 0;
-        old_int_ = std::signal(SIGINT, on_stop_signal);
-        old_term_ = std::signal(SIGTERM, on_stop_signal);
+        old_int_ = catch_unless_ignored(SIGINT);
+        old_term_ = catch_unless_ignored(SIGTERM);
     }
     ~StopSignals() {
         std::signal(SIGINT, old_int_);
@@ -97,6 +100,11 @@ public:
     StopSignals& operator=(const StopSignals&) = delete;
 
 private:
+    static void (*catch_unless_ignored(int sig))(int) {
+        void (*old)(int) = std::signal(sig, on_stop_signal);
+        if (old == SIG_IGN) std::signal(sig, SIG_IGN);
+        return old;
+    }
     void (*old_int_)(int);
     void (*old_term_)(int);
 };
