@@ -215,6 +215,7 @@ TEST_CASE("bench: every measurement with its time, throughput and peak memory, a
     for (size_t i = 0; i < v.at("kernels").size(); ++i) {
         const json::Value& k = v.at("kernels").at(i);
         CHECK(k.at("bytes").as_number() > 0);
+        CHECK(k.at("ms").as_number() > 0);  // a backward is timed, not a difference that can reach 0
         if (k.at("op").as_string().find("attention") != std::string::npos) ++attention;
     }
     CHECK(attention == 6);  // forward and backward: training (full resolution and latent level) and inference
