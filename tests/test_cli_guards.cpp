@@ -325,3 +325,41 @@ TEST_CASE("amsnet --version names the version and the source revision") {
     CHECK(r.out.rfind("amsnet 0.", 0) == 0);
     CHECK(r.out.find("CUDA backend") != std::string::npos);
 }
+
+TEST_CASE("eval names the pair that fails, warns of pairs whose names differ, refuses options it would ignore") {
+    Fixture fx;
+    const Tensor img = load_image(fx.image);
+    fs::create_directories(fx.dir / "pred");
+    fs::create_directories(fx.dir / "clean");
+    auto crop = [&](int64_t h, int64_t w) { return img.narrow(2, 0, h).narrow(3, 0, w).contiguous(); };
+    save_image(fx.p("pred/img1.png"), crop(24, 20));
+    save_image(fx.p("pred/img3.png"), crop(24, 20));
+    save_image(fx.p("clean/img1.png"), crop(24, 20));
+    save_image(fx.p("clean/img2.png"), crop(24, 20));
+    // img2 is missing from pred: img3 is scored against img2, which the warning names.
+    Run r = amsnet("eval --pred " + fx.p("pred") + " --clean " + fx.p("clean"));
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("1 of 2 pairs have names that do not correspond") != std::string::npos);
+    CHECK(r.out.find("'" + fx.p("pred/img3.png") + "' with '" + fx.p("clean/img2.png") + "'") != std::string::npos);
+    // Pairs told apart by their common prefix and suffix (SIDD's NOISY_k / GT_k) raise no warning.
+    fs::rename(fx.p("pred/img3.png"), fx.p("pred/img2.png"));
+    for (const char* d : {"pred", "clean"})
+        for (const char* f : {"img1", "img2"})
+            fs::rename(fx.p(std::string(d) + "/" + f + ".png"),
+                       fx.p(std::string(d) + "/" + (d[0] == 'p' ? "NOISY_" : "GT_") + (f + 3) + "_x.png"));
+    r = amsnet("eval --pred " + fx.p("pred") + " --clean " + fx.p("clean"));
+    CHECK(r.code == 0);
+    CHECK(r.out.find("warning") == std::string::npos);
+    // An image too small for SSIM's window: the error names the pair, the size as width x height.
+    save_image(fx.p("p.png"), crop(10, 30));
+    expect_error("eval --pred " + fx.p("p.png") + " --clean " + fx.p("p.png"),
+                 "'" + fx.p("p.png") + "' against '" + fx.p("p.png") + "': ssim: image 30x10 is smaller");
+    // Options of denoising do nothing when nothing is denoised.
+    expect_error("eval --pred " + fx.p("pred") + " --clean " + fx.p("clean") + " --pd 3",
+                 "--pd applies to denoising with --weights --noisy; it does nothing with --pred");
+    expect_error("eval --pred " + fx.p("pred") + " --clean " + fx.p("clean") + " --noisy " + fx.p("pred"),
+                 "--noisy is denoised with --weights or --gaussian");
+    expect_error("eval --gaussian 1 --noisy " + fx.p("pred") + " --clean " + fx.p("clean") + " --passes 2",
+                 "it does nothing with --gaussian");
+}

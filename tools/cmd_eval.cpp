@@ -2,6 +2,7 @@
 // noisy images with a model and score them in one go.
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 
 #include "engine/device.h"
 #include "engine/image_io.h"
@@ -16,6 +17,35 @@
 #include "train/metrics.h"
 
 namespace ams::cli {
+
+namespace {
+
+// The part of each name that tells the images of a folder apart: the file name without its
+// extension, the texts every name shares at its start and its end (NOISY_ / GT_, _real / _mean)
+// and the --match text.
+std::vector<std::string> distinguishing_names(const std::vector<std::string>& paths, const std::string& match) {
+    std::vector<std::string> names;
+    for (const std::string& p : paths) {
+        std::string n = std::filesystem::path(p).stem().string();
+        if (const size_t at = match.empty() ? std::string::npos : n.find(match); at != std::string::npos)
+            n.erase(at, match.size());
+        names.push_back(n);
+    }
+    if (names.size() < 2) return std::vector<std::string>(names.size());
+    size_t pre = names[0].size(), suf = names[0].size();
+    for (const std::string& n : names) {
+        size_t k = 0;
+        while (k < pre && k < n.size() && n[k] == names[0][k]) ++k;
+        pre = k;
+        k = 0;
+        while (k < suf && k < n.size() && n[n.size() - 1 - k] == names[0][names[0].size() - 1 - k]) ++k;
+        suf = k;
+    }
+    for (std::string& n : names) n = n.substr(std::min(pre, n.size()), n.size() - std::min(n.size(), pre + suf));
+    return names;
+}
+
+}  // namespace
 
 int cmd_eval(int argc, char** argv) {
     Args a("eval", "--pred P --clean C [--json] | --weights W --noisy N --clean C [denoise options]",
@@ -43,6 +73,13 @@ int cmd_eval(int argc, char** argv) {
     AMS_CHECK(!(with_model && a.given("pred")), "--pred scores results you already have; --",
               a.given("weights") ? "weights" : "gaussian", " denoises --noisy first: give one of them");
     AMS_CHECK(with_model || a.given("pred"), "give --pred (results to score), or --weights or --gaussian with --noisy");
+    AMS_CHECK(with_model || !a.given("noisy"), "--noisy is denoised with --weights or --gaussian; --pred scores "
+              "results you already have: give one of them");
+    if (!a.given("weights"))  // a denoising option would change nothing: say so rather than ignore it
+        for (const char* o : {"scheme", "pd", "branches", "passes", "r3", "r3-p", "chroma-sigma", "seed", "tile",
+                              "tile-overlap", "max-memory", "device"})
+            AMS_CHECK(!a.given(o), "--", o, " applies to denoising with --weights", a.given("gaussian") ? "" : " --noisy",
+                      "; it does nothing with --", a.given("gaussian") ? "gaussian" : "pred");
     if (a.given("weights")) read_denoise_options(a, {});  // the options' values checked before any work
     std::vector<std::string> clean = list_images(a.require("clean"), a.get("match-clean"));
     std::vector<std::string> pred = list_images(with_model ? a.require("noisy") : a.require("pred"), a.get("match-pred"));
@@ -51,6 +88,17 @@ int cmd_eval(int argc, char** argv) {
     size_t n = pred.size();
     if (long long mx = a.integer("max-images", 0, LLONG_MAX); mx > 0) n = std::min<size_t>(n, (size_t)mx);
     AMS_CHECK(n > 0, "no images to score");
+    {  // paired by sorted order: a missing file shifts every later pair, which names then show
+        const std::vector<std::string> kp = distinguishing_names(pred, a.get("match-pred")),
+                                       kc = distinguishing_names(clean, a.get("match-clean"));
+        size_t odd = 0, first = 0;
+        for (size_t i = n; i-- > 0;)
+            if (kp[i] != kc[i]) ++odd, first = i;
+        if (odd > 0)
+            std::fprintf(stderr, "amsnet eval: warning: %zu of %zu pairs have names that do not correspond (paired "
+                         "by sorted order; is a file missing?), first '%s' with '%s'\n", odd, n, pred[first].c_str(),
+                         clean[first].c_str());
+    }
 
     ModelFile model;
     DenoiseOptions opts;
@@ -74,13 +122,13 @@ int cmd_eval(int argc, char** argv) {
     json::Value images = json::Value::array();
     double sum_psnr = 0, sum_ssim = 0, sum_in_psnr = 0, sum_in_ssim = 0;
     const bool js = a.on("json");
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n; ++i) try {
         Tensor ref = load_image(clean[i]);
         Tensor img = load_image(pred[i]);
         AMS_CHECK(img.shape() == ref.shape(), "'", pred[i], "' is ", img.dim(3), "x", img.dim(2), " but '", clean[i],
                   "' is ", ref.dim(3), "x", ref.dim(2));
         json::Value rec = json::Value::object();
-        rec["pred"] = pred[i];
+        rec[with_model ? "noisy" : "pred"] = pred[i];
         rec["clean"] = clean[i];
         if (with_model) {
             ImageScore in = score_images(img, ref);
@@ -103,6 +151,10 @@ int cmd_eval(int argc, char** argv) {
         } else {
             std::fprintf(stderr, "[%zu/%zu] %s PSNR %.3f dB SSIM %.4f\n", i + 1, n, pred[i].c_str(), s.psnr, s.ssim);
         }
+    } catch (const Error& e) {  // which pair, when the message does not name it (a metric's)
+        const std::string& m = e.message();
+        if (m.find(pred[i]) != std::string::npos || m.find(clean[i]) != std::string::npos) throw;
+        AMS_FAIL("'", pred[i], "' against '", clean[i], "': ", m);
     }
     if (js) {
         json::Value r = json::Value::object();

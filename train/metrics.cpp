@@ -50,7 +50,7 @@ std::vector<double> filter_valid(const std::vector<double>& p, int64_t H, int64_
 
 double ssim_u8(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b, int channels, int64_t H, int64_t W) {
     AMS_CHECK(a.size() == b.size() && (int64_t)a.size() == channels * H * W, "ssim: images differ in size");
-    AMS_CHECK(H > 10 && W > 10, "ssim: image ", H, "x", W, " is smaller than the 11x11 window");
+    AMS_CHECK(H > 10 && W > 10, "ssim: image ", W, "x", H, " is smaller than the 11x11 window");
     double g[11], gs = 0;
     for (int k = 0; k < 11; ++k) gs += g[k] = std::exp(-((k - 5) * (k - 5)) / (2 * 1.5 * 1.5));
     for (double& v : g) v /= gs;
