@@ -369,9 +369,39 @@ private:
 
 // ---- writer
 
+// The length of the well-formed UTF-8 sequence at s[i] (lead byte >= 0x80), 0 if it is not one:
+// a stray continuation byte, a truncated or overlong sequence, a surrogate, beyond U+10FFFF.
+size_t utf8_length(const std::string& s, size_t i) {
+    const unsigned char c = (unsigned char)s[i];
+    const size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    uint32_t cp = c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+        const unsigned char d = (unsigned char)s[i + k];
+        if ((d & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (d & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
 void dump_string(std::string& out, const std::string& s) {
     out += '"';
-    for (char c : s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if ((unsigned char)c >= 0x80) {
+            // JSON is UTF-8 (and a safetensors header must be): a byte that is not part of a
+            // well-formed sequence, e.g. a Latin-1 file name, becomes U+FFFD, as decoders do.
+            const size_t n = utf8_length(s, i);
+            if (n == 0) {
+                out += "\xEF\xBF\xBD";
+            } else {
+                out.append(s, i, n);
+                i += n - 1;
+            }
+            continue;
+        }
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
@@ -386,7 +416,7 @@ void dump_string(std::string& out, const std::string& s) {
                     std::snprintf(buf, sizeof buf, "\\u%04x", (unsigned)(unsigned char)c);
                     out += buf;
                 } else {
-                    out += c;  // UTF-8 passes through unchanged
+                    out += c;
                 }
         }
     }

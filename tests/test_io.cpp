@@ -132,6 +132,19 @@ TEST_CASE("json: parse, accessors, dump round trip with escapes and unicode") {
     CHECK(json::dump(json::Value(int64_t(1) << 40)) == "1099511627776");
     CHECK(json::dump(json::Value(1e20)) == "1e+20");  // beyond 2^53: %.17g
     CHECK(json::dump(json::Value(-0.5)) == "-0.5");
+
+    // Bytes that are not UTF-8 (a Latin-1 file name) become U+FFFD, so the text stays JSON; what
+    // Python's bytes.decode("utf-8", "replace") gives for each (overlong, surrogate, > U+10FFFF).
+    const std::string r = "\xEF\xBF\xBD";
+    for (const auto& [in, out] : std::vector<std::pair<std::string, std::string>>{
+             {"lat\xE9.png", "lat" + r + ".png"},
+             {"\xC0\xAF", r + r},
+             {"\xED\xA0\x80", r + r + r},
+             {"\xF4\x90\x80\x80", r + r + r + r},
+             {"\xF0\x9F\x98\x80", "\xF0\x9F\x98\x80"}}) {
+        CHECK(json::dump(json::Value(in)) == "\"" + out + "\"");
+        CHECK(json::parse(json::dump(json::Value(in))).as_string() == out);
+    }
 }
 
 TEST_CASE("json: errors name the source, the byte offset and the key") {
