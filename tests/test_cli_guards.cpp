@@ -283,6 +283,10 @@ TEST_CASE("options that cannot work together, or do nothing, are errors") {
     expect_error(t + " --config " + fx.dir.string(), "is a folder, not a JSON file");
     expect_error(t + " --preset tiny --val-every 3", "--val-every needs --val-noisy and --val-clean");
     expect_error(t + " --preset tiny --val-noisy " + fx.dir.string(), "--val-noisy needs --val-clean");
+    expect_error("finetune --out " + fx.p("r"), "--data is required (see amsnet finetune --help)");
+    expect_error("finetune --data " + small_data(fx) + " --weights " + fx.weights + " --out " + fx.p("r") +
+                     " --mask-p 0.3",  // train's: fine-tuning hides pixels by its branches
+                 "unknown option --mask-p");
     CHECK_FALSE(fs::exists(fx.p("r")));
     // The --config that info prints trains that architecture.
     Run info = amsnet("info --weights " + fx.weights);

@@ -32,6 +32,7 @@ public:
     std::string require(const std::string& name) const;  // error when missing
 
     std::string help() const;
+    const std::string& command() const { return command_; }  // "train", "finetune", ...
 
 private:
     struct Opt {

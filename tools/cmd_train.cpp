@@ -35,7 +35,6 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
     a.option("batch", "B", "images per step", batch_default);
     a.option("crop", "N", "random crop size (a multiple of 8 * --pd)", "160");
     a.option("pd", "S", "pixel-downsampling stride", pd_default ? pd_default : "");
-    a.option("mask-p", "P", "fraction of pixels hidden per step (train; SPEC 0.5)", "0.5");
     a.option("infer-pd", "S", "inference PD stride stored with the model (validation and denoise default)",
              infer_pd_default ? infer_pd_default : "");
     a.option("infer-branches", "K", "inference mask branches stored with the model",
@@ -68,7 +67,7 @@ void add_common(Args& a, const char* batch_default, const char* pd_default, cons
 TrainOptions read_common(const Args& a) {
     TrainOptions o;
     o.data = a.all("data");
-    AMS_CHECK(!o.data.empty() || a.on("resume"), "--data is required (see amsnet train --help)");
+    AMS_CHECK(!o.data.empty() || a.on("resume"), "--data is required (see amsnet ", a.command(), " --help)");
     o.include = a.get("include");
     o.image_cache = a.number("image-cache", 0, 1e6) * (double)(1ull << 30);
     o.out = a.require("out");
@@ -77,7 +76,6 @@ TrainOptions read_common(const Args& a) {
     o.batch = (int)a.integer("batch", 1);
     o.crop = (int)a.integer("crop", 8);
     if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1, kMaxPd);
-    o.mask_p = a.number("mask-p", 1e-3, 0.999);
     if (!a.get("infer-pd").empty()) o.val_pd = (int)a.integer("infer-pd", 1, kMaxPd);
     if (!a.get("infer-branches").empty()) o.val_branches = (int)a.integer("infer-branches", 2, kMaxRuns);
     o.val_passes = (int)a.integer("infer-passes", 1, kMaxRuns);
@@ -139,7 +137,6 @@ void adopt_run_options(const Args& a, TrainOptions& o) {
     take("batch", "batch", o.batch);
     take("crop", "crop", o.crop);
     take("pd", "pd", o.pd);
-    take("mask-p", "mask_p", o.mask_p);
     take("lr", "lr", o.lr);
     take("lr-schedule", "lr_schedule", o.lr_schedule);
     take("ema", "ema", o.ema);
@@ -155,6 +152,7 @@ void adopt_run_options(const Args& a, TrainOptions& o) {
         take("passes", "passes", o.passes);
         take("chroma-weight", "chroma_weight", o.chroma_weight);
     }
+    if (!o.finetune) take("mask-p", "mask_p", o.mask_p);
     if (!o.finetune && !a.given("preset") && !a.given("config")) take("preset", "preset", o.preset);
     if (const json::Value* d = t.find("data"); d && d->is_array() && o.data.empty())
         for (const json::Value& v : d->as_array())
@@ -178,6 +176,7 @@ int cmd_train(int argc, char** argv) {
            "half of each sub-image's pixels hidden, masked L1 on the hidden pixels (SPEC Eq. 4).\n"
            "Ctrl-C (or SIGTERM) stops cleanly and saves; --resume continues exactly.");
     add_common(a, "4", "5", "2", "2");
+    a.option("mask-p", "P", "fraction of pixels hidden per step (SPEC 0.5)", "0.5");
     a.option("preset", "P", "model size: restormer (SPEC, 26.1M parameters), small (CPU in minutes), tiny (tests)", "restormer");
     a.option("config", "FILE.json", "Restormer configuration instead of --preset: a JSON object with the reference's "
              "names (dim, num_blocks, num_refinement_blocks, heads, ffn_expansion_factor, bias, layernorm_type; the "
@@ -186,6 +185,7 @@ int cmd_train(int argc, char** argv) {
              "inference scheme; not with --preset or --config)");
     if (!a.parse(argc, argv, 2)) return 0;
     TrainOptions o = read_common(a);
+    o.mask_p = a.number("mask-p", 1e-3, 0.999);
     AMS_CHECK(!(a.given("preset") && a.given("config")), "give --preset or --config, not both");
     AMS_CHECK(!a.given("weights") || !(a.given("preset") || a.given("config")),
               "--weights brings its own model: leave out --preset and --config");
@@ -204,7 +204,7 @@ int cmd_train(int argc, char** argv) {
         if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1, (int)kMaxRuns);
     }
     adopt_run_options(a, o);
-    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet train --help)");
+    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet finetune --help)");
     train(o);
     // Saved; 130 (128 + SIGINT) or 143 (SIGTERM) so that `train && ...` stops.
     return training_interrupted() ? 128 + training_interrupted() : 0;

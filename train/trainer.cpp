@@ -353,9 +353,9 @@ void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const st
 // The run folder, made only when the run is about to write into it: a run that cannot start
 // (bad data, damaged weights, a step that does not fit) leaves no empty folder behind.
 void make_out_folder(const std::string& out) {
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    AMS_CHECK(fs::is_directory(out, ec), "--out: cannot create folder '", out, "': ", ec.message());
+    std::error_code made, ec;
+    fs::create_directories(out, made);  // its error is the cause (is_directory's would be "not found")
+    AMS_CHECK(fs::is_directory(out, ec), "--out: cannot create folder '", out, "': ", (made ? made : ec).message());
 }
 
 // A run folder's files: a new run (not --resume) refuses a folder that holds them rather than
