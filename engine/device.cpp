@@ -2,6 +2,7 @@
 #include "engine/precision.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +26,15 @@ namespace ams {
 
 bool env_flag(const char* name) {
     const char* v = std::getenv(name);
-    return v && std::strcmp(v, "1") == 0;
+    if (!v) return false;
+    std::string s(v);
+    for (char& c : s) c = (char)std::tolower((unsigned char)c);
+    if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
+    // Read before main or from a kernel's first call: a note, not an error, for a value that is
+    // neither (AMS_BF16=bf16 must not run fp32 silently).
+    if (!(s.empty() || s == "0" || s == "false" || s == "no" || s == "off"))
+        std::fprintf(stderr, "amsnet: note: %s='%s' is neither 1 (on) nor 0 (off): taken as off\n", name, v);
+    return false;
 }
 
 bool cuda_built() {

@@ -10,7 +10,8 @@
 
 namespace ams {
 
-// NAME=1 in the environment (exactly "1"): the AMS_* switches (AMS_BF16, AMS_CUDA_SYNC, ...).
+// NAME=1 (or true, yes, on) in the environment: the AMS_* switches (AMS_BF16, AMS_CUDA_SYNC, ...);
+// 0, false, no, off or unset is off, and any other value is off with a note on stderr.
 bool env_flag(const char* name);
 
 void* device_alloc(Device d, size_t bytes);

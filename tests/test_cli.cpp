@@ -344,6 +344,12 @@ TEST_CASE("--precision: bf16 and tf32 emulated on the CPU, close to fp32 but not
     r = amsnet("eval --pred " + fx.image + " --clean " + fx.image + " --precision fp16");  // checked without a model too
     CHECK(r.code != 0);
     CHECK(r.out.find("--precision must be") != std::string::npos);
+    // The environment's switch: yes is on; a value that is neither on nor off says so.
+    const std::string bench = "bench --preset tiny --what forward --warmup 0 --repeat 1 --device cpu";
+    CHECK(amsnet(bench, "AMS_BF16=yes").out.find("precision bf16") != std::string::npos);
+    r = amsnet(bench, "AMS_BF16=bf16");
+    CHECK(r.out.find("AMS_BF16='bf16' is neither 1 (on) nor 0 (off): taken as off") != std::string::npos);
+    CHECK(r.out.find("precision fp32") != std::string::npos);
 }
 
 TEST_CASE("finetune defaults to the scheme stored with the B weights and stores it again") {
