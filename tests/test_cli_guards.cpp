@@ -314,6 +314,10 @@ TEST_CASE("a stored inference scheme out of range is an error naming it, never w
     const std::string d = "denoise --weights " + fx.weights + " --input " + fx.image + " --output " + fx.p("o.png");
     expect_error("denoise --weights " + fx.p("bad.safetensors") + " --input " + fx.image + " --output " + fx.p("o.png"),
                  "inference_passes = '2147483647' is not valid (1 to 1024)");
+    Run info = amsnet("info --weights " + fx.p("bad.safetensors"));  // shows it, and says denoise will not
+    CHECK(info.code == 0);
+    CHECK(info.out.find("warning: weights metadata inference_passes = '2147483647' is not valid (1 to 1024): denoise "
+                        "refuses these weights unless the option is given") != std::string::npos);
     expect_error(d + " --branches 5000", "--branches must be at most 1024, got 5000");
     expect_error(d + " --passes 1025", "--passes must be at most 1024, got 1025");
     expect_error(d + " --r3 2147483647", "--r3 must be at most 1024");

@@ -6,6 +6,7 @@
 #include "models/model_file.h"
 #include "tools/args.h"
 #include "tools/commands.h"
+#include "tools/denoise_options.h"
 #ifdef AMS_HAVE_CUDA
 #include "kernels/cuda/runtime.h"
 #endif
@@ -38,6 +39,11 @@ int cmd_info(int argc, char** argv) {
     std::printf("parameters: %s in %zu tensors\n", grouped.c_str(), m.net->params().entries().size());
     for (const auto& [k, v] : m.metadata)
         if (k != "config") std::printf("%s: %s\n", k.c_str(), v.c_str());
+    try {  // shown as stored, and flagged: denoise and eval would stop on it
+        check_stored_scheme(m.metadata);
+    } catch (const Error& e) {
+        std::printf("warning: %s: denoise refuses these weights unless the option is given\n", e.message().c_str());
+    }
     return 0;
 }
 

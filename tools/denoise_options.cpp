@@ -50,6 +50,15 @@ void stored_number(const std::map<std::string, std::string>& meta, const char* k
     dst = v;
 }
 
+void check_stored_scheme(const std::map<std::string, std::string>& meta) {
+    int i = 0;
+    double x = 0;
+    stored_int(meta, "inference_pd", i, 1, (int)kMaxPd);
+    stored_int(meta, "inference_branches", i, 2, (int)kMaxRuns);
+    stored_int(meta, "inference_passes", i, 1, (int)kMaxRuns);
+    stored_number(meta, "inference_chroma_sigma", x, 0, 100);
+}
+
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& meta) {
     DenoiseOptions o;
     o.scheme = a.get("scheme");

@@ -30,6 +30,9 @@ void stored_int(const std::map<std::string, std::string>& meta, const char* key,
 void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min,
                    double max);
 
+// Throws, naming the key, when a stored inference entry is one denoise would refuse.
+void check_stored_scheme(const std::map<std::string, std::string>& meta);
+
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& model_metadata);
 
 }  // namespace ams::cli
