@@ -222,6 +222,9 @@ TEST_CASE("bench: every measurement with its time, throughput and peak memory, a
     r = amsnet("bench --what infer --size 40y24");
     CHECK(r.code != 0);
     CHECK(r.out.find("--size") != std::string::npos);
+    // An option the measurement would not use is refused, not ignored.
+    expect_error("bench --what forward --crop 99", "--crop applies to --what train-step; it does nothing with --what forward");
+    expect_error("bench --what kernels --r3 8", "--r3 applies to --what infer or suite");
 }
 
 TEST_CASE("denoise defaults to the inference scheme stored with the weights; flags override it") {

@@ -2,6 +2,7 @@
 // Restormer forward, an AMSNet-B training step, AMSNet inference (with R^3, tiled when it does not
 // fit), the whole suite of the performance issue, or every op on its own (tools/bench_kernels.cpp).
 // Median of timed runs after warm-up; a table, or --json.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -147,6 +148,21 @@ int cmd_bench(int argc, char** argv) {
     std::string what = a.get("what");
     AMS_CHECK(what == "forward" || what == "train-step" || what == "infer" || what == "suite" || what == "kernels",
               "--what must be forward, train-step, infer, suite or kernels, got '", what, "'");
+    // An option the measurement does not use is an error, not silently ignored.
+    const std::vector<std::pair<std::vector<const char*>, std::vector<const char*>>> applies = {
+        {{"size"}, {"forward", "infer"}},
+        {{"batch", "crop"}, {"train-step"}},
+        {{"recompute"}, {"train-step", "suite"}},
+        {{"pd"}, {"train-step", "infer", "suite"}},
+        {{"scheme", "branches", "passes", "r3", "r3-p", "chroma-sigma", "seed", "tile", "tile-overlap"},
+         {"infer", "suite"}}};
+    for (const auto& [options, whats] : applies)
+        for (const char* o : options) {
+            if (!a.given(o) || std::find(whats.begin(), whats.end(), what) != whats.end()) continue;
+            std::string with;
+            for (const char* w : whats) with += std::string(with.empty() ? "" : " or ") + w;
+            AMS_FAIL("--", o, " applies to --what ", with, "; it does nothing with --what ", what);
+        }
     // Every option is checked before the model is built.
     DenoiseOptions opts = read_denoise_options(a, {});
     apply_memory_limit(opts.max_memory, dev);
