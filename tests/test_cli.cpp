@@ -211,6 +211,7 @@ TEST_CASE("bench: every measurement with its time, throughput and peak memory, a
     REQUIRE(r.code == 0);
     v = json::parse(r.out.substr(r.out.find('{')));
     CHECK(v.at("copy_bandwidth_gb_per_s").as_number() > 0);
+    CHECK(v.at("backend").as_string() == "cpu");
     int attention = 0;
     for (size_t i = 0; i < v.at("kernels").size(); ++i) {
         const json::Value& k = v.at("kernels").at(i);

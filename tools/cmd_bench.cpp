@@ -103,6 +103,9 @@ int bench_kernel_table(const RestormerConfig& cfg, Device dev, int warmup, int r
     if (json_out) {
         json::Value out = json::Value::object();
         out["device"] = device;
+        out["backend"] = device_name(dev);
+        out["timing"] = dev == Device::CUDA ? "median of CUDA-event times, L2 flushed before each run"
+                                            : "median of wall-clock times";
         out["model"] = cfg.summary();
         out["copy_bandwidth_gb_per_s"] = copy;
         out["precision"] = precision_name(precision());
@@ -306,6 +309,8 @@ int cmd_bench(int argc, char** argv) {
     if (json_out) {
         json::Value out = json::Value::object();
         out["device"] = device;
+        out["backend"] = device_name(dev);
+        out["timing"] = "median of wall-clock times over --repeat runs, random weights";
         out["model"] = net.config().summary();
         json::Value arr = json::Value::array();
         for (const Result& r : results) {
