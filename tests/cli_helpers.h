@@ -1,6 +1,7 @@
 // The amsnet binary from the tests: run it and read what it printed; a scratch folder with a tiny
 // model and a real odd-sized photo.
 #pragma once
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -38,19 +39,30 @@ inline Run amsnet(const std::string& args, const std::string& env = "") {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
 }
 
+// What amsnet_signalled saw: the exit status (128 + the signal for a process a signal ended, as in
+// a shell), the output, whether the second signal was sent (the process was still running) and
+// the output at that moment.
+struct SignalledRun {
+    int code;
+    std::string out;
+    bool second_sent = false;
+    std::string out_at_second;
+};
+
 // Runs `amsnet ARGS` with SIGINT's default action (whatever the test itself inherited; with
 // ignore_int, ignored, as in a shell script's background job), sends it `sig` once its output
-// holds `after` (or after 60 s), then `then` (default: sig again) if it is still running `again`
-// seconds later (again >= 0), and waits: at most 120 s, then it is killed, so that a test fails
-// instead of hanging. A process ended by a signal reads as 128 + the signal, as in a shell.
-inline Run amsnet_signalled(const std::string& args, int sig, const std::string& after, double again = -1,
-                            int then = 0, bool ignore_int = false) {
+// holds `after` (giving up waiting after about 60 s), then `then` (default: sig again) if it is
+// still running `again` seconds later (again >= 0), and waits for it to end; after another 120 s
+// it is killed, so that a test fails instead of hanging.
+inline SignalledRun amsnet_signalled(const std::string& args, int sig, const std::string& after, double again = -1,
+                                     int then = 0, bool ignore_int = false) {
     namespace fs = std::filesystem;
     const char* bin = std::getenv("AMS_BIN");
     if (!bin) bin = AMS_BIN_DEFAULT;
     const fs::path log = fs::temp_directory_path() / ("amsnet_cli_sig_" + std::to_string(getpid()) + ".log");
     const std::string command = "exec " + std::string(bin) + " " + args + " > " + log.string() + " 2>&1";
     const pid_t pid = fork();
+    REQUIRE(pid >= 0);  // never kill(-1, ...) below
     if (pid == 0) {
         std::signal(SIGINT, ignore_int ? SIG_IGN : SIG_DFL);
         std::signal(SIGTERM, SIG_DFL);
@@ -62,9 +74,11 @@ inline Run amsnet_signalled(const std::string& args, int sig, const std::string&
     }
     int status = 0;
     bool ended = false;
-    auto wait_up_to = [&](double seconds) {
-        for (int i = 0; !ended && i <= seconds * 20; ++i) {
+    auto wait_up_to = [&](double seconds) {  // true once it has ended, polling every 50 ms
+        const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+        while (!ended) {
             if (waitpid(pid, &status, WNOHANG) == pid) ended = true;
+            else if (std::chrono::steady_clock::now() >= until) break;
             else usleep(50000);
         }
         return ended;
@@ -74,14 +88,22 @@ inline Run amsnet_signalled(const std::string& args, int sig, const std::string&
         ss << std::ifstream(log).rdbuf();
         return ss.str();
     };
-    for (int i = 0; i < 1200 && !ended && output().find(after) == std::string::npos; ++i) wait_up_to(0.05);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!ended && output().find(after) == std::string::npos && std::chrono::steady_clock::now() < give_up)
+        wait_up_to(0.05);
     if (!ended) kill(pid, sig);
-    if (again >= 0 && !wait_up_to(again)) kill(pid, then ? then : sig);
+    SignalledRun r{0, "", false, ""};
+    if (again >= 0 && !wait_up_to(again)) {
+        r.out_at_second = output();
+        kill(pid, then ? then : sig);
+        r.second_sent = true;
+    }
     if (!wait_up_to(120)) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
     }
-    Run r{WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 128, output()};
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 128;
+    r.out = output();
     fs::remove(log);
     return r;
 }

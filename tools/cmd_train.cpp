@@ -204,7 +204,7 @@ int cmd_train(int argc, char** argv) {
         if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1, (int)kMaxRuns);
     }
     adopt_run_options(a, o);
-    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet finetune --help)");
+    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet ", a.command(), " --help)");
     train(o);
     // Saved; 130 (128 + SIGINT) or 143 (SIGTERM) so that `train && ...` stops.
     return training_interrupted() ? 128 + training_interrupted() : 0;
@@ -256,7 +256,7 @@ int cmd_finetune(int argc, char** argv) {
     o.val_pd = a.given("infer-pd") ? (int)a.integer("infer-pd", 1, kMaxPd) : o.pd;
     o.val_branches = a.given("infer-branches") ? (int)a.integer("infer-branches", 2, kMaxRuns) : o.branches;
     adopt_run_options(a, o);
-    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet finetune --help)");
+    AMS_CHECK(!o.data.empty(), "--data is required (see amsnet ", a.command(), " --help)");
     train(o);
     return training_interrupted() ? 128 + training_interrupted() : 0;
 }

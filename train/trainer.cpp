@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -66,19 +67,39 @@ namespace {
 // The signal that stopped the run (SIGINT: Ctrl-C; SIGTERM: kill, timeout, a batch scheduler), 0 if none.
 std::atomic<int> g_interrupted{0};
 
-// The first signal asks the loop to stop after the step in progress and save; a second one (the
-// user does not want to wait) ends the process at once, as it would without the handler: the
-// files on disk are whole either way (each is written to a temporary name and renamed).
+// When the first signal came (CLOCK_MONOTONIC seconds; only the handler writes it).
+std::atomic<double> g_first_signal_s{0};
+
+double monotonic_seconds() {  // clock_gettime is async-signal-safe
+    timespec t{};
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// The first signal asks the loop to stop after the step in progress and save. A second Ctrl-C
+// (the user does not want to wait) ends the process at once, as it would without the handler;
+// the files on disk are whole either way (each is written to a temporary name and renamed). Not
+// one within a second of the first: GNU timeout sends its signal to the child and then to the
+// group, and a launcher may forward the terminal's Ctrl-C that the child also got. A repeated
+// SIGTERM never quits: whoever sends it follows up with SIGKILL if the save takes too long.
 extern "C" void on_stop_signal(int sig) {
-    if (g_interrupted.load() != 0) {
-        std::signal(sig, SIG_DFL);
-        std::raise(sig);
+    const double now = monotonic_seconds();
+    const int first = g_interrupted.exchange(sig);  // one of two racing signals is the first
+    if (first != 0) {
+        g_interrupted = first;
+        if (sig == SIGINT && now - g_first_signal_s.load() >= 1.0) {
+            std::signal(sig, SIG_DFL);
+            std::raise(sig);
+        }
         return;
     }
-    g_interrupted = sig;
-    static const char msg[] = "\nstopping after the step in progress to save the run (a second Ctrl-C quits without saving)\n";
-    ssize_t ignored = write(2, msg, sizeof msg - 1);  // async-signal-safe, unlike stdio
-    (void)ignored;
+    g_first_signal_s = now;
+    static const char on_int[] = "\nstopping after the step in progress to save the run (Ctrl-C again to quit "
+                                 "without saving)\n";
+    static const char on_term[] = "\nstopping after the step in progress to save the run\n";
+    const bool interactive = sig == SIGINT;
+    ssize_t ignored = write(2, interactive ? on_int : on_term, interactive ? sizeof on_int - 1 : sizeof on_term - 1);
+    (void)ignored;  // write, not stdio: async-signal-safe
 }
 
 // Installs on_stop_signal for SIGINT and SIGTERM while training; puts the old handlers back. A
@@ -613,9 +634,10 @@ int64_t train(const TrainOptions& o) {
         try {
             with_average(*net, ema, [&] { chroma = calibrate(*net, data, o, o.lambda); });
         } catch (...) {
-            std::fprintf(stderr, "\nthe model at step %lld is saved without a chroma calibration "
-                         "(finetune --calibrate-only adds it)\n", (long long)step);
-            throw;
+            std::fprintf(stderr, "\nthe model at step %lld is saved without a chroma calibration (--resume with "
+                         "the same --out, or finetune --calibrate-only, adds it)\n", (long long)step);
+            if (!g_interrupted) throw;
+            return step;  // stopped by a signal, and saved: the exit status says which signal
         }
         save_model_file(step);  // the checkpoint saved above is unchanged by the calibration
     }
