@@ -369,20 +369,22 @@ private:
 
 // ---- writer
 
-// The length of the well-formed UTF-8 sequence at s[i] (lead byte >= 0x80), 0 if it is not one:
-// a stray continuation byte, a truncated or overlong sequence, a surrogate, beyond U+10FFFF.
-size_t utf8_length(const std::string& s, size_t i) {
+// At s[i] (a byte >= 0x80): the length of the well-formed UTF-8 sequence there (Unicode Table 3-7),
+// or minus the length of the maximal subpart to replace by one U+FFFD (at least 1 byte), the
+// W3C / Unicode practice that Python's decode(errors="replace") follows.
+int utf8_sequence(const std::string& s, size_t i) {
     const unsigned char c = (unsigned char)s[i];
-    const size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-    if (n == 0 || i + n > s.size()) return 0;
-    uint32_t cp = c & (0x7F >> n);
-    for (size_t k = 1; k < n; ++k) {
+    int n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    if (n == 0) return -1;
+    for (int k = 1; k < n; ++k) {
+        if (i + k >= s.size()) return -k;
         const unsigned char d = (unsigned char)s[i + k];
-        if ((d & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (d & 0x3F);
+        if (k == 1 ? d < lo || d > hi : d < 0x80 || d > 0xBF) return -k;
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
     return n;
 }
 
@@ -391,15 +393,12 @@ void dump_string(std::string& out, const std::string& s) {
     for (size_t i = 0; i < s.size(); ++i) {
         const char c = s[i];
         if ((unsigned char)c >= 0x80) {
-            // JSON is UTF-8 (and a safetensors header must be): a byte that is not part of a
-            // well-formed sequence, e.g. a Latin-1 file name, becomes U+FFFD, as decoders do.
-            const size_t n = utf8_length(s, i);
-            if (n == 0) {
-                out += "\xEF\xBF\xBD";
-            } else {
-                out.append(s, i, n);
-                i += n - 1;
-            }
+            // JSON is UTF-8 (and a safetensors header must be): bytes that are not, e.g. a
+            // Latin-1 file name, become U+FFFD, as decoders do.
+            const int n = utf8_sequence(s, i);
+            if (n > 0) out.append(s, i, (size_t)n);
+            else out += "\xEF\xBF\xBD";
+            i += (size_t)std::abs(n) - 1;
             continue;
         }
         switch (c) {

@@ -141,6 +141,12 @@ TEST_CASE("json: parse, accessors, dump round trip with escapes and unicode") {
              {"\xC0\xAF", r + r},
              {"\xED\xA0\x80", r + r + r},
              {"\xF4\x90\x80\x80", r + r + r + r},
+             {"\xF5\xA1\xB0", r + r + r},      // never a lead byte
+             {"\xE2\x82\x41", r + "A"},        // a truncated sequence is one U+FFFD
+             {"x\xE4\xB8", "x" + r},
+             {"\xF0\x9F\x98", r},
+             {"\xE0\x80\x80", r + r + r},      // overlong: E0 needs A0..BF next
+             {"\xC3\xA9\xE4\xB8\xAD", "\xC3\xA9\xE4\xB8\xAD"},
              {"\xF0\x9F\x98\x80", "\xF0\x9F\x98\x80"}}) {
         CHECK(json::dump(json::Value(in)) == "\"" + out + "\"");
         CHECK(json::parse(json::dump(json::Value(in))).as_string() == out);
