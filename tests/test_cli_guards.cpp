@@ -391,3 +391,18 @@ TEST_CASE("eval names the pair that fails, warns of pairs whose names differ, re
     expect_error("eval --gaussian 1 --noisy " + fx.p("pred") + " --clean " + fx.p("clean") + " --passes 2",
                  "it does nothing with --gaussian");
 }
+
+TEST_CASE("a run on a folder whose name is not UTF-8 resumes with --data given again") {
+    Fixture fx;
+    const std::string latin1 = fx.p("caf\xE9");  // a Latin-1 name: JSON (the run's record) cannot hold it
+    fs::create_directories(latin1);
+    fs::copy_file(small_data(fx) + "/0.png", latin1 + "/0.png");
+    const std::string run = fx.p("run");
+    Run r = amsnet("train --data '" + latin1 + "' --out " + run + " --preset tiny --batch 1 --crop 40 --steps 2 --device cpu");
+    REQUIRE(r.code == 0);
+    expect_error("train --out " + run + " --resume --steps 3", "whose name was not UTF-8 and could not be kept: give --data again");
+    r = amsnet("train --data '" + latin1 + "' --out " + run + " --resume --steps 3");
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("other --data") == std::string::npos);
+}

@@ -106,6 +106,14 @@ TrainOptions read_common(const Args& a) {
     return o;
 }
 
+// A path or text from a run's record. JSON holds only UTF-8, so a name that was not (a Latin-1
+// folder name) was recorded with U+FFFD in place of its bytes: that one must be given again.
+std::string recorded_name(const std::string& v, const char* option, const std::string& path) {
+    AMS_CHECK(v.find("\xEF\xBF\xBD") == std::string::npos, "--resume: ", path, " records --", option, " as '", v,
+              "', whose name was not UTF-8 and could not be kept: give --", option, " again");
+    return v;
+}
+
 // --resume: the options not given on the command line are the run's own, from its checkpoint's
 // record (train() refuses given ones that differ; the length may change). So `--out RUN --resume`
 // is enough: it goes on to the run's planned --steps.
@@ -123,7 +131,7 @@ void adopt_run_options(const Args& a, TrainOptions& o) {
         if (!v || a.given(option)) return;
         using T = std::decay_t<decltype(field)>;
         if constexpr (std::is_same_v<T, std::string>) {
-            if (v->is_string()) field = v->as_string();
+            if (v->is_string()) field = recorded_name(v->as_string(), option, path);
         } else if (v->is_number()) {
             const double x = v->as_number();
             if constexpr (std::is_integral_v<T>)  // a damaged record must not wrap into a valid-looking int
@@ -156,7 +164,7 @@ void adopt_run_options(const Args& a, TrainOptions& o) {
     if (!o.finetune && !a.given("preset") && !a.given("config")) take("preset", "preset", o.preset);
     if (const json::Value* d = t.find("data"); d && d->is_array() && o.data.empty())
         for (const json::Value& v : d->as_array())
-            if (v.is_string()) o.data.push_back(v.as_string());
+            if (v.is_string()) o.data.push_back(recorded_name(v.as_string(), "data", path));
 }
 
 std::string read_file(const std::string& path) {

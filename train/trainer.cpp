@@ -365,7 +365,8 @@ void check_same_run(const TrainOptions& o, const SafetensorsFile& ckpt, const st
     if (const json::Value* d = was.find("data"); d && d->is_array())
         for (const json::Value& x : d->as_array())
             if (x.is_string()) before.push_back(fs::weakly_canonical(x.as_string(), ec).string());
-    for (const std::string& x : o.data) after.push_back(fs::weakly_canonical(x, ec).string());
+    for (const std::string& x : o.data)  // as recorded: a name that is not UTF-8 has U+FFFD there
+        after.push_back(json::parse(json::dump(json::Value(fs::weakly_canonical(x, ec).string()))).as_string());
     if (!o.quiet && before != after)
         std::fprintf(stderr, "--resume: training on other --data than the run started with: its batches differ from "
                              "an uninterrupted run's\n");
