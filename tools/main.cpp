@@ -52,9 +52,8 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const ams::Error& e) {
         // AMS_DEBUG=1 adds the failed check's expression and source location.
-        const char* debug = std::getenv("AMS_DEBUG");
         std::fprintf(stderr, "amsnet %s: error: %s\n", cmd.c_str(),
-                     debug && *debug == '1' ? e.what() : e.message().c_str());
+                     ams::env_flag("AMS_DEBUG") ? e.what() : e.message().c_str());
         return 1;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "amsnet %s: error: out of memory\n", cmd.c_str());

@@ -339,8 +339,8 @@ bool acceptable(const Perf& p, size_t budget) {
 // At most 1 GiB of workspace (or what set_cudnn_workspace_limit set), and at most an eighth of the
 // device's memory (of --max-memory when it is less). Not of the memory free when the shape is first
 // seen: the choice, hence the result's bits, must not depend on what else the GPU holds, or a
-// resumed run would not continue exactly. When the chosen workspace cannot be allocated at a call,
-// run_direction falls back to the leanest algorithm and says so.
+// resumed run would not continue exactly. Only when the chosen workspace cannot be allocated at a
+// call does run_direction fall back to the leanest algorithm (other bits), and it says so.
 size_t g_workspace_limit = kMaxWorkspace;
 size_t workspace_budget() {
     size_t free_b = 0, total_b = 0;

@@ -15,18 +15,26 @@ bool tensor_math_enabled() { return precision() != Precision::FP32; }
 
 cublasHandle_t cublas() {
     static cublasHandle_t h = [] {
-        cublasHandle_t x;
-        CUBLAS_CHECK(cublasCreate(&x));
-        CUBLAS_CHECK(cublasSetStream(x, stream()));
         // Its workspace from the engine's pool, as PyTorch does: counted in memory_in_use and under
         // --max-memory, and never a cudaMalloc of cuBLAS's own failing later while the pool keeps
         // the freed memory. The sizes cuBLAS recommends (cublasSetWorkspace): 32 MiB on Hopper and
-        // newer, 4 MiB before. Held for the life of the process, like the handle.
+        // newer, 4 MiB before. Held for the life of the process, like the handle; allocated first,
+        // so that a failure leaks no handle (the next call tries again).
         int dev = 0, major = 0;
         CUDA_CHECK(cudaGetDevice(&dev));
         CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
         const size_t ws = (major >= 9 ? 32u : 4u) << 20;
-        CUBLAS_CHECK(cublasSetWorkspace(x, alloc(ws), ws));
+        void* workspace = alloc(ws);
+        cublasHandle_t x = nullptr;
+        try {
+            CUBLAS_CHECK(cublasCreate(&x));
+            CUBLAS_CHECK(cublasSetStream(x, stream()));
+            CUBLAS_CHECK(cublasSetWorkspace(x, workspace, ws));
+        } catch (...) {
+            if (x) cublasDestroy(x);
+            free(workspace);
+            throw;
+        }
         return x;
     }();
     // Plain FP32 by default: results must match the CPU reference to ~1e-6 per product. The policy

@@ -83,6 +83,10 @@ cublasStatus_t cublasCreate(cublasHandle_t* h) {
     *h = new cuda_emu_cublas;
     return CUBLAS_STATUS_SUCCESS;
 }
+cublasStatus_t cublasDestroy(cublasHandle_t h) {
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
 // The emulated GEMM needs no workspace; the one given must be device memory, as cuBLAS requires.
 cublasStatus_t cublasSetWorkspace(cublasHandle_t, void* workspace, size_t bytes) {

@@ -17,6 +17,7 @@ enum cublasGemmAlgo_t { CUBLAS_GEMM_DEFAULT = -1 };
 using cublasHandle_t = struct cuda_emu_cublas*;
 
 cublasStatus_t cublasCreate(cublasHandle_t* h);
+cublasStatus_t cublasDestroy(cublasHandle_t h);
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m);
 cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes);
