@@ -379,6 +379,22 @@ TEST_CASE("eval names the pair that fails, warns of pairs whose names differ, re
     r = amsnet("eval --pred " + fx.p("pred") + " --clean " + fx.p("clean"));
     CHECK(r.code == 0);
     CHECK(r.out.find("warning") == std::string::npos);
+    // The same numbers with a marker in the middle (SIDD-Medium's 0001_NOISY_SRGB_010 / 0001_GT_SRGB_010):
+    // no warning; a shared leading digit is not cut off (img12, img13 against img02, img03: warned).
+    auto rename_all = [&](const char* d, const std::vector<std::string>& to) {
+        std::vector<fs::path> from;
+        for (const auto& e : fs::directory_iterator(fx.dir / d)) from.push_back(e.path());
+        std::sort(from.begin(), from.end());
+        for (size_t i = 0; i < from.size(); ++i) fs::rename(from[i], fx.dir / d / (to[i] + ".png"));
+    };
+    rename_all("pred", {"0001_NOISY_SRGB_010", "0002_NOISY_SRGB_011"});
+    rename_all("clean", {"0001_GT_SRGB_010", "0002_GT_SRGB_011"});
+    r = amsnet("eval --pred " + fx.p("pred") + " --clean " + fx.p("clean"));
+    CHECK(r.out.find("warning") == std::string::npos);
+    rename_all("pred", {"img12", "img13"});
+    rename_all("clean", {"img02", "img03"});
+    r = amsnet("eval --pred " + fx.p("pred") + " --clean " + fx.p("clean"));
+    CHECK(r.out.find("2 of 2 pairs have names that do not correspond") != std::string::npos);
     // An image too small for SSIM's window: the error names the pair, the size as width x height.
     save_image(fx.p("p.png"), crop(10, 30));
     expect_error("eval --pred " + fx.p("p.png") + " --clean " + fx.p("p.png"),

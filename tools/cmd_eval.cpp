@@ -20,29 +20,60 @@ namespace ams::cli {
 
 namespace {
 
-// The part of each name that tells the images of a folder apart: the file name without its
-// extension, the texts every name shares at its start and its end (NOISY_ / GT_, _real / _mean)
-// and the --match text.
+// The part of each path that tells the images of a list apart: the path without its extension,
+// without the --match text and without what all paths share at their start and end (the folder,
+// NOISY_ / GT_, _real / _mean), never cutting a number in two.
 std::vector<std::string> distinguishing_names(const std::vector<std::string>& paths, const std::string& match) {
+    namespace fs = std::filesystem;
     std::vector<std::string> names;
     for (const std::string& p : paths) {
-        std::string n = std::filesystem::path(p).stem().string();
-        if (const size_t at = match.empty() ? std::string::npos : n.find(match); at != std::string::npos)
-            n.erase(at, match.size());
-        names.push_back(n);
+        std::string stem = fs::path(p).stem().string();
+        if (const size_t at = match.empty() ? std::string::npos : stem.find(match); at != std::string::npos)
+            stem.erase(at, match.size());
+        names.push_back((fs::path(p).parent_path() / stem).string());
     }
     if (names.size() < 2) return std::vector<std::string>(names.size());
-    size_t pre = names[0].size(), suf = names[0].size();
+    const std::string& a = names[0];
+    size_t pre = a.size(), suf = a.size();
     for (const std::string& n : names) {
         size_t k = 0;
-        while (k < pre && k < n.size() && n[k] == names[0][k]) ++k;
+        while (k < pre && k < n.size() && n[k] == a[k]) ++k;
         pre = k;
         k = 0;
-        while (k < suf && k < n.size() && n[n.size() - 1 - k] == names[0][names[0].size() - 1 - k]) ++k;
+        while (k < suf && k < n.size() && n[n.size() - 1 - k] == a[a.size() - 1 - k]) ++k;
         suf = k;
     }
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    while (pre > 0 && digit(a[pre - 1])) --pre;            // img1|2, img1|3: keep the 12 and 13 whole
+    while (suf > 0 && digit(a[a.size() - suf])) --suf;
     for (std::string& n : names) n = n.substr(std::min(pre, n.size()), n.size() - std::min(n.size(), pre + suf));
     return names;
+}
+
+// The numbers in a name, as values (img_1 and img_001 name the same image).
+std::vector<std::string> numbers_in(const std::string& s) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < s.size();) {
+        if (s[i] < '0' || s[i] > '9') {
+            ++i;
+            continue;
+        }
+        size_t j = i;
+        while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+        size_t k = i;
+        while (k + 1 < j && s[k] == '0') ++k;
+        out.push_back(s.substr(k, j - k));
+        i = j;
+    }
+    return out;
+}
+
+// Whether a prediction and a reference paired by sorted order look like the same picture: their
+// distinguishing parts hold the same numbers (0001_NOISY_SRGB_010 and 0001_GT_SRGB_010 do), or,
+// without numbers, are the same text.
+bool names_correspond(const std::string& a, const std::string& b) {
+    const std::vector<std::string> na = numbers_in(a), nb = numbers_in(b);
+    return na == nb && (!na.empty() || a == b);
 }
 
 }  // namespace
@@ -93,7 +124,7 @@ int cmd_eval(int argc, char** argv) {
                                        kc = distinguishing_names(clean, a.get("match-clean"));
         size_t odd = 0, first = 0;
         for (size_t i = n; i-- > 0;)
-            if (kp[i] != kc[i]) ++odd, first = i;
+            if (!names_correspond(kp[i], kc[i])) ++odd, first = i;
         if (odd > 0)
             std::fprintf(stderr, "amsnet eval: warning: %zu of %zu pairs have names that do not correspond (paired "
                          "by sorted order; is a file missing?), first '%s' with '%s'\n", odd, n, pred[first].c_str(),
