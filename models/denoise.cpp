@@ -109,9 +109,14 @@ Tensor denoise_image(const Restormer& net, const Tensor& noisy, const DenoiseOpt
             tiles = (int64_t)(g.rows.size() * g.cols.size());
             units = tiles * (o.scheme == "plain" ? 1 : (int64_t)o.branches * (o.passes + o.r3));
             show = o.verbose && units > 1;
+            // A tile and its context are whole PD cells (multiples of 8 x PD): say when the asked
+            // sizes were rounded, or the printed ones look like a mistake.
+            const int64_t a = alignment(o);
+            const bool rounded = (o.tile > 0 && o.tile % a != 0) || o.overlap % a != 0;
             if (o.verbose && tiles > 1)
-                std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)\n", g.cols.size(),
-                             g.rows.size(), (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap);
+                std::fprintf(stderr, "  %zu x %zu tiles of %lldx%lld px (+%lld context)%s\n", g.cols.size(),
+                             g.rows.size(), (long long)g.tile_w, (long long)g.tile_h, (long long)g.overlap,
+                             rounded ? str(" (--tile / --tile-overlap rounded to multiples of ", a, ")").c_str() : "");
         }
         tile = 0;
         return run_tiled(img, g, counted(fn, per_tile));

@@ -164,6 +164,9 @@ TEST_CASE("denoise in tiles: --tile N, or automatically under --max-memory; clos
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(r.out.find("4 x 4 tiles of 64x64 px (+32 context)") != std::string::npos);
+    CHECK(r.out.find("rounded") == std::string::npos);
+    r = amsnet(base + fx.p("t60.npy") + " --tile 60 --tile-overlap 20");  // pd 2: whole 16-pixel cells
+    CHECK(r.out.find("(+32 context) (--tile / --tile-overlap rounded to multiples of 16)") != std::string::npos);
     r = amsnet(base + fx.p("auto.npy") + " --max-memory 0.05");  // 50 MiB: too little for 241x241 at once
     REQUIRE(r.code == 0);
     CHECK(r.out.find("tiles of") != std::string::npos);
