@@ -55,10 +55,17 @@ std::string shape_of(const Tensor& t) { return shape_str(t.shape()); }
 
 }  // namespace
 
-double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f) {
-    for (int i = 0; i < warmup; ++i) f();
+double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f,
+                 const std::function<void()>& prepare) {
+    for (int i = 0; i < warmup; ++i) {
+        if (prepare) prepare();
+        f();
+    }
     std::vector<double> t;
-    for (int i = 0; i < repeat; ++i) t.push_back(time_once(dev, f));
+    for (int i = 0; i < repeat; ++i) {
+        if (prepare) prepare();
+        t.push_back(time_once(dev, f));
+    }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
 }
@@ -94,17 +101,13 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
             const std::string shape = str(setting, " ", shape_of(c.inputs[0]));
             report({c.op, shape, "forward", fwd, bytes_of(c.inputs) + (double)out.nbytes(), c.flops});
             Tensor R_out = out.ndim() ? rand_on(out.shape(), dev, 99) : Tensor();
-            std::vector<double> t;
-            for (int i = 0; i < warmup + repeat; ++i) {
+            Tensor seed;
+            const double bwd = median_ms(dev, warmup, repeat, [&] { seed.backward(); }, [&] {
                 Tensor y = c.fn(c.inputs);
-                Tensor seed = R_out.defined() ? ops::dot(y, R_out) : y;  // seeds dy = R
-                const double ms = time_once(dev, [&] { seed.backward(); });
-                if (i >= warmup) t.push_back(ms);
-            }
-            std::sort(t.begin(), t.end());
+                seed = R_out.defined() ? ops::dot(y, R_out) : y;  // seeds dy = R
+            });
             // The backward reads dy and the saved inputs and writes every input's gradient.
-            report({c.op, shape, "backward", t[t.size() / 2], (double)out.nbytes() + 2 * bytes_of(c.inputs),
-                    2 * c.flops});
+            report({c.op, shape, "backward", bwd, (double)out.nbytes() + 2 * bytes_of(c.inputs), 2 * c.flops});
         }
     };
     struct Setting {

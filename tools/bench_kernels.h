@@ -22,7 +22,9 @@ void bench_kernels(const RestormerConfig& cfg, Device dev, int warmup, int repea
 
 // Median milliseconds of `repeat` runs of f after `warmup` untimed ones: CUDA events around each
 // run on the GPU (L2 flushed before it), wall clock on the CPU. Every bench figure is timed so.
-double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f);
+// (`prepare`, when given, runs untimed before each run, warm-up ones included.)
+double median_ms(Device dev, int warmup, int repeat, const std::function<void()>& f,
+                 const std::function<void()>& prepare = {});
 
 // The yardstick for memory-bound kernels: device-to-device (GPU) or memcpy (CPU) bandwidth in
 // GB/s, counting bytes read + written.
