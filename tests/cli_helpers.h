@@ -5,13 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "helpers.h"
 #include "models/model_file.h"
 #include "train/trainer.h"
@@ -23,20 +23,27 @@ struct Run {
     std::string out;
 };
 
-// Runs `amsnet ARGS` (the binary built beside the tests; AMS_BIN overrides it), with `env`
-// (NAME=VALUE ..., or a wrapper command such as `timeout ...`) in front of it.
-inline Run amsnet(const std::string& args, const std::string& env = "") {
-    namespace fs = std::filesystem;
+// The amsnet binary built beside the tests; AMS_BIN overrides it.
+inline std::string amsnet_bin() {
     const char* bin = std::getenv("AMS_BIN");
-    if (!bin) bin = AMS_BIN_DEFAULT;
-    // Per process: two test runs on one machine must not read each other's output.
-    const fs::path log = fs::temp_directory_path() / ("amsnet_cli_test_" + std::to_string(getpid()) + ".log");
-    const std::string command = env + (env.empty() ? "" : " ") + bin + " " + args + " > " + log.string() + " 2>&1";
+    return bin ? bin : AMS_BIN_DEFAULT;
+}
+
+// Where a run's output goes: per process, so that two test runs on one machine do not read each
+// other's.
+inline std::filesystem::path amsnet_log(const char* tag) {
+    return std::filesystem::temp_directory_path() / ("amsnet_cli_" + std::string(tag) + "_" + std::to_string(getpid()) + ".log");
+}
+
+// Runs `amsnet ARGS` with `env` (NAME=VALUE ..., or a wrapper command such as `timeout ...`) in
+// front of it.
+inline Run amsnet(const std::string& args, const std::string& env = "") {
+    const std::filesystem::path log = amsnet_log("test");
+    const std::string command = env + (env.empty() ? "" : " ") + amsnet_bin() + " " + args + " > " + log.string() + " 2>&1";
     int status = std::system(command.c_str());
-    std::stringstream ss;
-    ss << std::ifstream(log).rdbuf();
-    fs::remove(log);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, ss.str()};
+    Run r{WIFEXITED(status) ? WEXITSTATUS(status) : 128, read_bytes(log.string())};
+    std::filesystem::remove(log);
+    return r;
 }
 
 // What amsnet_signalled saw: the exit status (128 + the signal for a process a signal ended, as in
@@ -56,11 +63,8 @@ struct SignalledRun {
 // it is killed, so that a test fails instead of hanging.
 inline SignalledRun amsnet_signalled(const std::string& args, int sig, const std::string& after, double again = -1,
                                      int then = 0, bool ignore_int = false) {
-    namespace fs = std::filesystem;
-    const char* bin = std::getenv("AMS_BIN");
-    if (!bin) bin = AMS_BIN_DEFAULT;
-    const fs::path log = fs::temp_directory_path() / ("amsnet_cli_sig_" + std::to_string(getpid()) + ".log");
-    const std::string command = "exec " + std::string(bin) + " " + args + " > " + log.string() + " 2>&1";
+    const std::filesystem::path log = amsnet_log("sig");
+    const std::string command = "exec " + amsnet_bin() + " " + args + " > " + log.string() + " 2>&1";
     const pid_t pid = fork();
     REQUIRE(pid >= 0);  // never kill(-1, ...) below
     if (pid == 0) {
@@ -83,11 +87,7 @@ inline SignalledRun amsnet_signalled(const std::string& args, int sig, const std
         }
         return ended;
     };
-    auto output = [&] {
-        std::stringstream ss;
-        ss << std::ifstream(log).rdbuf();
-        return ss.str();
-    };
+    auto output = [&] { return read_bytes(log.string()); };
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!ended && output().find(after) == std::string::npos && std::chrono::steady_clock::now() < give_up)
         wait_up_to(0.05);
@@ -104,7 +104,7 @@ inline SignalledRun amsnet_signalled(const std::string& args, int sig, const std
     }
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 128;
     r.out = output();
-    fs::remove(log);
+    std::filesystem::remove(log);
     return r;
 }
 
