@@ -151,14 +151,17 @@ int cmd_bench(int argc, char** argv) {
     std::string what = a.get("what");
     AMS_CHECK(what == "forward" || what == "train-step" || what == "infer" || what == "suite" || what == "kernels",
               "--what must be forward, train-step, infer, suite or kernels, got '", what, "'");
-    // An option the measurement does not use is an error, not silently ignored.
+    // An option the measurement does not use is an error, not silently ignored. The inference
+    // options serve infer and suite, but --pd is also the training step's and --max-memory any's.
+    std::vector<const char*> inference;
+    for (const char* o : kDenoiseOptions)
+        if (std::string(o) != "pd" && std::string(o) != "max-memory") inference.push_back(o);
     const std::vector<std::pair<std::vector<const char*>, std::vector<const char*>>> applies = {
         {{"size"}, {"forward", "infer"}},
         {{"batch", "crop"}, {"train-step"}},
         {{"recompute"}, {"train-step", "suite"}},
         {{"pd"}, {"train-step", "infer", "suite"}},
-        {{"scheme", "branches", "passes", "r3", "r3-p", "chroma-sigma", "seed", "tile", "tile-overlap"},
-         {"infer", "suite"}}};
+        {inference, {"infer", "suite"}}};
     for (const auto& [options, whats] : applies)
         for (const char* o : options) {
             if (!a.given(o) || std::find(whats.begin(), whats.end(), what) != whats.end()) continue;

@@ -3,6 +3,8 @@
 #include <climits>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
+#include <vector>
 
 #include "engine/device.h"
 #include "engine/image_io.h"
@@ -106,11 +108,13 @@ int cmd_eval(int argc, char** argv) {
     AMS_CHECK(with_model || a.given("pred"), "give --pred (results to score), or --weights or --gaussian with --noisy");
     AMS_CHECK(with_model || !a.given("noisy"), "--noisy is denoised with --weights or --gaussian; --pred scores "
               "results you already have: give one of them");
-    if (!a.given("weights"))  // a denoising option would change nothing: say so rather than ignore it
-        for (const char* o : {"scheme", "pd", "branches", "passes", "r3", "r3-p", "chroma-sigma", "seed", "tile",
-                              "tile-overlap", "max-memory", "device"})
+    if (!a.given("weights")) {  // a denoising option would change nothing: say so rather than ignore it
+        std::vector<const char*> denoising(std::begin(kDenoiseOptions), std::end(kDenoiseOptions));
+        denoising.push_back("device");
+        for (const char* o : denoising)
             AMS_CHECK(!a.given(o), "--", o, " applies to denoising with --weights", a.given("gaussian") ? "" : " --noisy",
                       "; it does nothing with --", a.given("gaussian") ? "gaussian" : "pred");
+    }
     if (a.given("weights")) read_denoise_options(a, {});  // the options' values checked before any work
     std::vector<std::string> clean = list_images(a.require("clean"), a.get("match-clean"));
     std::vector<std::string> pred = list_images(with_model ? a.require("noisy") : a.require("pred"), a.get("match-pred"));

@@ -207,9 +207,9 @@ int cmd_train(int argc, char** argv) {
     o.init_weights = a.get("weights");
     if (!o.init_weights.empty()) {  // the weights' own inference scheme, unless given
         std::map<std::string, std::string> meta = load_safetensors(o.init_weights, false).metadata;
-        if (!a.given("infer-pd")) stored_int(meta, "inference_pd", o.val_pd, 1, (int)kMaxPd);
-        if (!a.given("infer-branches")) stored_int(meta, "inference_branches", o.val_branches, 2, (int)kMaxRuns);
-        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1, (int)kMaxRuns);
+        if (!a.given("infer-pd")) stored_pd(meta, o.val_pd);
+        if (!a.given("infer-branches")) stored_branches(meta, o.val_branches);
+        if (!a.given("infer-passes")) stored_passes(meta, o.val_passes);
     }
     adopt_run_options(a, o);
     AMS_CHECK(!o.data.empty(), "--data is required (see amsnet ", a.command(), " --help)");
@@ -254,9 +254,9 @@ int cmd_finetune(int argc, char** argv) {
     if (scheme_from.empty() && o.resume) scheme_from = o.out + "/model.safetensors";
     if (!scheme_from.empty() && (!o.resume || std::filesystem::exists(scheme_from))) {
         std::map<std::string, std::string> meta = load_safetensors(scheme_from, false).metadata;
-        stored_int(meta, "inference_pd", o.pd, 1, (int)kMaxPd);
-        stored_int(meta, "inference_branches", o.branches, 2, (int)kMaxRuns);
-        if (!a.given("infer-passes")) stored_int(meta, "inference_passes", o.val_passes, 1, (int)kMaxRuns);
+        stored_pd(meta, o.pd);
+        stored_branches(meta, o.branches);
+        if (!a.given("infer-passes")) stored_passes(meta, o.val_passes);
     }
     if (!a.get("pd").empty()) o.pd = (int)a.integer("pd", 1, kMaxPd);
     if (a.given("branches")) o.branches = (int)a.integer("branches", 2, kMaxRuns);

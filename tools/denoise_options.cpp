@@ -28,6 +28,8 @@ void add_denoise_options(Args& a) {
              "also a hard limit on what the engine allocates there (a 24 GB card's budget on a larger GPU)");
 }
 
+namespace {
+
 void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min, int max) {
     auto it = meta.find(key);
     if (it == meta.end()) return;
@@ -50,13 +52,28 @@ void stored_number(const std::map<std::string, std::string>& meta, const char* k
     dst = v;
 }
 
+}  // namespace
+
+void stored_pd(const std::map<std::string, std::string>& meta, int& dst) {
+    stored_int(meta, "inference_pd", dst, 1, (int)kMaxPd);
+}
+void stored_branches(const std::map<std::string, std::string>& meta, int& dst) {
+    stored_int(meta, "inference_branches", dst, 2, (int)kMaxRuns);
+}
+void stored_passes(const std::map<std::string, std::string>& meta, int& dst) {
+    stored_int(meta, "inference_passes", dst, 1, (int)kMaxRuns);
+}
+void stored_chroma_sigma(const std::map<std::string, std::string>& meta, double& dst) {
+    stored_number(meta, "inference_chroma_sigma", dst, 0, kMaxChromaSigma);
+}
+
 void check_stored_scheme(const std::map<std::string, std::string>& meta) {
     int i = 0;
     double x = 0;
-    stored_int(meta, "inference_pd", i, 1, (int)kMaxPd);
-    stored_int(meta, "inference_branches", i, 2, (int)kMaxRuns);
-    stored_int(meta, "inference_passes", i, 1, (int)kMaxRuns);
-    stored_number(meta, "inference_chroma_sigma", x, 0, 100);
+    stored_pd(meta, i);
+    stored_branches(meta, i);
+    stored_passes(meta, i);
+    stored_chroma_sigma(meta, x);
 }
 
 DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, std::string>& meta) {
@@ -65,14 +82,14 @@ DenoiseOptions read_denoise_options(const Args& a, const std::map<std::string, s
     AMS_CHECK(o.scheme == "amsnet" || o.scheme == "plain", "--scheme must be amsnet or plain, got '", o.scheme, "'");
     o.pd = a.given("pd") ? (int)a.integer("pd", 1, kMaxPd) : 2;
     o.branches = a.given("branches") ? (int)a.integer("branches", 2, kMaxRuns) : 2;
-    if (!a.given("pd")) stored_int(meta, "inference_pd", o.pd, 1, (int)kMaxPd);
-    if (!a.given("branches")) stored_int(meta, "inference_branches", o.branches, 2, (int)kMaxRuns);
+    if (!a.given("pd")) stored_pd(meta, o.pd);
+    if (!a.given("branches")) stored_branches(meta, o.branches);
     o.passes = a.given("passes") ? (int)a.integer("passes", 1, kMaxRuns) : 1;
-    if (!a.given("passes")) stored_int(meta, "inference_passes", o.passes, 1, (int)kMaxRuns);
+    if (!a.given("passes")) stored_passes(meta, o.passes);
     if (a.given("chroma-sigma"))
-        o.chroma_sigma = a.number("chroma-sigma", 0, 100);
+        o.chroma_sigma = a.number("chroma-sigma", 0, kMaxChromaSigma);
     else if (o.scheme == "amsnet")  // calibrated for the stored scheme, not the bare network
-        stored_number(meta, "inference_chroma_sigma", o.chroma_sigma, 0, 100);
+        stored_chroma_sigma(meta, o.chroma_sigma);
     o.r3 = (int)a.integer("r3", 0, kMaxRuns);
     o.r3_p = a.number("r3-p", 0.0, 1.0);
     o.seed = (uint64_t)a.integer("seed", 0, LLONG_MAX);

@@ -17,18 +17,23 @@ constexpr long long kMaxPd = 256;
 // (fine-tuning keeps the activations of all of them), so a few tens is already a lot; the cap
 // turns a typo into an error instead of a run of days, and keeps the counts' products in range.
 constexpr long long kMaxRuns = 1024;
+// The largest chroma smoothing sigma, in pixels.
+constexpr double kMaxChromaSigma = 100;
 
 void add_denoise_options(Args& a);
+// The options add_denoise_options adds: eval and bench refuse them where they would do nothing.
+inline constexpr const char* kDenoiseOptions[] = {"scheme", "pd",   "branches", "passes",       "r3",        "r3-p",
+                                                  "chroma-sigma", "seed", "tile", "tile-overlap", "max-memory"};
 // Options not given on the command line fall back to the model's stored inference scheme
 // (metadata inference_pd / inference_branches / inference_passes, written by amsnet train, and
 // inference_chroma_sigma, written by finetune --chroma-weight or --calibrate-only), else SPEC's 2 / 2.
-// Sets dst from an integer entry of the weights metadata (e.g. "inference_pd") when present; a
-// malformed or too-small value is an error naming the key.
-void stored_int(const std::map<std::string, std::string>& meta, const char* key, int& dst, int min,
-                int max = INT_MAX);
-// The same for a number (e.g. "inference_chroma_sigma") in [min, max].
-void stored_number(const std::map<std::string, std::string>& meta, const char* key, double& dst, double min,
-                   double max);
+// Each sets dst from the weights metadata's entry (inference_pd, _branches, _passes,
+// _chroma_sigma) when there is one, within the bounds of the matching option; a malformed or
+// out-of-range value is an error naming the key.
+void stored_pd(const std::map<std::string, std::string>& meta, int& dst);
+void stored_branches(const std::map<std::string, std::string>& meta, int& dst);
+void stored_passes(const std::map<std::string, std::string>& meta, int& dst);
+void stored_chroma_sigma(const std::map<std::string, std::string>& meta, double& dst);
 
 // Throws, naming the key, when a stored inference entry is one denoise would refuse.
 void check_stored_scheme(const std::map<std::string, std::string>& meta);
